@@ -1,0 +1,141 @@
+// Who is calling, and what they may do. Services present API keys (scopes send, read, admin; admin implies
+// the others; a key may act for any user). End users present JWTs and may only touch their own data.
+import { createContextKey, type HandlerContext, type Interceptor } from '@connectrpc/connect';
+import { type ApiKeyScope, hashApiKey, isWellFormedApiKey, looksLikeApiKey } from '../core/api-key.js';
+import { HeraldError, invalidArgument } from '../core/errors.js';
+import { checkId } from '../core/rules.js';
+import { type Db, findActiveApiKeyByHash } from '../store/index.js';
+import type { UserTokenVerifier } from './user-tokens.js';
+
+export type Principal =
+  | { kind: 'service'; keyId: string; name: string; scopes: ReadonlySet<ApiKeyScope> }
+  | { kind: 'user'; userId: string };
+
+export const principalKey = createContextKey<Principal | undefined>(undefined, {
+  description: 'herald principal',
+});
+
+export type Authenticator = (authorization: string | null) => Promise<Principal>;
+
+export interface AuthenticatorOptions {
+  db: Db;
+  verifyUserToken: UserTokenVerifier | undefined;
+  /** How long a verified API key is trusted without asking the database again (revocation delay). */
+  cacheTtlMs: number;
+  now?: () => number;
+}
+
+const CACHE_LIMIT = 10_000;
+
+export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
+  const now = options.now ?? Date.now;
+  // Only keys that verified are cached, keyed by their hash, so garbage keys cannot grow the cache.
+  const cache = new Map<string, { principal: Principal; until: number }>();
+
+  async function apiKeyPrincipal(key: string): Promise<Principal> {
+    if (!isWellFormedApiKey(key)) throw new HeraldError('unauthenticated', 'API key is malformed');
+    const hash = hashApiKey(key);
+    const hit = cache.get(hash);
+    if (hit && hit.until > now()) return hit.principal;
+    const row = await findActiveApiKeyByHash(options.db, hash);
+    if (!row) {
+      cache.delete(hash);
+      throw new HeraldError('unauthenticated', 'API key is unknown or revoked');
+    }
+    const principal: Principal = {
+      kind: 'service',
+      keyId: row.id,
+      name: row.name,
+      scopes: new Set(row.scopes as ApiKeyScope[]),
+    };
+    if (options.cacheTtlMs > 0) {
+      if (cache.size >= CACHE_LIMIT) cache.clear();
+      cache.set(hash, { principal, until: now() + options.cacheTtlMs });
+    }
+    return principal;
+  }
+
+  return async (authorization) => {
+    const match = authorization ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
+    if (!match)
+      throw new HeraldError('unauthenticated', 'missing "Authorization: Bearer <API key or user token>"');
+    const credential = match[1]!;
+    if (looksLikeApiKey(credential)) return apiKeyPrincipal(credential);
+    if (!options.verifyUserToken) {
+      throw new HeraldError('unauthenticated', 'user tokens are not enabled (configure HERALD_JWT_*)');
+    }
+    return { kind: 'user', userId: await options.verifyUserToken(credential) };
+  };
+}
+
+/** Services that answer without credentials (load balancer health probes). */
+const publicServices = new Set(['grpc.health.v1.Health']);
+
+export function authInterceptor(authenticate: Authenticator): Interceptor {
+  return (next) => async (req) => {
+    if (!publicServices.has(req.service.typeName)) {
+      req.contextValues.set(principalKey, await authenticate(req.header.get('authorization')));
+    }
+    return next(req);
+  };
+}
+
+export function principalOf(ctx: HandlerContext): Principal {
+  const principal = ctx.values.get(principalKey);
+  if (!principal) throw new HeraldError('unauthenticated', 'no credentials');
+  return principal;
+}
+
+function hasScope(principal: Extract<Principal, { kind: 'service' }>, scope: ApiKeyScope): boolean {
+  return principal.scopes.has(scope) || principal.scopes.has('admin');
+}
+
+/** The caller must be a service whose key carries `scope`. */
+export function requireServiceScope(
+  ctx: HandlerContext,
+  scope: ApiKeyScope,
+): Extract<Principal, { kind: 'service' }> {
+  const principal = principalOf(ctx);
+  if (principal.kind !== 'service') {
+    throw new HeraldError('permission_denied', 'user tokens may not call this method; use an API key');
+  }
+  if (!hasScope(principal, scope)) {
+    throw new HeraldError('permission_denied', `API key lacks the "${scope}" scope`);
+  }
+  return principal;
+}
+
+/**
+ * Resolves which user a per-user call acts for. A user token acts for its own user only (an empty
+ * `requested` means itself); a service key needs `scope` and must name the user.
+ */
+export function actingUser(
+  ctx: HandlerContext,
+  requested: string,
+  field: string,
+  scope: ApiKeyScope,
+): string {
+  const principal = principalOf(ctx);
+  if (principal.kind === 'user') {
+    if (requested !== '' && requested !== principal.userId) {
+      throw new HeraldError('permission_denied', 'a user token may only act for its own user', field);
+    }
+    return principal.userId;
+  }
+  requireServiceScope(ctx, scope);
+  const problem = checkId(requested);
+  if (problem) throw invalidArgument(field, problem);
+  return requested;
+}
+
+/** After loading a user's resource: may this caller see it? */
+export function assertMayAccessUser(ctx: HandlerContext, ownerUserId: string, scope: ApiKeyScope): void {
+  const principal = principalOf(ctx);
+  if (principal.kind === 'user') {
+    if (principal.userId !== ownerUserId) {
+      throw new HeraldError('permission_denied', 'a user token may only access its own user');
+    }
+    return;
+  }
+  requireServiceScope(ctx, scope);
+}

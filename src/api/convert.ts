@@ -1,0 +1,144 @@
+// Translation between the wire types (gen/) and the domain's names. Enum maps are total in both
+// directions, so an unknown enum number from a client is caught by validation, not passed on.
+import { create, type JsonObject } from '@bufbuild/protobuf';
+import { type Timestamp, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import {
+  type Delivery,
+  DeliveryAttemptSchema,
+  DeliverySchema,
+  DeliveryStatus,
+  type Notification,
+  NotificationSchema,
+  Platform,
+  type Preferences,
+  PreferencesSchema,
+  Channel as ProtoChannel,
+  type PushToken,
+  PushTokenSchema,
+} from '../../gen/herald/v1/types_pb.js';
+import type { ChannelName, DeliveryStatus as DomainStatus } from '../core/channels.js';
+import type { NotificationDetail, PushTokenRow, StoredPreferences } from '../store/index.js';
+
+const channelToProto: Record<ChannelName, ProtoChannel> = {
+  in_app: ProtoChannel.IN_APP,
+  push: ProtoChannel.PUSH,
+  email: ProtoChannel.EMAIL,
+  sms: ProtoChannel.SMS,
+  webhook: ProtoChannel.WEBHOOK,
+};
+const channelFromProtoMap = new Map(Object.entries(channelToProto).map(([k, v]) => [v, k as ChannelName]));
+
+/** undefined for UNSPECIFIED or a number this server does not know. */
+export function channelFromProto(value: ProtoChannel): ChannelName | undefined {
+  return channelFromProtoMap.get(value);
+}
+
+export function channelToProtoValue(channel: string): ProtoChannel {
+  return channelToProto[channel as ChannelName] ?? ProtoChannel.UNSPECIFIED;
+}
+
+const statusToProto: Record<DomainStatus, DeliveryStatus> = {
+  queued: DeliveryStatus.QUEUED,
+  sending: DeliveryStatus.SENDING,
+  sent: DeliveryStatus.SENT,
+  delivered: DeliveryStatus.DELIVERED,
+  failed: DeliveryStatus.FAILED,
+  expired: DeliveryStatus.EXPIRED,
+  skipped: DeliveryStatus.SKIPPED,
+  cancelled: DeliveryStatus.CANCELLED,
+};
+
+export function statusToProtoValue(status: string): DeliveryStatus {
+  return statusToProto[status as DomainStatus] ?? DeliveryStatus.UNSPECIFIED;
+}
+
+export const platformNames = new Map<Platform, string>([
+  [Platform.APNS, 'apns'],
+  [Platform.FCM, 'fcm'],
+  [Platform.WEB_PUSH, 'webpush'],
+]);
+const platformFromName = new Map([...platformNames].map(([k, v]) => [v, k]));
+
+function ts(date: Date | null | undefined): Timestamp | undefined {
+  return date ? timestampFromDate(date) : undefined;
+}
+
+export function notificationToProto(detail: NotificationDetail): Notification {
+  const n = detail.notification;
+  return create(NotificationSchema, {
+    id: n.id,
+    userId: n.userId,
+    seq: BigInt(n.seq),
+    type: n.type,
+    priority: n.priority,
+    data: n.data as JsonObject,
+    title: n.title ?? '',
+    body: n.body ?? '',
+    createdAt: ts(n.createdAt),
+    sendAt: ts(n.sendAt),
+    expiresAt: ts(n.expiresAt),
+    readAt: ts(n.readAt),
+    seenAt: ts(n.seenAt),
+    archivedAt: ts(n.archivedAt),
+    deliveries: detail.deliveries.map(deliveryToProto),
+  });
+}
+
+function deliveryToProto(d: NotificationDetail['deliveries'][number]): Delivery {
+  return create(DeliverySchema, {
+    id: d.id,
+    channel: channelToProtoValue(d.channel),
+    step: d.step,
+    status: statusToProtoValue(d.status),
+    reason: d.reason ?? '',
+    provider: d.provider ?? '',
+    attemptCount: d.attempts,
+    nextAttemptAt: ts(d.nextAttemptAt),
+    lastError: d.lastError ?? '',
+    providerMessageId: d.providerMessageId ?? '',
+    createdAt: ts(d.createdAt),
+    updatedAt: ts(d.updatedAt),
+    attempts: d.attemptLog.map((a) =>
+      create(DeliveryAttemptSchema, {
+        provider: a.provider,
+        outcome: a.outcome,
+        statusCode: a.statusCode ?? 0,
+        latencyMs: a.latencyMs,
+        error: a.error ?? '',
+        startedAt: ts(a.startedAt),
+      }),
+    ),
+  });
+}
+
+export function pushTokenToProto(row: PushTokenRow): PushToken {
+  return create(PushTokenSchema, {
+    id: row.id,
+    userId: row.userId,
+    platform: platformFromName.get(row.platform) ?? Platform.UNSPECIFIED,
+    deviceId: row.deviceId ?? '',
+    appId: row.appId ?? '',
+    active: row.active,
+    createdAt: ts(row.createdAt),
+    lastSeenAt: ts(row.lastSeenAt),
+  });
+}
+
+export function preferencesToProto(p: StoredPreferences): Preferences {
+  return create(PreferencesSchema, {
+    userId: p.userId,
+    channels: Object.entries(p.channels).map(([channel, enabled]) => ({
+      channel: channelToProtoValue(channel),
+      enabled,
+    })),
+    types: Object.entries(p.types).flatMap(([type, switches]) =>
+      Object.entries(switches).map(([channel, enabled]) => ({
+        type,
+        channel: channelToProtoValue(channel),
+        enabled,
+      })),
+    ),
+    quietHours: p.quietHours ?? undefined,
+    updatedAt: ts(p.updatedAt),
+  });
+}

@@ -1,0 +1,45 @@
+// Maps every error leaving a handler to the gRPC code it means. A client's mistake is never INTERNAL; an
+// unreachable database is UNAVAILABLE (retryable); anything unexpected is logged and answered INTERNAL
+// without details.
+import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import { type ErrorKind, HeraldError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import { isDatabaseUnavailable } from '../store/index.js';
+
+const codeOf: Record<ErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  permission_denied: Code.PermissionDenied,
+  unauthenticated: Code.Unauthenticated,
+  failed_precondition: Code.FailedPrecondition,
+};
+
+export function toConnectError(error: unknown, logger: Logger, method: string): ConnectError {
+  if (error instanceof ConnectError) return error;
+  if (error instanceof HeraldError) return new ConnectError(error.message, codeOf[error.kind]);
+  if (isDatabaseUnavailable(error)) {
+    logger.warn({ method, err: describe(error) }, 'database unavailable');
+    return new ConnectError('database unavailable, retry later', Code.Unavailable);
+  }
+  logger.error({ method, err: describe(error) }, 'unexpected error');
+  return new ConnectError('internal error', Code.Internal);
+}
+
+export function errorMappingInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (error) {
+      throw toConnectError(error, logger, `${req.service.typeName}/${req.method.name}`);
+    }
+  };
+}
+
+/** Error name, code and message only: driver errors can carry query parameters in other fields. */
+function describe(error: unknown): { name?: string; code?: unknown; message: string } {
+  if (error instanceof Error) {
+    return { name: error.name, code: (error as { code?: unknown }).code, message: error.message };
+  }
+  return { message: String(error) };
+}

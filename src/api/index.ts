@@ -1,0 +1,40 @@
+// The API's public face: one function that wires every RPC onto a Connect router.
+import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
+import { Health } from '../../gen/grpc/health/v1/health_pb.js';
+import { NotificationService } from '../../gen/herald/v1/notification_service_pb.js';
+import type { Db } from '../store/index.js';
+import { healthHandlers } from './health.js';
+import { notificationHandlers } from './notifications.js';
+import { preferenceHandlers } from './preferences.js';
+import { pushTokenHandlers } from './push-tokens.js';
+
+export { type Authenticator, authInterceptor, createAuthenticator, type Principal } from './auth.js';
+export { errorMappingInterceptor } from './errors.js';
+export { createUserTokenVerifier } from './user-tokens.js';
+
+export interface ApiDeps {
+  db: Db;
+  now: () => Date;
+  isReady: () => Promise<boolean>;
+}
+
+function notYet(): never {
+  throw new ConnectError('arrives with the real-time in-app channel', Code.Unimplemented);
+}
+
+export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(NotificationService, {
+      ...notificationHandlers(deps),
+      ...pushTokenHandlers(deps),
+      ...preferenceHandlers(deps),
+      // biome-ignore lint/correctness/useYield: answers UNIMPLEMENTED until the real-time issue lands.
+      async *streamNotifications() {
+        notYet();
+      },
+      listNotifications: notYet,
+      markNotifications: notYet,
+    });
+    router.service(Health, healthHandlers(deps.isReady));
+  };
+}

@@ -1,0 +1,116 @@
+// Send, SendBatch and GetNotification.
+import { create } from '@bufbuild/protobuf';
+import type { HandlerContext } from '@connectrpc/connect';
+import {
+  type GetNotificationRequest,
+  type GetNotificationResponse,
+  GetNotificationResponseSchema,
+  type SendBatchRequest,
+  type SendBatchResponse,
+  SendBatchResponseSchema,
+  type SendRequest,
+  type SendResponse,
+  SendResponseSchema,
+} from '../../gen/herald/v1/notification_service_pb.js';
+import { HeraldError, invalidArgument } from '../core/errors.js';
+import { isUuid } from '../core/ids.js';
+import { planDeliveries } from '../core/planning.js';
+import { limits } from '../core/rules.js';
+import {
+  type Db,
+  getNotificationDetail,
+  IdempotencyConflictError,
+  type NewNotification,
+  type StoredSend,
+  storeNotifications,
+} from '../store/index.js';
+import { assertMayAccessUser, principalOf, requireServiceScope } from './auth.js';
+import { channelToProtoValue, notificationToProto, statusToProtoValue } from './convert.js';
+import { toNewNotification } from './send-request.js';
+
+export interface NotificationHandlersDeps {
+  db: Db;
+  now: () => Date;
+}
+
+export function notificationHandlers({ db, now }: NotificationHandlersDeps) {
+  async function store(
+    ctx: HandlerContext,
+    items: NewNotification[],
+    fieldOf: (index: number) => string,
+  ): Promise<StoredSend[]> {
+    const sender = requireServiceScope(ctx, 'send');
+    try {
+      return await storeNotifications(db, sender.keyId, items, (item, reach) =>
+        planDeliveries(item.channels, reach),
+      );
+    } catch (error) {
+      if (error instanceof IdempotencyConflictError) {
+        throw new HeraldError(
+          'already_exists',
+          'was used within the last 24 hours for a different request',
+          fieldOf(error.index),
+        );
+      }
+      throw error;
+    }
+  }
+
+  return {
+    async send(req: SendRequest, ctx: HandlerContext): Promise<SendResponse> {
+      requireServiceScope(ctx, 'send');
+      const item = toNewNotification(req, '', now());
+      const [result] = await store(ctx, [item], () => 'idempotency_key');
+      return toSendResponse(result!);
+    },
+
+    async sendBatch(req: SendBatchRequest, ctx: HandlerContext): Promise<SendBatchResponse> {
+      requireServiceScope(ctx, 'send');
+      if (req.requests.length === 0 || req.requests.length > limits.batchSize) {
+        throw invalidArgument('requests', `must hold 1..${limits.batchSize} items`);
+      }
+      const at = now();
+      const items = req.requests.map((r, i) => toNewNotification(r, `requests[${i}].`, at));
+      const firstUse = new Map<string, number>();
+      items.forEach((item, i) => {
+        if (!item.idempotencyKey) return;
+        const earlier = firstUse.get(item.idempotencyKey);
+        if (earlier !== undefined) {
+          throw invalidArgument(
+            `requests[${i}].idempotency_key`,
+            `repeats requests[${earlier}].idempotency_key`,
+          );
+        }
+        firstUse.set(item.idempotencyKey, i);
+      });
+      const results = await store(ctx, items, (i) => `requests[${i}].idempotency_key`);
+      return create(SendBatchResponseSchema, { results: results.map(toSendResponse) });
+    },
+
+    async getNotification(
+      req: GetNotificationRequest,
+      ctx: HandlerContext,
+    ): Promise<GetNotificationResponse> {
+      if (principalOf(ctx).kind === 'service') requireServiceScope(ctx, 'read');
+      if (!isUuid(req.notificationId)) throw invalidArgument('notification_id', 'must be a UUID');
+      const detail = await getNotificationDetail(db, req.notificationId.toLowerCase());
+      if (!detail) throw new HeraldError('not_found', 'no such notification', 'notification_id');
+      assertMayAccessUser(ctx, detail.notification.userId, 'read');
+      return create(GetNotificationResponseSchema, { notification: notificationToProto(detail) });
+    },
+  };
+}
+
+function toSendResponse(result: StoredSend): SendResponse {
+  return create(SendResponseSchema, {
+    notificationId: result.notificationId,
+    seq: BigInt(result.seq),
+    idempotentReplay: result.replay,
+    deliveries: result.deliveries.map((d) => ({
+      deliveryId: d.id,
+      channel: channelToProtoValue(d.channel),
+      status: statusToProtoValue(d.status),
+      reason: d.reason ?? '',
+    })),
+  });
+}

@@ -1,0 +1,178 @@
+// The `herald` command: serve, migrate, keys, send.
+import { parseArgs } from 'node:util';
+import { create, toJson } from '@bufbuild/protobuf';
+import { ConnectError } from '@connectrpc/connect';
+import { Channel, createHeraldClient, SendRequestSchema, SendResponseSchema } from '../clients/node/index.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { apiKeyScopes, isApiKeyScope } from './core/api-key.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { startHerald } from './server/index.js';
+import { createApiKey, type Database, listApiKeys, openDatabase, revokeApiKey } from './store/index.js';
+
+const usage = `herald — notification service
+
+usage:
+  herald serve                                   start the server (see README for settings)
+  herald migrate                                 apply database migrations and exit
+  herald keys create --name NAME --scope SCOPE   create an API key (scopes: ${apiKeyScopes.join(', ')}; repeat or comma-separate)
+  herald keys list                               list API keys (never the keys themselves)
+  herald keys revoke ID|PREFIX                   revoke an API key
+  herald send --user ID --type TYPE --title T [--body B] [--channel in_app ...]
+              [--url http://127.0.0.1:8080] [--api-key KEY]   send one notification over gRPC
+                                                 (the key may also come from HERALD_API_KEY)
+`;
+
+class UsageError extends Error {}
+
+async function withDatabase<T>(config: Config, logger: Logger, fn: (db: Database) => Promise<T>): Promise<T> {
+  const database = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolMax: 2,
+    onNotice: (message) => logger.debug({ message }, 'database notice'),
+  });
+  try {
+    await database.migrate();
+    return await fn(database);
+  } finally {
+    await database.close();
+  }
+}
+
+async function serve(config: Config, logger: Logger): Promise<void> {
+  const herald = await startHerald({ config, logger });
+  if (herald.bootstrapKey) {
+    // Printed once, to the terminal only (logs never carry keys). It is not stored anywhere in clear.
+    process.stdout.write(
+      `\nCreated the first admin API key (shown only this once; store it now):\n\n  ${herald.bootstrapKey}\n\n` +
+        `Try: HERALD_API_KEY=${herald.bootstrapKey} npm run herald -- send --user alice --type welcome --title "Hello"\n\n`,
+    );
+  }
+  process.stdout.write(`Herald is listening on ${herald.url} (${herald.database.engine})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'signal received');
+      herald.close().then(resolve, (error) => {
+        logger.error({ err: String(error) }, 'shutdown failed');
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+async function keys(config: Config, logger: Logger, args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: { name: { type: 'string' }, scope: { type: 'string', multiple: true } },
+    allowPositionals: true,
+  });
+  await withDatabase(config, logger, async ({ db }) => {
+    if (sub === 'create') {
+      const scopes = (values.scope ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
+      if (!values.name || scopes.length === 0) throw new UsageError('keys create needs --name and --scope');
+      const bad = scopes.find((s) => !isApiKeyScope(s));
+      if (bad) throw new UsageError(`unknown scope "${bad}" (use ${apiKeyScopes.join(', ')})`);
+      const { row, key } = await createApiKey(db, values.name, [...new Set(scopes.filter(isApiKeyScope))]);
+      process.stdout.write(`${key}\n`);
+      process.stderr.write(
+        `created key ${row.prefix} (${row.id}) "${row.name}" with scopes ${row.scopes.join(',')}\n`,
+      );
+    } else if (sub === 'list') {
+      for (const k of await listApiKeys(db)) {
+        const state = k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'active';
+        process.stdout.write(
+          `${k.id}  ${k.prefix}  ${k.scopes.join(',').padEnd(16)}  ${state.padEnd(32)}  ${k.name}\n`,
+        );
+      }
+    } else if (sub === 'revoke') {
+      const target = positionals[0];
+      if (!target) throw new UsageError('keys revoke needs an id or prefix');
+      const revoked = await revokeApiKey(db, target);
+      if (revoked.length === 0) throw new UsageError(`no active key matches "${target}"`);
+      for (const k of revoked) process.stdout.write(`revoked ${k.prefix} (${k.id}) "${k.name}"\n`);
+    } else {
+      throw new UsageError('keys needs create, list or revoke');
+    }
+  });
+}
+
+const channelByName: Record<string, Channel> = {
+  in_app: Channel.IN_APP,
+  push: Channel.PUSH,
+  email: Channel.EMAIL,
+  sms: Channel.SMS,
+  webhook: Channel.WEBHOOK,
+};
+
+async function send(config: Config, args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      user: { type: 'string' },
+      type: { type: 'string' },
+      title: { type: 'string' },
+      body: { type: 'string' },
+      channel: { type: 'string', multiple: true },
+      url: { type: 'string' },
+      'api-key': { type: 'string' },
+    },
+  });
+  const apiKey = values['api-key'] ?? process.env.HERALD_API_KEY;
+  if (!apiKey) throw new UsageError('send needs --api-key or HERALD_API_KEY');
+  if (!values.user || !values.type || !values.title)
+    throw new UsageError('send needs --user, --type and --title');
+  const channels = (values.channel ?? []).map((name) => {
+    const channel = channelByName[name.toLowerCase()];
+    if (channel === undefined) throw new UsageError(`unknown channel "${name}"`);
+    return channel;
+  });
+  const client = createHeraldClient({ baseUrl: values.url ?? `http://127.0.0.1:${config.port}`, apiKey });
+  const response = await client.send(
+    create(SendRequestSchema, {
+      userId: values.user,
+      type: values.type,
+      title: values.title,
+      ...(values.body === undefined ? {} : { body: values.body }),
+      channels,
+    }),
+    { timeoutMs: 10_000 },
+  );
+  process.stdout.write(`${JSON.stringify(toJson(SendResponseSchema, response), null, 2)}\n`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(usage);
+    return;
+  }
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  switch (command) {
+    case 'serve':
+      return serve(config, logger);
+    case 'migrate':
+      await withDatabase(config, logger, async () => {});
+      process.stdout.write('migrations applied\n');
+      return;
+    case 'keys':
+      return keys(config, logger, args);
+    case 'send':
+      return send(config, args);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) process.stderr.write(`herald: ${error.message}\n\n${usage}`);
+  else if (error instanceof ConfigError) process.stderr.write(`herald: ${error.message}\n`);
+  else if (error instanceof ConnectError)
+    process.stderr.write(`herald: ${error.rawMessage} (${error.code})\n`);
+  else process.stderr.write(`herald: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
+});

@@ -1,0 +1,107 @@
+// Composition: opens the database, applies migrations, wires authentication, routes, metrics and the
+// one-port listener. `startHerald` is what `herald serve` runs and what the tests start.
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import {
+  authInterceptor,
+  createAuthenticator,
+  createRoutes,
+  createUserTokenVerifier,
+  errorMappingInterceptor,
+} from '../api/index.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import { type Database, openDatabase } from '../store/index.js';
+import { bootstrapAdminKey } from './bootstrap.js';
+import { withPlainEndpoints } from './http-endpoints.js';
+import { createListener, type RequestHandler } from './listener.js';
+
+export interface Herald {
+  readonly port: number;
+  readonly url: string;
+  readonly database: Database;
+  /** The admin key created on first start with an empty database, if this start created one. */
+  readonly bootstrapKey: string | undefined;
+  /** Graceful shutdown: stop accepting, finish in-flight RPCs within the configured deadline, close the pool. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  logger: Logger;
+  /** An already open database (tests share one between restarts); opened from config otherwise. */
+  database?: Database;
+  now?: () => Date;
+}
+
+const READY_TIMEOUT_MS = 1_000;
+
+export async function startHerald({
+  config,
+  logger,
+  database,
+  now = () => new Date(),
+}: StartOptions): Promise<Herald> {
+  const db =
+    database ??
+    (await openDatabase({
+      url: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolMax: config.dbPoolMax,
+      onNotice: (message) => logger.debug({ message }, 'database notice'),
+    }));
+  try {
+    if (config.migrateOnStart) await db.migrate();
+    const bootstrapKey = config.bootstrapAdminKey ? await bootstrapAdminKey(db.db) : undefined;
+    const isReady = () =>
+      db.ping(READY_TIMEOUT_MS).then(
+        () => true,
+        () => false,
+      );
+    const metrics = createMetrics();
+    const authenticate = createAuthenticator({
+      db: db.db,
+      verifyUserToken: await createUserTokenVerifier(config.jwt),
+      cacheTtlMs: config.apiKeyCacheTtlMs,
+    });
+    const shutdown = new AbortController();
+    const rpc = connectNodeAdapter({
+      routes: createRoutes({ db: db.db, now, isReady }),
+      interceptors: [metrics.interceptor, errorMappingInterceptor(logger), authInterceptor(authenticate)],
+      readMaxBytes: config.maxRequestBytes,
+      shutdownSignal: shutdown.signal,
+    });
+    const listener = createListener(
+      withPlainEndpoints({ isReady, registry: metrics.registry }, rpc as RequestHandler),
+    );
+    const port = await listener.listen(config.port, config.host);
+    const displayHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+    logger.info({ port, host: config.host, engine: db.engine }, 'herald listening');
+
+    let closing: Promise<void> | undefined;
+    return {
+      port,
+      url: `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${port}`,
+      database: db,
+      bootstrapKey,
+      close() {
+        closing ??= (async () => {
+          logger.info({ inFlight: listener.inFlight() }, 'shutting down');
+          await listener.close(config.shutdownTimeoutMs, () => {
+            logger.warn(
+              { inFlight: listener.inFlight() },
+              'shutdown deadline passed; cancelling in-flight RPCs',
+            );
+            shutdown.abort();
+          });
+          if (!database) await db.close();
+          logger.info('stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    if (!database) await db.close().catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,48 @@
+import { and, asc, eq, isNull } from 'drizzle-orm';
+import { type ApiKeyScope, generateApiKey } from '../core/api-key.js';
+import { newId } from '../core/ids.js';
+import type { Executor } from './database.js';
+import { apiKeys } from './schema.js';
+
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+
+/** Creates a key and returns it in full: the only time it is ever visible. */
+export async function createApiKey(
+  db: Executor,
+  name: string,
+  scopes: readonly ApiKeyScope[],
+): Promise<{ row: ApiKeyRow; key: string }> {
+  const { key, prefix, hash } = generateApiKey();
+  const [row] = await db
+    .insert(apiKeys)
+    .values({ id: newId(), name, prefix, keyHash: hash, scopes: [...scopes] })
+    .returning();
+  return { row: row!, key };
+}
+
+export async function findActiveApiKeyByHash(db: Executor, hash: string): Promise<ApiKeyRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(apiKeys)
+    .where(and(eq(apiKeys.keyHash, hash), isNull(apiKeys.revokedAt)));
+  return row;
+}
+
+export function listApiKeys(db: Executor): Promise<ApiKeyRow[]> {
+  return db.select().from(apiKeys).orderBy(asc(apiKeys.createdAt));
+}
+
+export async function countApiKeys(db: Executor): Promise<number> {
+  const rows = await db.select({ id: apiKeys.id }).from(apiKeys).limit(1);
+  return rows.length;
+}
+
+/** Revokes by id or by the displayed prefix (hk_xxxxxxxx). Returns the revoked keys. */
+export async function revokeApiKey(db: Executor, idOrPrefix: string): Promise<ApiKeyRow[]> {
+  const byId = /^[0-9a-f-]{36}$/i.test(idOrPrefix);
+  return db
+    .update(apiKeys)
+    .set({ revokedAt: new Date() })
+    .where(and(isNull(apiKeys.revokedAt), byId ? eq(apiKeys.id, idOrPrefix) : eq(apiKeys.prefix, idOrPrefix)))
+    .returning();
+}

@@ -1,0 +1,124 @@
+// One interface, two engines: embedded PGlite (the zero-configuration default) and PostgreSQL through
+// postgres.js. Repositories are written against `Db` only, so the same code and the same test suite run
+// on both.
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import postgres from 'postgres';
+import { lockDataDir } from './data-dir-lock.js';
+import * as schema from './schema.js';
+
+export type Schema = typeof schema;
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+/** A transaction handle; repositories accept either. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+export type Executor = Db | Tx;
+
+export interface Database {
+  readonly engine: 'pglite' | 'postgres';
+  readonly db: Db;
+  /** Resolves when the database answers a trivial query within `timeoutMs`; rejects otherwise. */
+  ping(timeoutMs?: number): Promise<void>;
+  /** Applies the committed migrations in drizzle/ (idempotent). */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const migrationsFolder = fileURLToPath(new URL('../../drizzle', import.meta.url));
+
+export interface DatabaseOptions {
+  /** PostgreSQL connection URL; without it the embedded engine is used. */
+  url?: string | undefined;
+  /** PGlite data directory; `memory://` keeps everything in memory. */
+  dataDir: string;
+  poolMax?: number;
+  /** Called for connection-level notices and errors; never receives query parameters. */
+  onNotice?: (message: string) => void;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.url ? openPostgres(options.url, options) : openPglite(options.dataDir);
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  const inMemory = dataDir.startsWith('memory://');
+  const unlock = inMemory ? noop : lockDataDir(dataDir);
+  let client: PGlite;
+  try {
+    if (!inMemory) mkdirSync(dataDir, { recursive: true });
+    client = await PGlite.create(inMemory ? undefined : dataDir);
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  return {
+    engine: 'pglite',
+    db,
+    ping: (timeoutMs) => withTimeout(client.query('select 1').then(noop), timeoutMs),
+    migrate: () => migratePglite(drizzlePglite(client), { migrationsFolder }),
+    close: async () => {
+      await client.close();
+      unlock();
+    },
+  };
+}
+
+function openPostgres(url: string, options: DatabaseOptions): Database {
+  const client = postgres(url, {
+    max: options.poolMax ?? 10,
+    idle_timeout: 60,
+    connect_timeout: 5,
+    // Notices go to the logger instead of the console; they never carry query parameters.
+    onnotice: (notice) => options.onNotice?.(String(notice.message)),
+    // Statements are fixed shapes; prepared statements make the hot path cheaper.
+    prepare: true,
+  });
+  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  return {
+    engine: 'postgres',
+    db,
+    ping: (timeoutMs) => withTimeout(client`select 1`.then(noop), timeoutMs),
+    migrate: async () => {
+      // A dedicated single connection, so the advisory lock and the migration share a session and two
+      // instances starting together do not both migrate.
+      const one = postgres(url, { max: 1, onnotice: () => {} });
+      try {
+        await one`select pg_advisory_lock(1752329316)`;
+        await migratePostgres(drizzlePostgres(one), { migrationsFolder });
+      } finally {
+        await one.end({ timeout: 5 });
+      }
+    },
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+function noop(): void {}
+
+async function withTimeout<T>(promise: Promise<T>, timeoutMs = 2_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs `select now()`; used by tests and the CLI to check the engine. */
+export async function databaseNow(db: Executor): Promise<Date> {
+  const [row] = await db
+    .select({ now: sql<Date>`now()`.mapWith((v) => new Date(v)) })
+    .from(sql`(select 1) as one`);
+  if (!row) throw new Error('select now() returned nothing');
+  return row.now;
+}

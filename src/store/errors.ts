@@ -1,0 +1,53 @@
+// Classifies driver errors, so that an unreachable database is reported as UNAVAILABLE (retryable) and a
+// violated constraint as what it means, never as INTERNAL.
+
+const connectionErrorCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+]);
+
+/** SQLSTATE classes and codes that mean "the database is not available right now". */
+function isUnavailableSqlState(code: string): boolean {
+  return (
+    code.startsWith('08') || // connection exception
+    code === '57P01' || // admin_shutdown
+    code === '57P02' || // crash_shutdown
+    code === '57P03' || // cannot_connect_now
+    code === '53300' || // too_many_connections
+    code === '40001' || // serialization_failure: safe to retry
+    code === '40P01' // deadlock_detected: safe to retry
+  );
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    const code = errorCode(e);
+    if (code && (connectionErrorCodes.has(code) || isUnavailableSqlState(code))) return true;
+    if (e instanceof Error && /database did not answer|PGlite is closed/i.test(e.message)) return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
+}
+
+export function isUniqueViolation(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    if (errorCode(e) === '23505') return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
+}

@@ -1,0 +1,8 @@
+// The store's public face: the Database adapters and the repositories.
+export * from './api-keys.js';
+export * from './data-dir-lock.js';
+export * from './database.js';
+export * from './errors.js';
+export * from './notifications.js';
+export * from './preferences.js';
+export * from './push-tokens.js';

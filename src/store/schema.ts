@@ -1,0 +1,164 @@
+// The drizzle schema: the source of truth for the tables and for the SQL migrations in drizzle/.
+// Every hot table carries user_id so that it can later be sharded by user (see DESIGN.md).
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+const createdAt = () => timestamptz('created_at').notNull().defaultNow();
+
+export const recipients = pgTable('recipients', {
+  userId: text('user_id').primaryKey(),
+  email: text('email'),
+  phone: text('phone'),
+  locale: text('locale'),
+  timezone: text('timezone'),
+  // The last seq handed out to this user's notifications; incremented under the row lock in Send.
+  lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+  createdAt: createdAt(),
+  updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+});
+
+export const notifications = pgTable(
+  'notifications',
+  {
+    id: uuid('id').primaryKey(),
+    userId: text('user_id').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    type: text('type').notNull(),
+    priority: smallint('priority').notNull(),
+    data: jsonb('data').$type<Record<string, unknown>>().notNull(),
+    title: text('title'),
+    body: text('body'),
+    // The API key that sent it (null when sent by the CLI).
+    senderKeyId: uuid('sender_key_id'),
+    idempotencyKey: text('idempotency_key'),
+    sendAt: timestamptz('send_at').notNull(),
+    expiresAt: timestamptz('expires_at'),
+    createdAt: createdAt(),
+    readAt: timestamptz('read_at'),
+    seenAt: timestamptz('seen_at'),
+    archivedAt: timestamptz('archived_at'),
+  },
+  (t) => [uniqueIndex('notifications_user_seq').on(t.userId, t.seq)],
+);
+
+export const deliveries = pgTable(
+  'deliveries',
+  {
+    id: uuid('id').primaryKey(),
+    notificationId: uuid('notification_id')
+      .notNull()
+      .references(() => notifications.id, { onDelete: 'cascade' }),
+    userId: text('user_id').notNull(),
+    channel: text('channel').notNull(),
+    step: integer('step').notNull().default(0),
+    status: text('status').notNull(),
+    reason: text('reason'),
+    provider: text('provider'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamptz('next_attempt_at').notNull(),
+    leaseUntil: timestamptz('lease_until'),
+    lastError: text('last_error'),
+    providerMessageId: text('provider_message_id'),
+    createdAt: createdAt(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('deliveries_notification').on(t.notificationId),
+    // The dispatcher's claim query scans only what is due.
+    index('deliveries_due').on(t.nextAttemptAt).where(sql`status = 'queued'`),
+  ],
+);
+
+export const deliveryAttempts = pgTable(
+  'delivery_attempts',
+  {
+    id: uuid('id').primaryKey(),
+    deliveryId: uuid('delivery_id')
+      .notNull()
+      .references(() => deliveries.id, { onDelete: 'cascade' }),
+    provider: text('provider').notNull(),
+    outcome: text('outcome').notNull(),
+    statusCode: integer('status_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    error: text('error'),
+    startedAt: timestamptz('started_at').notNull(),
+  },
+  (t) => [index('delivery_attempts_delivery').on(t.deliveryId)],
+);
+
+// Per-type switches: { "order.shipped": { "email": false } }.
+export type TypeSwitches = Record<string, Record<string, boolean>>;
+export type ChannelSwitches = Record<string, boolean>;
+
+export const preferences = pgTable('preferences', {
+  userId: text('user_id').primaryKey(),
+  channels: jsonb('channels').$type<ChannelSwitches>().notNull().default({}),
+  types: jsonb('types').$type<TypeSwitches>().notNull().default({}),
+  quietStart: text('quiet_start'),
+  quietEnd: text('quiet_end'),
+  quietTimezone: text('quiet_timezone'),
+  updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+});
+
+export const pushTokens = pgTable(
+  'push_tokens',
+  {
+    id: uuid('id').primaryKey(),
+    userId: text('user_id').notNull(),
+    platform: text('platform').notNull(),
+    // APNs/FCM token, or the Web Push endpoint URL.
+    token: text('token').notNull(),
+    webPushP256dh: text('web_push_p256dh'),
+    webPushAuth: text('web_push_auth'),
+    deviceId: text('device_id'),
+    appId: text('app_id'),
+    active: boolean('active').notNull().default(true),
+    invalidReason: text('invalid_reason'),
+    createdAt: createdAt(),
+    lastSeenAt: timestamptz('last_seen_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('push_tokens_platform_token').on(t.platform, t.token),
+    index('push_tokens_user').on(t.userId),
+  ],
+);
+
+export const apiKeys = pgTable('api_keys', {
+  id: uuid('id').primaryKey(),
+  name: text('name').notNull(),
+  // The first characters of the key, for telling keys apart in listings; never enough to use it.
+  prefix: text('prefix').notNull(),
+  // Hex SHA-256 of the whole key. The key itself is never stored.
+  keyHash: text('key_hash').notNull().unique(),
+  scopes: text('scopes').array().notNull(),
+  createdAt: createdAt(),
+  revokedAt: timestamptz('revoked_at'),
+});
+
+// Idempotency keys live apart from notifications so that a key can expire (24 h) and be reused while the
+// uniqueness that makes concurrent duplicates impossible stays a plain primary key.
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    senderKeyId: uuid('sender_key_id').notNull(),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    notificationId: uuid('notification_id').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.senderKeyId, t.key] })],
+);
