@@ -1,0 +1,254 @@
+// Send and SendBatch: validation before any write, one transaction per call, idempotency and per-user seq
+// under concurrency. Runs on every available engine.
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HeraldClient, SendRequestSchema } from '../../clients/node/index.js';
+import { Channel, Priority } from '../../clients/node/index.js';
+import { idempotencyKeys, notifications } from '../../src/store/schema.js';
+import { engines } from '../support/engines.js';
+import { rejection } from '../support/errors.js';
+import { rowCounts } from '../support/rows.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+type SendInit = MessageInitShape<typeof SendRequestSchema>;
+
+const now = Date.now();
+const at = (offsetMs: number) => timestampFromDate(new Date(now + offsetMs));
+const DAY = 24 * 3600 * 1000;
+
+const invalidSends: [string, SendInit, string][] = [
+  ['empty user_id', { userId: '' }, 'user_id: is required'],
+  ['user_id with a space', { userId: 'a b' }, 'user_id: must be 1..128 characters'],
+  ['user_id over 128 characters', { userId: 'u'.repeat(129) }, 'user_id: must be 1..128'],
+  ['empty type', { type: '' }, 'type: is required'],
+  ['type with a slash', { type: 'order/shipped' }, 'type: must be'],
+  ['empty title', { title: '' }, 'title: must be 1..256 characters'],
+  ['title over 256 characters', { title: 't'.repeat(257) }, 'title: must be 1..256'],
+  ['body over 4096 characters', { body: 'b'.repeat(4097) }, 'body: must be at most 4096'],
+  ['data over 64 KiB', { data: { blob: 'x'.repeat(70_000) } }, 'data: must be at most 65536 bytes'],
+  ['bad e-mail', { recipient: { email: 'not-an-email' } }, 'recipient.email: must be a valid e-mail'],
+  ['e-mail without domain dot', { recipient: { email: 'a@localhost' } }, 'recipient.email:'],
+  ['phone not E.164', { recipient: { phone: '0151 1234' } }, 'recipient.phone: must be an E.164'],
+  ['phone with leading zero', { recipient: { phone: '+0151123' } }, 'recipient.phone:'],
+  ['unknown time zone', { recipient: { timezone: 'Mars/Olympus' } }, 'recipient.timezone: must be an IANA'],
+  ['bad locale', { recipient: { locale: 'not a locale!' } }, 'recipient.locale: must be a BCP 47'],
+  ['unspecified channel', { channels: [Channel.UNSPECIFIED] }, 'channels[0]: must be IN_APP'],
+  ['unknown channel number', { channels: [Channel.IN_APP, 99 as Channel] }, 'channels[1]: must be'],
+  ['duplicate channel', { channels: [Channel.EMAIL, Channel.EMAIL] }, 'channels[1]: names a channel twice'],
+  ['unknown priority', { priority: 9 as Priority }, 'priority: must be LOW, NORMAL, HIGH or CRITICAL'],
+  ['bad idempotency key', { idempotencyKey: 'has space' }, 'idempotency_key: must be'],
+  ['send_at too far ahead', { sendAt: at(400 * DAY) }, 'send_at: must be within 366 days'],
+  ['send_at long past', { sendAt: at(-2 * DAY) }, 'send_at: must not be more than 24 hours in the past'],
+  ['expires_at in the past', { expiresAt: at(-1000) }, 'expires_at: must be in the future'],
+  [
+    'expires_at before send_at',
+    { sendAt: at(DAY), expiresAt: at(DAY / 2) },
+    'expires_at: must be after send_at',
+  ],
+  [
+    'timestamp nanos out of range',
+    { sendAt: { seconds: BigInt(Math.floor(now / 1000)), nanos: 2e9 } },
+    'send_at:',
+  ],
+];
+
+describe.each(engines())('Send ($name)', (engine) => {
+  let server: TestServer;
+  let herald: HeraldClient;
+  beforeAll(async () => {
+    server = await startTestServer(engine);
+    herald = server.admin();
+  });
+  afterAll(() => server?.stop());
+
+  const valid = (overrides: SendInit = {}) => ({
+    userId: 'val-user',
+    type: 'order.shipped',
+    title: 'Shipped',
+    ...overrides,
+  });
+
+  describe('rejects bad input with INVALID_ARGUMENT naming the field, and writes nothing', () => {
+    it.each(invalidSends)('%s', async (_name, overrides, message) => {
+      const before = await rowCounts(server.db.database.db);
+      const error = await rejection(herald.send(valid(overrides)));
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage).toContain(message);
+      expect(await rowCounts(server.db.database.db)).toEqual(before);
+    });
+
+    it('names the index of the bad item in a batch and writes none of the good ones', async () => {
+      const before = await rowCounts(server.db.database.db);
+      const error = await rejection(
+        herald.sendBatch({
+          requests: [valid({ userId: 'b1' }), valid({ userId: 'b2' }), valid({ recipient: { phone: '12' } })],
+        }),
+      );
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage).toBe(
+        'requests[2].recipient.phone: must be an E.164 phone number such as +4915112345678',
+      );
+      expect(await rowCounts(server.db.database.db)).toEqual(before);
+    });
+
+    it('refuses an empty batch, a batch over 1,000 and a key repeated within a batch', async () => {
+      expect((await rejection(herald.sendBatch({ requests: [] }))).rawMessage).toBe(
+        'requests: must hold 1..1000 items',
+      );
+      const tooMany = Array.from({ length: 1001 }, (_, i) => valid({ userId: `u${i}` }));
+      expect((await rejection(herald.sendBatch({ requests: tooMany }))).code).toBe(Code.InvalidArgument);
+      const repeated = await rejection(
+        herald.sendBatch({ requests: [valid({ idempotencyKey: 'k' }), valid({ idempotencyKey: 'k' })] }),
+      );
+      expect(repeated.rawMessage).toBe('requests[1].idempotency_key: repeats requests[0].idempotency_key');
+    });
+  });
+
+  it('accepts the edges of every limit', async () => {
+    const response = await herald.send(
+      valid({
+        userId: `u${'x'.repeat(127)}`,
+        title: '🎉'.repeat(256),
+        body: 'b'.repeat(4096),
+        data: { blob: 'x'.repeat(60_000) },
+        recipient: { email: 'First.Last+tag@Sub.Example.co.uk', phone: '+491511234567', locale: 'de-AT' },
+        priority: Priority.CRITICAL,
+        sendAt: at(DAY),
+        expiresAt: at(2 * DAY),
+      }),
+    );
+    const { notification } = await herald.getNotification({ notificationId: response.notificationId });
+    expect(notification?.priority).toBe(Priority.CRITICAL);
+    expect(notification?.sendAt?.seconds).toBe(at(DAY).seconds);
+    expect(notification?.deliveries[0]?.nextAttemptAt?.seconds).toBe(at(DAY).seconds);
+  });
+
+  it('stores the recipient profile and uses it for planning', async () => {
+    await herald.send(valid({ userId: 'profile-user', recipient: { email: 'P@Example.com' } }));
+    const planned = await herald.send(
+      valid({
+        userId: 'profile-user',
+        recipient: { phone: '+15551234567' },
+        channels: [Channel.EMAIL, Channel.SMS],
+      }),
+    );
+    // The e-mail from the first Send is kept; the phone from the second is added.
+    expect(planned.deliveries.map((d) => d.reason)).toEqual(['', '']);
+  });
+
+  describe('idempotency', () => {
+    it('returns the original notification for a retried request and writes nothing more', async () => {
+      const request = valid({
+        userId: 'idem-user',
+        idempotencyKey: 'order-42-shipped',
+        data: { a: 1, b: [true] },
+      });
+      const first = await herald.send(request);
+      const before = await rowCounts(server.db.database.db);
+      const second = await herald.send({ ...request, data: { b: [true], a: 1 } });
+      expect(second.notificationId).toBe(first.notificationId);
+      expect(second.seq).toBe(first.seq);
+      expect(second.idempotentReplay).toBe(true);
+      expect(second.deliveries).toEqual(first.deliveries);
+      expect(await rowCounts(server.db.database.db)).toEqual(before);
+    });
+
+    it('answers ALREADY_EXISTS when the same key comes with a different request', async () => {
+      await herald.send(valid({ userId: 'idem-user-2', idempotencyKey: 'k-2' }));
+      const error = await rejection(
+        herald.send(valid({ userId: 'idem-user-2', idempotencyKey: 'k-2', title: 'Other' })),
+      );
+      expect(error.code).toBe(Code.AlreadyExists);
+      expect(error.rawMessage).toContain('idempotency_key:');
+    });
+
+    it('scopes keys to the API key that sent them', async () => {
+      const otherKey = await server.keyWith('send');
+      const other = server.client({ apiKey: otherKey });
+      const a = await herald.send(valid({ userId: 'idem-user-3', idempotencyKey: 'shared' }));
+      const b = await other.send(valid({ userId: 'idem-user-3', idempotencyKey: 'shared' }));
+      expect(b.notificationId).not.toBe(a.notificationId);
+      expect(b.idempotentReplay).toBe(false);
+    });
+
+    it('forgets a key after 24 hours', async () => {
+      const first = await herald.send(valid({ userId: 'idem-user-4', idempotencyKey: 'old' }));
+      await server.db.database.db
+        .update(idempotencyKeys)
+        .set({ createdAt: sql`now() - interval '25 hours'` })
+        .where(eq(idempotencyKeys.notificationId, first.notificationId));
+      const second = await herald.send(valid({ userId: 'idem-user-4', idempotencyKey: 'old', title: 'New' }));
+      expect(second.notificationId).not.toBe(first.notificationId);
+      expect(second.idempotentReplay).toBe(false);
+    });
+
+    it('replays keyed items inside a batch and stores only the new ones', async () => {
+      const original = await herald.send(valid({ userId: 'idem-batch', idempotencyKey: 'b-1' }));
+      const batch = await herald.sendBatch({
+        requests: [
+          valid({ userId: 'idem-batch', idempotencyKey: 'b-1' }),
+          valid({ userId: 'idem-batch', idempotencyKey: 'b-2' }),
+        ],
+      });
+      expect(batch.results[0]).toMatchObject({
+        notificationId: original.notificationId,
+        idempotentReplay: true,
+      });
+      expect(batch.results[1]).toMatchObject({ idempotentReplay: false, seq: original.seq + 1n });
+    });
+
+    it('turns 50 concurrent identical Sends into exactly one notification', async () => {
+      const request = valid({ userId: 'idem-race', idempotencyKey: 'race-1' });
+      const responses = await Promise.all(Array.from({ length: 50 }, () => herald.send(request)));
+      expect(new Set(responses.map((r) => r.notificationId)).size).toBe(1);
+      expect(responses.filter((r) => !r.idempotentReplay)).toHaveLength(1);
+      const rows = await server.db.database.db
+        .select()
+        .from(notifications)
+        .where(eq(notifications.userId, 'idem-race'));
+      expect(rows).toHaveLength(1);
+    });
+  });
+
+  describe('per-user seq', () => {
+    it('gives 200 concurrent Sends and batches for one user the seqs 1..250, each once', async () => {
+      const responses = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          i % 4 === 0
+            ? herald.sendBatch({ requests: [valid({ userId: 'seq-user' }), valid({ userId: 'seq-user' })] })
+            : herald.send(valid({ userId: 'seq-user' })),
+        ),
+      );
+      const seqs = responses
+        .flatMap((r) => ('results' in r ? r.results.map((x) => x.seq) : [r.seq]))
+        .map(Number)
+        .sort((a, b) => a - b);
+      expect(seqs).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
+    });
+
+    it('never hands out a smaller seq to a Send that starts after a larger one committed', async () => {
+      // Four workers, each sending sequentially: every Send a worker makes starts after its previous one
+      // committed, so each worker must observe strictly increasing seqs while the others interleave.
+      const perWorker = await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          const seen: number[] = [];
+          for (let i = 0; i < 25; i++)
+            seen.push(Number((await herald.send(valid({ userId: 'mono-user' }))).seq));
+          return seen;
+        }),
+      );
+      for (const seen of perWorker) expect(seen).toEqual([...seen].sort((a, b) => a - b));
+      expect(new Set(perWorker.flat()).size).toBe(100);
+      expect(Math.max(...perWorker.flat())).toBe(100);
+    });
+
+    it('keeps seqs separate per user', async () => {
+      const a = await herald.send(valid({ userId: 'seq-a' }));
+      const b = await herald.send(valid({ userId: 'seq-b' }));
+      expect([a.seq, b.seq]).toEqual([1n, 1n]);
+    });
+  });
+});

@@ -1,0 +1,112 @@
+// Every implemented RPC over each wire protocol the single port speaks: gRPC (h2c), Connect over HTTP/1.1
+// and HTTP/2, and gRPC-Web over HTTP/1.1. Same handler, same answers.
+import { Code, ConnectError } from '@connectrpc/connect';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Channel, createHeraldClient, DeliveryStatus, Platform } from '../../clients/node/index.js';
+import { engines } from '../support/engines.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+const protocols = [
+  { protocol: 'grpc', httpVersion: '2' },
+  { protocol: 'connect', httpVersion: '1.1' },
+  { protocol: 'connect', httpVersion: '2' },
+  { protocol: 'grpc-web', httpVersion: '1.1' },
+] as const;
+
+describe.each(engines())('every RPC over every protocol ($name)', (engine) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer(engine);
+  });
+  afterAll(() => server?.stop());
+
+  it.each(protocols)('$protocol over HTTP/$httpVersion', async ({ protocol, httpVersion }) => {
+    const client = createHeraldClient({
+      baseUrl: server.url,
+      apiKey: server.adminKey,
+      protocol,
+      httpVersion,
+    });
+    const user = `user-${protocol}-${httpVersion}`;
+
+    const sent = await client.send({
+      userId: user,
+      recipient: { email: 'Someone@Example.com', timezone: 'Europe/Vienna', locale: 'de-at' },
+      type: 'order.shipped',
+      title: 'Your order shipped',
+      body: 'It arrives tomorrow.',
+      data: { orderId: 'o-1', items: [1, 2], gift: false },
+      channels: [Channel.IN_APP, Channel.EMAIL, Channel.SMS],
+    });
+    expect(sent.seq).toBe(1n);
+    expect(sent.deliveries.map((d) => [d.channel, d.status, d.reason])).toEqual([
+      [Channel.IN_APP, DeliveryStatus.QUEUED, ''],
+      [Channel.EMAIL, DeliveryStatus.QUEUED, ''],
+      [Channel.SMS, DeliveryStatus.SKIPPED, 'no_address: recipient has no phone number'],
+    ]);
+
+    const batch = await client.sendBatch({
+      requests: [
+        { userId: user, type: 'a', title: 'one' },
+        { userId: user, type: 'b', title: 'two' },
+      ],
+    });
+    expect(batch.results.map((r) => r.seq)).toEqual([2n, 3n]);
+
+    const { notification } = await client.getNotification({ notificationId: sent.notificationId });
+    expect(notification).toMatchObject({
+      id: sent.notificationId,
+      userId: user,
+      seq: 1n,
+      type: 'order.shipped',
+      title: 'Your order shipped',
+      body: 'It arrives tomorrow.',
+      data: { orderId: 'o-1', items: [1, 2], gift: false },
+    });
+    expect(notification?.deliveries.map((d) => d.id)).toEqual(sent.deliveries.map((d) => d.deliveryId));
+    expect(notification?.deliveries.every((d) => d.attemptCount === 0 && d.nextAttemptAt)).toBe(true);
+
+    const apnsToken =
+      protocol.length.toString(16).padStart(2, '0') + httpVersion.replace('.', 'a').padEnd(62, 'b');
+    const registered = await client.registerToken({
+      userId: user,
+      platform: Platform.APNS,
+      token: apnsToken,
+      deviceId: 'iphone-1',
+      appId: 'com.example.app',
+    });
+    expect(registered.token).toMatchObject({
+      userId: user,
+      platform: Platform.APNS,
+      active: true,
+      deviceId: 'iphone-1',
+    });
+
+    const prefs = await client.updatePreferences({
+      userId: user,
+      channels: [{ channel: Channel.SMS, enabled: false }],
+      types: [{ type: 'order.shipped', channel: Channel.EMAIL, enabled: false }],
+      quietHours: { start: '22:00', end: '07:00', timezone: 'Europe/Vienna' },
+    });
+    expect(prefs.preferences?.quietHours).toMatchObject({
+      start: '22:00',
+      end: '07:00',
+      timezone: 'Europe/Vienna',
+    });
+    const got = await client.getPreferences({ userId: user });
+    expect(got.preferences?.channels).toEqual([
+      expect.objectContaining({ channel: Channel.SMS, enabled: false }),
+    ]);
+    expect(got.preferences?.types).toEqual([
+      expect.objectContaining({ type: 'order.shipped', channel: Channel.EMAIL, enabled: false }),
+    ]);
+
+    await client.unregisterToken({ platform: Platform.APNS, token: apnsToken });
+    const push = await client.send({ userId: user, type: 'x', title: 'push?', channels: [Channel.PUSH] });
+    expect(push.deliveries[0]?.status).toBe(DeliveryStatus.SKIPPED);
+
+    const unimplemented = await client.listNotifications({ userId: user }).catch((e) => ConnectError.from(e));
+    expect(unimplemented).toBeInstanceOf(ConnectError);
+    expect((unimplemented as ConnectError).code).toBe(Code.Unimplemented);
+  });
+});

@@ -1,0 +1,95 @@
+// Starts a real Herald server on 127.0.0.1:0 against a test database, with an admin key and a JWT secret.
+import { Writable } from 'node:stream';
+import { SignJWT } from 'jose';
+import { createHeraldClient, type HeraldClient, type HeraldClientOptions } from '../../clients/node/index.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import type { ApiKeyScope } from '../../src/core/api-key.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { type Herald, startHerald } from '../../src/server/index.js';
+import { createApiKey } from '../../src/store/index.js';
+import type { Engine, TestDatabase } from './engines.js';
+
+export const JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
+
+/** Log lines the server wrote, for asserting what it never logs. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    done();
+  }
+  text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export interface TestServer {
+  herald: Herald;
+  db: TestDatabase;
+  url: string;
+  adminKey: string;
+  logs: LogCapture;
+  /** A client speaking gRPC (default), Connect or gRPC-Web. */
+  client(
+    credential: { apiKey?: string; token?: string },
+    protocol?: HeraldClientOptions['protocol'],
+  ): HeraldClient;
+  admin(protocol?: HeraldClientOptions['protocol']): HeraldClient;
+  keyWith(...scopes: ApiKeyScope[]): Promise<string>;
+  userToken(userId: string, options?: { expiresIn?: string; secret?: string }): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    HERALD_HOST: '127.0.0.1',
+    HERALD_PORT: '0',
+    HERALD_JWT_SECRET: JWT_SECRET,
+    HERALD_LOG_LEVEL: 'info',
+    HERALD_SHUTDOWN_TIMEOUT_MS: '2000',
+    ...overrides,
+  });
+}
+
+export async function signUserToken(
+  userId: string,
+  { expiresIn = '5m', secret = JWT_SECRET }: { expiresIn?: string; secret?: string } = {},
+): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(userId)
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(secret));
+}
+
+export async function startTestServer(
+  engine: Engine,
+  options: { overrides?: Record<string, string>; db?: TestDatabase } = {},
+): Promise<TestServer> {
+  const db = options.db ?? (await engine.open());
+  const logs = new LogCapture();
+  const config = testConfig({ ...(db.url ? { DATABASE_URL: db.url } : {}), ...options.overrides });
+  const herald = await startHerald({ config, logger: createLogger('info', logs), database: db.database });
+  const adminKey = herald.bootstrapKey ?? (await createApiKey(db.database.db, 'test-admin', ['admin'])).key;
+  const url = `http://127.0.0.1:${herald.port}`;
+  const client: TestServer['client'] = (credential, protocol = 'grpc') =>
+    createHeraldClient({ baseUrl: url, protocol, ...credential });
+  return {
+    herald,
+    db,
+    url,
+    adminKey,
+    logs,
+    client,
+    admin: (protocol) => client({ apiKey: adminKey }, protocol),
+    async keyWith(...scopes) {
+      return (await createApiKey(db.database.db, `test-${scopes.join('-')}`, scopes)).key;
+    },
+    userToken: signUserToken,
+    async stop() {
+      await herald.close();
+      if (!options.db) await db.destroy();
+    },
+  };
+}

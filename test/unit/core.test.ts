@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { generateApiKey, hashApiKey, isWellFormedApiKey } from '../../src/core/api-key.js';
+import { canonicalJson, fingerprint } from '../../src/core/fingerprint.js';
+import { isUuid, newId } from '../../src/core/ids.js';
+import { planDeliveries } from '../../src/core/planning.js';
+import {
+  checkEmail,
+  checkId,
+  checkLocale,
+  checkPhone,
+  checkTextLength,
+  checkTimezone,
+} from '../../src/core/rules.js';
+
+describe('field rules', () => {
+  it.each(['u', 'user-1', 'a.b_c:d@e', 'x'.repeat(128)])('accepts the id %s', (id) => {
+    expect(checkId(id)).toBeUndefined();
+  });
+  it.each(['', 'a b', 'ä', 'a/b', 'x'.repeat(129)])('rejects the id %j', (id) => {
+    expect(checkId(id)).toBeDefined();
+  });
+  it.each(['a@b.co', 'first.last+tag@sub.example.co.uk'])('accepts the e-mail %s', (email) => {
+    expect(checkEmail(email)).toBeUndefined();
+  });
+  it.each(['plain', 'a@b', '@b.co', 'a@-b.co', `${'l'.repeat(65)}@b.co`, 'a b@c.de'])(
+    'rejects the e-mail %s',
+    (e) => {
+      expect(checkEmail(e)).toBeDefined();
+    },
+  );
+  it.each(['+12', '+491511234567', '+123456789012345'])('accepts the E.164 number %s', (p) => {
+    expect(checkPhone(p)).toBeUndefined();
+  });
+  it.each(['12345', '+0123', '+1234567890123456', '+1 555'])('rejects the number %s', (p) => {
+    expect(checkPhone(p)).toBeDefined();
+  });
+  it.each(['UTC', 'Europe/Vienna', 'America/Argentina/Buenos_Aires'])('accepts the zone %s', (z) => {
+    expect(checkTimezone(z)).toBeUndefined();
+  });
+  it.each(['Mars/Base', '+01:00', 'vienna', ''])('rejects the zone %j', (z) => {
+    expect(checkTimezone(z)).toBeDefined();
+  });
+  it.each(['de', 'de-AT', 'zh-Hant-TW'])('accepts the locale %s', (l) => {
+    expect(checkLocale(l)).toBeUndefined();
+  });
+  it('counts emoji once toward text limits', () => {
+    expect(checkTextLength('🎉'.repeat(256), 1, 256)).toBeUndefined();
+    expect(checkTextLength('🎉'.repeat(257), 1, 256)).toBeDefined();
+  });
+});
+
+describe('planDeliveries', () => {
+  const reach = { email: true, phone: false, pushTokens: false };
+  it('uses IN_APP when no channel is requested', () => {
+    expect(planDeliveries([], reach)).toEqual([{ channel: 'in_app', status: 'queued', reason: null }]);
+  });
+  it('skips channels the recipient cannot be reached on, saying why', () => {
+    expect(planDeliveries(['email', 'sms', 'push', 'webhook'], reach)).toEqual([
+      { channel: 'email', status: 'queued', reason: null },
+      { channel: 'sms', status: 'skipped', reason: 'no_address: recipient has no phone number' },
+      { channel: 'push', status: 'skipped', reason: 'no_address: recipient has no active push token' },
+      { channel: 'webhook', status: 'queued', reason: null },
+    ]);
+  });
+});
+
+describe('fingerprint', () => {
+  it('ignores key order and undefined fields but not values', () => {
+    expect(canonicalJson({ b: 1, a: [{ d: 2, c: 3 }], u: undefined })).toBe('{"a":[{"c":3,"d":2}],"b":1}');
+    expect(fingerprint({ a: 1, b: 2 })).toBe(fingerprint({ b: 2, a: 1 }));
+    expect(fingerprint({ a: 1 })).not.toBe(fingerprint({ a: 2 }));
+    expect(fingerprint({ at: new Date(0) })).toBe(fingerprint({ at: '1970-01-01T00:00:00.000Z' }));
+  });
+});
+
+describe('ids and keys', () => {
+  it('makes time-ordered UUIDv7 ids', () => {
+    const ids = Array.from({ length: 100 }, newId);
+    expect(ids.every(isUuid)).toBe(true);
+    expect(ids.every((id) => id[14] === '7')).toBe(true);
+    expect([...ids].sort()).toEqual(ids);
+  });
+  it('makes API keys that are well-formed, distinct, and stored only as a SHA-256', () => {
+    const a = generateApiKey();
+    const b = generateApiKey();
+    expect(isWellFormedApiKey(a.key)).toBe(true);
+    expect(a.key).not.toBe(b.key);
+    expect(a.prefix).toBe(a.key.slice(0, 11));
+    expect(a.hash).toBe(hashApiKey(a.key));
+    expect(a.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
