@@ -35,13 +35,12 @@ export interface NotificationHandlersDeps {
 
 export function notificationHandlers({ db, now }: NotificationHandlersDeps) {
   async function store(
-    ctx: HandlerContext,
+    senderKeyId: string,
     items: NewNotification[],
     fieldOf: (index: number) => string,
   ): Promise<StoredSend[]> {
-    const sender = requireServiceScope(ctx, 'send');
     try {
-      return await storeNotifications(db, sender.keyId, items, (item, reach) =>
+      return await storeNotifications(db, senderKeyId, items, (item, reach) =>
         planDeliveries(item.channels, reach),
       );
     } catch (error) {
@@ -58,14 +57,14 @@ export function notificationHandlers({ db, now }: NotificationHandlersDeps) {
 
   return {
     async send(req: SendRequest, ctx: HandlerContext): Promise<SendResponse> {
-      requireServiceScope(ctx, 'send');
+      const sender = requireServiceScope(ctx, 'send');
       const item = toNewNotification(req, '', now());
-      const [result] = await store(ctx, [item], () => 'idempotency_key');
+      const [result] = await store(sender.keyId, [item], () => 'idempotency_key');
       return toSendResponse(result!);
     },
 
     async sendBatch(req: SendBatchRequest, ctx: HandlerContext): Promise<SendBatchResponse> {
-      requireServiceScope(ctx, 'send');
+      const sender = requireServiceScope(ctx, 'send');
       if (req.requests.length === 0 || req.requests.length > limits.batchSize) {
         throw invalidArgument('requests', `must hold 1..${limits.batchSize} items`);
       }
@@ -83,7 +82,7 @@ export function notificationHandlers({ db, now }: NotificationHandlersDeps) {
         }
         firstUse.set(item.idempotencyKey, i);
       });
-      const results = await store(ctx, items, (i) => `requests[${i}].idempotency_key`);
+      const results = await store(sender.keyId, items, (i) => `requests[${i}].idempotency_key`);
       return create(SendBatchResponseSchema, { results: results.map(toSendResponse) });
     },
 

@@ -1,7 +1,8 @@
 // One interface, two engines: embedded PGlite (the zero-configuration default) and PostgreSQL through
 // postgres.js. Repositories are written against `Db` only, so the same code and the same test suite run
 // on both.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
@@ -30,7 +31,16 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export const migrationsFolder = fileURLToPath(new URL('../../drizzle', import.meta.url));
+/** drizzle/ at the package root, found from both src/store (tsx) and dist/src/store (compiled). */
+export const migrationsFolder = findMigrationsFolder(path.dirname(fileURLToPath(import.meta.url)));
+
+function findMigrationsFolder(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'drizzle');
+    if (existsSync(path.join(candidate, 'meta', '_journal.json'))) return candidate;
+    if (path.dirname(dir) === dir) throw new Error(`no drizzle/ migrations folder above ${from}`);
+  }
+}
 
 export interface DatabaseOptions {
   /** PostgreSQL connection URL; without it the embedded engine is used. */
