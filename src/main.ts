@@ -70,13 +70,20 @@ async function keys(config: Config, logger: Logger, args: string[]): Promise<voi
     options: { name: { type: 'string' }, scope: { type: 'string', multiple: true } },
     allowPositionals: true,
   });
+  // Arguments are checked before the database is opened: a typo is a usage error, not a connection error.
+  const scopes = (values.scope ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
+  if (sub === 'create') {
+    if (!values.name || scopes.length === 0) throw new UsageError('keys create needs --name and --scope');
+    const bad = scopes.find((s) => !isApiKeyScope(s));
+    if (bad) throw new UsageError(`unknown scope "${bad}" (use ${apiKeyScopes.join(', ')})`);
+  } else if (sub === 'revoke') {
+    if (!positionals[0]) throw new UsageError('keys revoke needs an id or prefix');
+  } else if (sub !== 'list') {
+    throw new UsageError('keys needs create, list or revoke');
+  }
   await withDatabase(config, logger, async ({ db }) => {
     if (sub === 'create') {
-      const scopes = (values.scope ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
-      if (!values.name || scopes.length === 0) throw new UsageError('keys create needs --name and --scope');
-      const bad = scopes.find((s) => !isApiKeyScope(s));
-      if (bad) throw new UsageError(`unknown scope "${bad}" (use ${apiKeyScopes.join(', ')})`);
-      const { row, key } = await createApiKey(db, values.name, [...new Set(scopes.filter(isApiKeyScope))]);
+      const { row, key } = await createApiKey(db, values.name!, [...new Set(scopes.filter(isApiKeyScope))]);
       process.stdout.write(`${key}\n`);
       process.stderr.write(
         `created key ${row.prefix} (${row.id}) "${row.name}" with scopes ${row.scopes.join(',')}\n`,
@@ -88,14 +95,11 @@ async function keys(config: Config, logger: Logger, args: string[]): Promise<voi
           `${k.id}  ${k.prefix}  ${k.scopes.join(',').padEnd(16)}  ${state.padEnd(32)}  ${k.name}\n`,
         );
       }
-    } else if (sub === 'revoke') {
-      const target = positionals[0];
-      if (!target) throw new UsageError('keys revoke needs an id or prefix');
+    } else {
+      const target = positionals[0]!;
       const revoked = await revokeApiKey(db, target);
       if (revoked.length === 0) throw new UsageError(`no active key matches "${target}"`);
       for (const k of revoked) process.stdout.write(`revoked ${k.prefix} (${k.id}) "${k.name}"\n`);
-    } else {
-      throw new UsageError('keys needs create, list or revoke');
     }
   });
 }

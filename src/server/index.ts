@@ -1,5 +1,6 @@
 // Composition: opens the database, applies migrations, wires authentication, routes, metrics and the
 // one-port listener. `startHerald` is what `herald serve` runs and what the tests start.
+import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import {
   authInterceptor,
@@ -92,7 +93,8 @@ export async function startHerald({
               { inFlight: listener.inFlight() },
               'shutdown deadline passed; cancelling in-flight RPCs',
             );
-            shutdown.abort();
+            // Cancelled RPCs end with UNAVAILABLE, which clients treat as "retry elsewhere".
+            shutdown.abort(new ConnectError('server is shutting down; retry', Code.Unavailable));
           });
           if (!database) await db.close();
           logger.info('stopped');

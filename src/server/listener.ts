@@ -7,6 +7,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const CANCEL_GRACE_MS = 500;
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -99,7 +100,11 @@ export function createListener(handler: RequestHandler): Listener {
       const deadline = new Promise<'deadline'>((resolve) => {
         timer = setTimeout(() => resolve('deadline'), deadlineMs);
       });
-      if ((await Promise.race([idle, deadline])) === 'deadline') onDeadline();
+      if ((await Promise.race([idle, deadline])) === 'deadline') {
+        onDeadline();
+        // Give the cancelled handlers a moment to write their final status before the sockets go.
+        await Promise.race([idle, new Promise((resolve) => setTimeout(resolve, CANCEL_GRACE_MS))]);
+      }
       clearTimeout(timer);
       h1.closeAllConnections();
       for (const socket of sockets) socket.destroy();

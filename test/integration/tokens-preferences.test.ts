@@ -1,7 +1,7 @@
 // RegisterToken / UnregisterToken and Get/UpdatePreferences: formats per platform, token ownership moving
 // between users, merge semantics, and rejection of bad input with nothing written.
 import { createECDH, randomBytes } from 'node:crypto';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Channel, DeliveryStatus, type HeraldClient, Platform } from '../../clients/node/index.js';
