@@ -14,10 +14,10 @@ import {
 } from '../../gen/herald/v1/notification_service_pb.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
-import { planDeliveries } from '../core/planning.js';
+import { planChannels } from '../core/planning.js';
 import { limits } from '../core/rules.js';
 import {
-  type Db,
+  type Database,
   getNotificationDetail,
   IdempotencyConflictError,
   type NewNotification,
@@ -29,20 +29,18 @@ import { channelToProtoValue, notificationToProto, statusToProtoValue } from './
 import { toNewNotification } from './send-request.js';
 
 export interface NotificationHandlersDeps {
-  db: Db;
+  database: Database;
   now: () => Date;
 }
 
-export function notificationHandlers({ db, now }: NotificationHandlersDeps) {
+export function notificationHandlers({ database, now }: NotificationHandlersDeps) {
   async function store(
     senderKeyId: string,
     items: NewNotification[],
     fieldOf: (index: number) => string,
   ): Promise<StoredSend[]> {
     try {
-      return await storeNotifications(db, senderKeyId, items, (item, reach) =>
-        planDeliveries(item.channels, reach),
-      );
+      return await storeNotifications(database, senderKeyId, items, (item) => planChannels(item.channels));
     } catch (error) {
       if (error instanceof IdempotencyConflictError) {
         throw new HeraldError(
@@ -92,7 +90,7 @@ export function notificationHandlers({ db, now }: NotificationHandlersDeps) {
     ): Promise<GetNotificationResponse> {
       if (principalOf(ctx).kind === 'service') requireServiceScope(ctx, 'read');
       if (!isUuid(req.notificationId)) throw invalidArgument('notification_id', 'must be a UUID');
-      const detail = await getNotificationDetail(db, req.notificationId.toLowerCase());
+      const detail = await getNotificationDetail(database.db, req.notificationId.toLowerCase());
       if (!detail) throw new HeraldError('not_found', 'no such notification', 'notification_id');
       assertMayAccessUser(ctx, detail.notification.userId, 'read');
       return create(GetNotificationResponseSchema, { notification: notificationToProto(detail) });

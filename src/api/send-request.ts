@@ -135,5 +135,6 @@ export function toNewNotification(req: SendRequest, prefix: string, now: Date): 
     sendAt,
     expiresAt,
   };
-  return { ...item, requestHash: fingerprint(item) };
+  // The digest is only needed to tell a retry from a different request reusing the key.
+  return { ...item, requestHash: item.idempotencyKey === null ? null : fingerprint(item) };
 }

@@ -1,5 +1,6 @@
 // Composition: opens the database, applies migrations, wires authentication, routes, metrics and the
 // one-port listener. `startHerald` is what `herald serve` runs and what the tests start.
+import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import {
@@ -66,8 +67,10 @@ export async function startHerald({
       cacheTtlMs: config.apiKeyCacheTtlMs,
     });
     const shutdown = new AbortController();
+    // Every in-flight RPC listens on this signal; more than ten at once is normal, not a leak.
+    setMaxListeners(0, shutdown.signal);
     const rpc = connectNodeAdapter({
-      routes: createRoutes({ db: db.db, now, isReady }),
+      routes: createRoutes({ db: db.db, database: db, now, isReady }),
       interceptors: [metrics.interceptor, errorMappingInterceptor(logger), authInterceptor(authenticate)],
       readMaxBytes: config.maxRequestBytes,
       shutdownSignal: shutdown.signal,

@@ -21,9 +21,25 @@ export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export type Executor = Db | Tx;
 
+/** A value bound to a `$n` placeholder. JSON travels as text and is cast in SQL (`$1::text::jsonb`). */
+export type SqlParam = string | number | boolean | null;
+
+/**
+ * Plain SQL for the hot paths (Send), where the query builder's per-call cost and unprepared statements
+ * matter. On PostgreSQL each text is prepared once per connection and reused. Rows come back keyed by column
+ * name; select int8 columns as text, since the engines parse them differently.
+ */
+export interface SqlRunner {
+  query<Row extends Record<string, unknown>>(text: string, params: readonly SqlParam[]): Promise<Row[]>;
+}
+
 export interface Database {
   readonly engine: 'pglite' | 'postgres';
   readonly db: Db;
+  readonly sql: SqlRunner & {
+    /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
+    transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
+  };
   /** Resolves when the database answers a trivial query within `timeoutMs`; rejects otherwise. */
   ping(timeoutMs?: number): Promise<void>;
   /** Applies the committed migrations in drizzle/ (idempotent). */
@@ -68,9 +84,14 @@ async function openPglite(dataDir: string): Promise<Database> {
     throw error;
   }
   const db = drizzlePglite(client, { schema }) as unknown as Db;
+  const runner = (on: Pick<PGlite, 'query'>): SqlRunner => ({
+    query: async <Row>(text: string, params: readonly SqlParam[]) =>
+      (await on.query<Row>(text, [...params])).rows,
+  });
   return {
     engine: 'pglite',
     db,
+    sql: { ...runner(client), transaction: (fn) => client.transaction((tx) => fn(runner(tx))) },
     ping: (timeoutMs) => withTimeout(client.query('select 1').then(noop), timeoutMs),
     migrate: () => migratePglite(drizzlePglite(client), { migrationsFolder }),
     close: async () => {
@@ -91,9 +112,18 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
     prepare: true,
   });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  const runner = (on: Pick<postgres.Sql, 'unsafe'>): SqlRunner => ({
+    query: async <Row>(text: string, params: readonly SqlParam[]) =>
+      (await on.unsafe(text, [...params], { prepare: true })) as unknown as Row[],
+  });
   return {
     engine: 'postgres',
     db,
+    sql: {
+      ...runner(client),
+      transaction: async (fn) =>
+        (await client.begin((tx) => fn(runner(tx)))) as Awaited<ReturnType<typeof fn>>,
+    },
     ping: (timeoutMs) => withTimeout(client`select 1`.then(noop), timeoutMs),
     migrate: async () => {
       // A dedicated single connection, so the advisory lock and the migration share a session and two

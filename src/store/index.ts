@@ -6,3 +6,4 @@ export * from './errors.js';
 export * from './notifications.js';
 export * from './preferences.js';
 export * from './push-tokens.js';
+export * from './send.js';

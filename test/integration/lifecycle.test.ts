@@ -12,7 +12,7 @@ import {
 } from '../../gen/grpc/health/v1/health_pb.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startHerald } from '../../src/server/index.js';
-import { createApiKey, type Database, openDatabase } from '../../src/store/index.js';
+import { createApiKey, type Database, openDatabase, type SqlParam } from '../../src/store/index.js';
 import { createPostgresDatabase, pgliteEngine, type TestDatabase } from '../support/engines.js';
 import { codeOf } from '../support/errors.js';
 import { LogCapture, startTestServer, type TestServer, testConfig } from '../support/server.js';
@@ -257,19 +257,16 @@ function gatedDatabase(inner: Database) {
   let gate: Promise<void> | undefined;
   let open: () => void = () => {};
   let held = 0;
-  const db = new Proxy(inner.db, {
-    get(target, prop, receiver) {
-      const value: unknown = Reflect.get(target, prop, receiver);
-      const waitFor = gate;
-      if (prop !== 'transaction' || waitFor === undefined || typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        held++;
-        await waitFor;
-        return value.apply(target, args);
-      };
-    },
-  });
-  const database: Database = { ...inner, db };
+  // Send writes through the plain-SQL runner; hold those statements at the gate while it is armed.
+  const query = async <Row extends Record<string, unknown>>(text: string, params: readonly SqlParam[]) => {
+    const waitFor = gate;
+    if (waitFor) {
+      held++;
+      await waitFor;
+    }
+    return inner.sql.query<Row>(text, params);
+  };
+  const database: Database = { ...inner, sql: { ...inner.sql, query } };
   return {
     database,
     arm() {

@@ -74,11 +74,16 @@ describe('fingerprint', () => {
 });
 
 describe('ids and keys', () => {
-  it('makes time-ordered UUIDv7 ids', () => {
-    const ids = Array.from({ length: 100 }, newId);
+  it('makes UUIDv7 ids that carry the time and increase strictly, even within one millisecond', () => {
+    const before = Date.now();
+    const ids = Array.from({ length: 10_000 }, newId);
     expect(ids.every(isUuid)).toBe(true);
-    expect(ids.every((id) => id[14] === '7')).toBe(true);
+    expect(ids.every((id) => id[14] === '7' && '89ab'.includes(id[19]!))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
     expect([...ids].sort()).toEqual(ids);
+    const ms = Number.parseInt(ids[0]!.replace('-', '').slice(0, 12), 16);
+    expect(ms).toBeGreaterThanOrEqual(before);
+    expect(ms).toBeLessThanOrEqual(Date.now() + 1);
   });
   it('makes API keys that are well-formed, distinct, and stored only as a SHA-256', () => {
     const a = generateApiKey();

@@ -1,0 +1,306 @@
+// The Send write path (a transactional outbox: recipient, notification and its deliveries commit together
+// or not at all). Written as plain SQL because it is the service's hottest path: a Send or SendBatch without
+// idempotency keys is ONE prepared statement — one round trip for any batch size — instead of a
+// transaction of several. Items travel as JSON (`jsonb_to_recordset`), so the statement text never changes.
+import type { ChannelName, DeliveryStatus } from '../core/channels.js';
+import { newId } from '../core/ids.js';
+import type { ChannelPlan } from '../core/planning.js';
+import type { Database, SqlRunner } from './database.js';
+
+export interface RecipientProfile {
+  email?: string | undefined;
+  phone?: string | undefined;
+  locale?: string | undefined;
+  timezone?: string | undefined;
+}
+
+/** One validated Send, ready to store. */
+export interface NewNotification {
+  userId: string;
+  recipient: RecipientProfile;
+  type: string;
+  priority: number;
+  data: Record<string, unknown>;
+  title: string | null;
+  body: string | null;
+  channels: readonly ChannelName[];
+  idempotencyKey: string | null;
+  /** Digest of the request, compared when an idempotency key is reused; null without a key. */
+  requestHash: string | null;
+  sendAt: Date | null;
+  expiresAt: Date | null;
+}
+
+export interface StoredDelivery {
+  id: string;
+  channel: ChannelName;
+  status: DeliveryStatus;
+  reason: string | null;
+}
+
+export interface StoredSend {
+  notificationId: string;
+  seq: number;
+  deliveries: StoredDelivery[];
+  /** True when an earlier Send with the same idempotency key answered this one. */
+  replay: boolean;
+}
+
+/** The idempotency key of item `index` was used within 24 hours for a different request. */
+export class IdempotencyConflictError extends Error {
+  constructor(readonly index: number) {
+    super(`idempotency key of item ${index} was already used for a different request`);
+  }
+}
+
+export type Planner = (item: NewNotification) => ChannelPlan[];
+
+/**
+ * Stores a batch of notifications and returns one result per item, in order. Items whose idempotency key
+ * `senderKeyId` used within 24 hours for the same request are answered from the original notification and
+ * write nothing; a different request throws IdempotencyConflictError and rolls everything back.
+ */
+export async function storeNotifications(
+  database: Database,
+  senderKeyId: string | null,
+  items: readonly NewNotification[],
+  plan: Planner,
+): Promise<StoredSend[]> {
+  const ids = items.map(() => newId());
+  if (!senderKeyId || items.every((item) => item.idempotencyKey === null)) {
+    return insertFresh(
+      database.sql,
+      senderKeyId,
+      items.map((item, index) => ({ item, index, id: ids[index]! })),
+      plan,
+    );
+  }
+  return database.sql.transaction(async (tx) => {
+    const results: (StoredSend | undefined)[] = new Array(items.length);
+    await claimIdempotencyKeys(tx, senderKeyId, items, ids, results);
+    const fresh = items.flatMap((item, index) => (results[index] ? [] : [{ item, index, id: ids[index]! }]));
+    const stored = await insertFresh(tx, senderKeyId, fresh, plan);
+    fresh.forEach(({ index }, i) => {
+      results[index] = stored[i];
+    });
+    return results.map((r) => r!);
+  });
+}
+
+// Takes every key; an existing key older than the window is taken over. A concurrent Send with the same key
+// blocks on the primary key until the other transaction ends, so exactly one of them wins.
+const CLAIM_KEYS = `
+insert into idempotency_keys as k (sender_key_id, key, request_hash, notification_id)
+select $1::uuid, c.key, c.request_hash, c.notification_id
+from jsonb_to_recordset($2::text::jsonb) as c(key text, request_hash text, notification_id uuid)
+on conflict (sender_key_id, key) do update
+  set request_hash = excluded.request_hash, notification_id = excluded.notification_id, created_at = excluded.created_at
+  where k.created_at < now() - interval '24 hours'
+returning k.key`;
+
+const TAKEN_KEYS = `
+select key, request_hash, notification_id::text as notification_id
+from idempotency_keys
+where sender_key_id = $1::uuid and key in (select jsonb_array_elements_text($2::text::jsonb))`;
+
+const ORIGINALS = `
+select n.id::text as notification_id, n.seq::text as seq,
+       d.id::text as delivery_id, d.channel, d.status, d.reason
+from notifications n left join deliveries d on d.notification_id = n.id
+where n.id in (select jsonb_array_elements_text($1::text::jsonb)::uuid)
+order by n.id, d.step, d.id`;
+
+async function claimIdempotencyKeys(
+  tx: SqlRunner,
+  senderKeyId: string,
+  items: readonly NewNotification[],
+  ids: string[],
+  results: (StoredSend | undefined)[],
+): Promise<void> {
+  const keyed = items.flatMap((item, index) => (item.idempotencyKey ? [{ item, index }] : []));
+  const claimed = await tx.query<{ key: string }>(CLAIM_KEYS, [
+    senderKeyId,
+    JSON.stringify(
+      keyed.map(({ item, index }) => ({
+        key: item.idempotencyKey,
+        request_hash: item.requestHash,
+        notification_id: ids[index],
+      })),
+    ),
+  ]);
+  if (claimed.length === keyed.length) return;
+
+  const claimedKeys = new Set(claimed.map((r) => r.key));
+  const taken = keyed.filter(({ item }) => !claimedKeys.has(item.idempotencyKey!));
+  const existing = await tx.query<{ key: string; request_hash: string; notification_id: string }>(
+    TAKEN_KEYS,
+    [senderKeyId, JSON.stringify(taken.map(({ item }) => item.idempotencyKey))],
+  );
+  const byKey = new Map(existing.map((row) => [row.key, row]));
+  for (const { item, index } of taken) {
+    if (byKey.get(item.idempotencyKey!)?.request_hash !== item.requestHash)
+      throw new IdempotencyConflictError(index);
+  }
+  const originals = groupResults(
+    await tx.query<ResultRow>(ORIGINALS, [JSON.stringify([...byKey.values()].map((r) => r.notification_id))]),
+  );
+  for (const { item, index } of taken) {
+    const original = originals.get(byKey.get(item.idempotencyKey!)!.notification_id);
+    if (!original) throw new IdempotencyConflictError(index);
+    results[index] = { ...original, replay: true };
+  }
+}
+
+// One statement: upsert every recipient and reserve as many seqs as the batch has notifications for them
+// (the row lock serialises concurrent Sends for one user, so seqs are unique and never go backwards; users
+// are locked in sorted order so two batches cannot deadlock), number the notifications in request order,
+// insert them, and insert their deliveries as queued or skipped by what each channel requires.
+const INSERT_FRESH = `
+with input as (
+  select * from jsonb_to_recordset($1::text::jsonb) as t(
+    idx int, id uuid, user_id text, type text, priority smallint, data jsonb, title text, body text,
+    send_at timestamptz, expires_at timestamptz, idempotency_key text)
+),
+upserted as (
+  insert into recipients as r (user_id, email, phone, locale, timezone, last_seq)
+  select p.user_id, p.email, p.phone, p.locale, p.timezone, p.n
+  from jsonb_to_recordset($2::text::jsonb) as p(user_id text, email text, phone text, locale text, timezone text, n bigint)
+  order by p.user_id
+  on conflict (user_id) do update set
+    email = coalesce(excluded.email, r.email),
+    phone = coalesce(excluded.phone, r.phone),
+    locale = coalesce(excluded.locale, r.locale),
+    timezone = coalesce(excluded.timezone, r.timezone),
+    last_seq = r.last_seq + excluded.last_seq,
+    updated_at = now()
+  returning r.user_id, r.last_seq, r.email is not null as has_email, r.phone is not null as has_phone
+),
+numbered as (
+  select i.*, u.has_email, u.has_phone,
+         u.last_seq - count(*) over w + row_number() over (w order by i.idx) as seq
+  from input i join upserted u on u.user_id = i.user_id
+  window w as (partition by i.user_id)
+),
+notified as (
+  insert into notifications (id, user_id, seq, type, priority, data, title, body, sender_key_id,
+                             idempotency_key, send_at, expires_at)
+  select id, user_id, seq, type, priority, data, title, body, $4::uuid, idempotency_key, send_at, expires_at
+  from numbered
+  returning id
+),
+planned as (
+  select p.id, n.id as notification_id, n.user_id, p.channel, p.skip_reason, n.send_at,
+         case p.requires
+           when 'email' then n.has_email
+           when 'phone' then n.has_phone
+           when 'pushTokens' then exists (
+             select 1 from push_tokens t where t.user_id = n.user_id and t.active)
+           else true
+         end as reachable
+  from jsonb_to_recordset($3::text::jsonb) as p(idx int, id uuid, channel text, requires text, skip_reason text)
+  join numbered n on n.idx = p.idx
+  join notified x on x.id = n.id
+),
+delivered as (
+  insert into deliveries (id, notification_id, user_id, channel, status, reason, next_attempt_at)
+  select id, notification_id, user_id, channel,
+         case when reachable then 'queued' else 'skipped' end,
+         case when reachable then null else skip_reason end,
+         send_at
+  from planned
+  returning id, notification_id, channel, status, reason
+)
+select n.idx, n.id::text as notification_id, n.seq::text as seq,
+       d.id::text as delivery_id, d.channel, d.status, d.reason
+from numbered n left join delivered d on d.notification_id = n.id
+order by n.idx, d.id`;
+
+interface ResultRow extends Record<string, unknown> {
+  notification_id: string;
+  seq: string;
+  delivery_id: string | null;
+  channel: string | null;
+  status: string | null;
+  reason: string | null;
+}
+
+async function insertFresh(
+  sql: SqlRunner,
+  senderKeyId: string | null,
+  fresh: { item: NewNotification; index: number; id: string }[],
+  plan: Planner,
+): Promise<StoredSend[]> {
+  if (fresh.length === 0) return [];
+  const now = new Date().toISOString();
+  const notifications = fresh.map(({ item, id }, idx) => ({
+    idx,
+    id,
+    user_id: item.userId,
+    type: item.type,
+    priority: item.priority,
+    data: item.data,
+    title: item.title,
+    body: item.body,
+    send_at: item.sendAt?.toISOString() ?? now,
+    expires_at: item.expiresAt?.toISOString() ?? null,
+    idempotency_key: item.idempotencyKey,
+  }));
+  const deliveries = fresh.flatMap(({ item }, idx) =>
+    plan(item).map((p) => ({
+      idx,
+      id: newId(),
+      channel: p.channel,
+      requires: p.requires,
+      skip_reason: p.skipReason,
+    })),
+  );
+  const rows = await sql.query<ResultRow & { idx: number }>(INSERT_FRESH, [
+    JSON.stringify(notifications),
+    JSON.stringify(recipientRows(fresh)),
+    JSON.stringify(deliveries),
+    senderKeyId,
+  ]);
+  const byId = groupResults(rows);
+  return fresh.map(({ id }) => byId.get(id)!);
+}
+
+/** One row per user: how many notifications the batch has for them, and the merged profile (later wins). */
+function recipientRows(fresh: { item: NewNotification }[]) {
+  const perUser = new Map<string, { n: number; profile: RecipientProfile }>();
+  for (const { item } of fresh) {
+    const entry = perUser.get(item.userId) ?? { n: 0, profile: {} };
+    entry.n++;
+    for (const [field, value] of Object.entries(item.recipient)) {
+      if (value !== undefined) entry.profile[field as keyof RecipientProfile] = value;
+    }
+    perUser.set(item.userId, entry);
+  }
+  return [...perUser.entries()].map(([userId, { n, profile }]) => ({
+    user_id: userId,
+    n,
+    email: profile.email ?? null,
+    phone: profile.phone ?? null,
+    locale: profile.locale ?? null,
+    timezone: profile.timezone ?? null,
+  }));
+}
+
+function groupResults(rows: ResultRow[]): Map<string, StoredSend> {
+  const results = new Map<string, StoredSend>();
+  for (const row of rows) {
+    let result = results.get(row.notification_id);
+    if (!result) {
+      result = { notificationId: row.notification_id, seq: Number(row.seq), deliveries: [], replay: false };
+      results.set(row.notification_id, result);
+    }
+    if (row.delivery_id) {
+      result.deliveries.push({
+        id: row.delivery_id,
+        channel: row.channel as ChannelName,
+        status: row.status as DeliveryStatus,
+        reason: row.reason,
+      });
+    }
+  }
+  return results;
+}
