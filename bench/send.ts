@@ -151,6 +151,9 @@ async function postgresPhases(
   cleanup.add('close raw pool', () => raw.end({ timeout: 5 }));
 
   const clients = createClients(options.concurrency, server.url, server.apiKey);
+  cleanup.add('close gRPC clients (postgres)', () => {
+    for (const client of clients) client.close();
+  });
   const workload = new Workload(options.users);
   const common = { engine: 'postgres' as const, database, serverPid: server.pid };
   const batch = options.batchSize;
@@ -191,6 +194,9 @@ async function pglitePhases(options: Options, cleanup: Cleanup, log: string[]): 
   });
   cleanup.add('stop Herald (pglite)', () => server.stop());
   const clients = createClients(options.concurrency, server.url, server.apiKey);
+  cleanup.add('close gRPC clients (pglite)', () => {
+    for (const client of clients) client.close();
+  });
   const workload = new Workload(options.users);
   const batch = options.batchSize;
   const rows: PhaseRow[] = [];
@@ -301,7 +307,7 @@ function printReport(options: Options, env: Environment, rows: PhaseRow[], serve
       (env.backgroundLoad > BUSY_MACHINE ? ' — OTHER PROCESSES ARE COMPETING; see "other CPU"' : ''),
     'server: child process (node --import tsx src/main.ts serve), log level warn, ' +
       `HERALD_DB_POOL_MAX=${process.env.HERALD_DB_POOL_MAX ?? '10 (default)'}`,
-    `load:   ${options.concurrency} concurrent workers, each its own gRPC client (own HTTP/2 connection); ` +
+    `load:   ${options.concurrency} concurrent workers, each its own raw gRPC client (own HTTP/2 connection); ` +
       `${options.users} users round-robin; IN_APP only (1 delivery per notification); ` +
       `batches of ${options.batchSize}`,
     `        ${options.warmupSeconds} s warm-up + ${options.seconds} s measured per phase; ` +

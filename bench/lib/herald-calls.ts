@@ -1,29 +1,46 @@
-// The Herald side of the workload: Send and SendBatch over gRPC with the typed Node client.
-import { createHeraldClient, type HeraldClient } from '../../clients/node/index.js';
+// The Herald side of the workload: Send and SendBatch over real gRPC. The requests are built with the
+// generated schemas and every response is decoded and checked; the transport is the lean raw client, so
+// the load generator stays cheap next to the server it measures.
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import {
+  NotificationService,
+  SendBatchRequestSchema,
+  SendBatchResponseSchema,
+  SendRequestSchema,
+  SendResponseSchema,
+} from '../../clients/node/index.js';
 import type { Call } from './load.js';
+import { RawGrpcClient } from './raw-grpc.js';
 import type { NotificationSpec, Workload } from './workload.js';
 
 // Far above any healthy latency; a call that hangs fails the phase instead of stalling it.
 const CALL_TIMEOUT_MS = 30_000;
+const SEND = `/${NotificationService.typeName}/${NotificationService.method.send.name}`;
+const SEND_BATCH = `/${NotificationService.typeName}/${NotificationService.method.sendBatch.name}`;
 
-/**
- * One client per worker: each gRPC transport opens its own HTTP/2 connection, so the workers are
- * `count` independent gRPC clients, as a fleet of sending services would be.
- */
-export function createClients(count: number, baseUrl: string, apiKey: string): HeraldClient[] {
-  return Array.from({ length: count }, () =>
-    createHeraldClient({ baseUrl, apiKey, defaultTimeoutMs: CALL_TIMEOUT_MS }),
-  );
+/** One client per worker, each with its own HTTP/2 connection, as a fleet of sending services would have. */
+export function createClients(count: number, baseUrl: string, apiKey: string): RawGrpcClient[] {
+  return Array.from({ length: count }, () => new RawGrpcClient(baseUrl, `Bearer ${apiKey}`));
 }
 
 function toRequest(spec: NotificationSpec) {
   // No channels: Herald's default is IN_APP only, so each notification stores exactly one delivery.
-  return { userId: spec.userId, type: spec.type, title: spec.title, body: spec.body, data: spec.data };
+  return create(SendRequestSchema, {
+    userId: spec.userId,
+    type: spec.type,
+    title: spec.title,
+    body: spec.body,
+    data: spec.data,
+  });
 }
 
-export function heraldSend(clients: HeraldClient[], workload: Workload): Call {
+export function heraldSend(clients: RawGrpcClient[], workload: Workload): Call {
   return async (worker) => {
-    const response = await clients[worker]!.send(toRequest(workload.one()));
+    const request = toBinary(SendRequestSchema, toRequest(workload.one()));
+    const response = fromBinary(
+      SendResponseSchema,
+      await clients[worker]!.unary(SEND, request, CALL_TIMEOUT_MS),
+    );
     if (response.deliveries.length !== 1) {
       throw new Error(`expected 1 delivery, got ${response.deliveries.length}`);
     }
@@ -31,10 +48,15 @@ export function heraldSend(clients: HeraldClient[], workload: Workload): Call {
   };
 }
 
-export function heraldSendBatch(clients: HeraldClient[], workload: Workload, batchSize: number): Call {
+export function heraldSendBatch(clients: RawGrpcClient[], workload: Workload, batchSize: number): Call {
   return async (worker) => {
-    const requests = workload.batch(batchSize).map(toRequest);
-    const response = await clients[worker]!.sendBatch({ requests });
+    const request = create(SendBatchRequestSchema, { requests: workload.batch(batchSize).map(toRequest) });
+    const bytes = await clients[worker]!.unary(
+      SEND_BATCH,
+      toBinary(SendBatchRequestSchema, request),
+      CALL_TIMEOUT_MS,
+    );
+    const response = fromBinary(SendBatchResponseSchema, bytes);
     if (response.results.length !== batchSize) {
       throw new Error(`expected ${batchSize} results, got ${response.results.length}`);
     }
