@@ -15,6 +15,7 @@ import {
   checkPhone,
   checkTextLength,
   checkTimezone,
+  containsNul,
   limits,
 } from '../core/rules.js';
 import type { NewNotification, RecipientProfile } from '../store/index.js';
@@ -74,6 +75,7 @@ function data(prefix: string, value: JsonObject | undefined): Record<string, unk
   if (Buffer.byteLength(JSON.stringify(value)) > limits.dataBytes) {
     throw invalidArgument(`${prefix}data`, `must be at most ${limits.dataBytes} bytes as JSON`);
   }
+  if (containsNul(value)) throw invalidArgument(`${prefix}data`, 'must not contain NUL characters');
   return value;
 }
 

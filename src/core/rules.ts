@@ -74,7 +74,18 @@ export function codePointLength(value: string): number {
   return n;
 }
 
+/** PostgreSQL text and jsonb cannot hold U+0000; refuse it up front instead of failing at the database. */
+export function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).some(([key, v]) => key.includes('\u0000') || containsNul(v));
+  }
+  return false;
+}
+
 export function checkTextLength(value: string, min: number, max: number): string | undefined {
+  if (value.includes('\u0000')) return 'must not contain NUL characters';
   const n = codePointLength(value);
   if (n < min || n > max)
     return min > 0 ? `must be ${min}..${max} characters` : `must be at most ${max} characters`;
