@@ -8,6 +8,8 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   dbPoolMax: number;
+  /** Send statements run at once; Sends beyond that are grouped into one statement (group commit). */
+  sendMaxStatements: number;
   migrateOnStart: boolean;
   jwt: JwtConfig;
   bootstrapAdminKey: boolean;
@@ -92,6 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     dataDir: str('HERALD_DATA_DIR') ?? './.herald/data',
     dbPoolMax: int('HERALD_DB_POOL_MAX', 10, 1, 1000),
+    sendMaxStatements: int('HERALD_SEND_MAX_STATEMENTS', 4, 1, 1000),
     migrateOnStart: bool('HERALD_MIGRATE_ON_START', true),
     jwt,
     bootstrapAdminKey: bool('HERALD_BOOTSTRAP_ADMIN_KEY', true),

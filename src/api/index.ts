@@ -2,7 +2,7 @@
 import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
 import { Health } from '../../gen/grpc/health/v1/health_pb.js';
 import { NotificationService } from '../../gen/herald/v1/notification_service_pb.js';
-import type { Database, Db } from '../store/index.js';
+import type { Database, Db, SendWriter } from '../store/index.js';
 import { healthHandlers } from './health.js';
 import { notificationHandlers } from './notifications.js';
 import { preferenceHandlers } from './preferences.js';
@@ -15,6 +15,7 @@ export { createUserTokenVerifier } from './user-tokens.js';
 export interface ApiDeps {
   db: Db;
   database: Database;
+  writeSends: SendWriter;
   now: () => Date;
   isReady: () => Promise<boolean>;
 }

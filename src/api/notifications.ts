@@ -21,6 +21,7 @@ import {
   getNotificationDetail,
   IdempotencyConflictError,
   type NewNotification,
+  type SendWriter,
   type StoredSend,
   storeNotifications,
 } from '../store/index.js';
@@ -30,17 +31,25 @@ import { toNewNotification } from './send-request.js';
 
 export interface NotificationHandlersDeps {
   database: Database;
+  /** Writes unkeyed Sends; grouped under load (see store/group-commit.ts). */
+  writeSends: SendWriter;
   now: () => Date;
 }
 
-export function notificationHandlers({ database, now }: NotificationHandlersDeps) {
+export function notificationHandlers({ database, writeSends, now }: NotificationHandlersDeps) {
   async function store(
     senderKeyId: string,
     items: NewNotification[],
     fieldOf: (index: number) => string,
   ): Promise<StoredSend[]> {
     try {
-      return await storeNotifications(database, senderKeyId, items, (item) => planChannels(item.channels));
+      return await storeNotifications(
+        database,
+        senderKeyId,
+        items,
+        (item) => planChannels(item.channels),
+        writeSends,
+      );
     } catch (error) {
       if (error instanceof IdempotencyConflictError) {
         throw new HeraldError(

@@ -13,7 +13,7 @@ import {
 import type { Config } from '../config.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
-import { type Database, openDatabase } from '../store/index.js';
+import { createGroupCommitWriter, type Database, openDatabase } from '../store/index.js';
 import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { createListener, type RequestHandler } from './listener.js';
@@ -70,7 +70,16 @@ export async function startHerald({
     // Every in-flight RPC listens on this signal; more than ten at once is normal, not a leak.
     setMaxListeners(0, shutdown.signal);
     const rpc = connectNodeAdapter({
-      routes: createRoutes({ db: db.db, database: db, now, isReady }),
+      routes: createRoutes({
+        db: db.db,
+        database: db,
+        writeSends: createGroupCommitWriter(db.sql, {
+          maxStatements: config.sendMaxStatements,
+          maxItems: 1_000,
+        }),
+        now,
+        isReady,
+      }),
       interceptors: [metrics.interceptor, errorMappingInterceptor(logger), authInterceptor(authenticate)],
       readMaxBytes: config.maxRequestBytes,
       shutdownSignal: shutdown.signal,

@@ -3,6 +3,7 @@ export * from './api-keys.js';
 export * from './data-dir-lock.js';
 export * from './database.js';
 export * from './errors.js';
+export * from './group-commit.js';
 export * from './notifications.js';
 export * from './preferences.js';
 export * from './push-tokens.js';

@@ -65,21 +65,23 @@ export async function storeNotifications(
   senderKeyId: string | null,
   items: readonly NewNotification[],
   plan: Planner,
+  write: (prepared: PreparedSend[]) => Promise<StoredSend[]> = (prepared) =>
+    executeSends(database.sql, prepared),
 ): Promise<StoredSend[]> {
   const ids = items.map(() => newId());
   if (!senderKeyId || items.every((item) => item.idempotencyKey === null)) {
-    return insertFresh(
-      database.sql,
-      senderKeyId,
-      items.map((item, index) => ({ item, index, id: ids[index]! })),
-      plan,
-    );
+    return write(items.map((item, index) => prepareSend(item, ids[index]!, senderKeyId, plan)));
   }
+  // Keyed Sends claim their keys and insert in one transaction of their own, never grouped with others: a
+  // key conflict must fail only its own request.
   return database.sql.transaction(async (tx) => {
     const results: (StoredSend | undefined)[] = new Array(items.length);
     await claimIdempotencyKeys(tx, senderKeyId, items, ids, results);
-    const fresh = items.flatMap((item, index) => (results[index] ? [] : [{ item, index, id: ids[index]! }]));
-    const stored = await insertFresh(tx, senderKeyId, fresh, plan);
+    const fresh = items.flatMap((item, index) => (results[index] ? [] : [{ item, index }]));
+    const stored = await executeSends(
+      tx,
+      fresh.map(({ item, index }) => prepareSend(item, ids[index]!, senderKeyId, plan)),
+    );
     fresh.forEach(({ index }, i) => {
       results[index] = stored[i];
     });
@@ -159,7 +161,7 @@ const INSERT_FRESH = `
 with input as (
   select * from jsonb_to_recordset($1::text::jsonb) as t(
     idx int, id uuid, user_id text, type text, priority smallint, data jsonb, title text, body text,
-    send_at timestamptz, expires_at timestamptz, idempotency_key text)
+    sender_key_id uuid, send_at timestamptz, expires_at timestamptz, idempotency_key text)
 ),
 upserted as (
   insert into recipients as r (user_id, email, phone, locale, timezone, last_seq)
@@ -184,7 +186,7 @@ numbered as (
 notified as (
   insert into notifications (id, user_id, seq, type, priority, data, title, body, sender_key_id,
                              idempotency_key, send_at, expires_at)
-  select id, user_id, seq, type, priority, data, title, body, $4::uuid, idempotency_key, send_at, expires_at
+  select id, user_id, seq, type, priority, data, title, body, sender_key_id, idempotency_key, send_at, expires_at
   from numbered
   returning id
 ),
@@ -224,56 +226,77 @@ interface ResultRow extends Record<string, unknown> {
   reason: string | null;
 }
 
-async function insertFresh(
-  sql: SqlRunner,
+/** A Send turned into the rows the statement needs; several can share one statement. */
+export interface PreparedSend {
+  notification: {
+    id: string;
+    user_id: string;
+    type: string;
+    priority: number;
+    data: Record<string, unknown>;
+    title: string | null;
+    body: string | null;
+    sender_key_id: string | null;
+    send_at: string;
+    expires_at: string | null;
+    idempotency_key: string | null;
+  };
+  recipient: RecipientProfile;
+  deliveries: { id: string; channel: ChannelName; requires: string | null; skip_reason: string | null }[];
+}
+
+export function prepareSend(
+  item: NewNotification,
+  id: string,
   senderKeyId: string | null,
-  fresh: { item: NewNotification; index: number; id: string }[],
   plan: Planner,
-): Promise<StoredSend[]> {
-  if (fresh.length === 0) return [];
-  const now = new Date().toISOString();
-  const notifications = fresh.map(({ item, id }, idx) => ({
-    idx,
-    id,
-    user_id: item.userId,
-    type: item.type,
-    priority: item.priority,
-    data: item.data,
-    title: item.title,
-    body: item.body,
-    send_at: item.sendAt?.toISOString() ?? now,
-    expires_at: item.expiresAt?.toISOString() ?? null,
-    idempotency_key: item.idempotencyKey,
-  }));
-  const deliveries = fresh.flatMap(({ item }, idx) =>
-    plan(item).map((p) => ({
-      idx,
+): PreparedSend {
+  return {
+    notification: {
+      id,
+      user_id: item.userId,
+      type: item.type,
+      priority: item.priority,
+      data: item.data,
+      title: item.title,
+      body: item.body,
+      sender_key_id: senderKeyId,
+      send_at: (item.sendAt ?? new Date()).toISOString(),
+      expires_at: item.expiresAt?.toISOString() ?? null,
+      idempotency_key: item.idempotencyKey,
+    },
+    recipient: item.recipient,
+    deliveries: plan(item).map((p) => ({
       id: newId(),
       channel: p.channel,
       requires: p.requires,
       skip_reason: p.skipReason,
     })),
-  );
+  };
+}
+
+/** Runs INSERT_FRESH for prepared Sends and returns their results in the same order. */
+export async function executeSends(sql: SqlRunner, prepared: readonly PreparedSend[]): Promise<StoredSend[]> {
+  if (prepared.length === 0) return [];
   const rows = await sql.query<ResultRow & { idx: number }>(INSERT_FRESH, [
-    JSON.stringify(notifications),
-    JSON.stringify(recipientRows(fresh)),
-    JSON.stringify(deliveries),
-    senderKeyId,
+    JSON.stringify(prepared.map((p, idx) => ({ idx, ...p.notification }))),
+    JSON.stringify(recipientRows(prepared)),
+    JSON.stringify(prepared.flatMap((p, idx) => p.deliveries.map((d) => ({ idx, ...d })))),
   ]);
   const byId = groupResults(rows);
-  return fresh.map(({ id }) => byId.get(id)!);
+  return prepared.map((p) => byId.get(p.notification.id)!);
 }
 
 /** One row per user: how many notifications the batch has for them, and the merged profile (later wins). */
-function recipientRows(fresh: { item: NewNotification }[]) {
+function recipientRows(prepared: readonly PreparedSend[]) {
   const perUser = new Map<string, { n: number; profile: RecipientProfile }>();
-  for (const { item } of fresh) {
-    const entry = perUser.get(item.userId) ?? { n: 0, profile: {} };
+  for (const { notification, recipient } of prepared) {
+    const entry = perUser.get(notification.user_id) ?? { n: 0, profile: {} };
     entry.n++;
-    for (const [field, value] of Object.entries(item.recipient)) {
+    for (const [field, value] of Object.entries(recipient)) {
       if (value !== undefined) entry.profile[field as keyof RecipientProfile] = value;
     }
-    perUser.set(item.userId, entry);
+    perUser.set(notification.user_id, entry);
   }
   return [...perUser.entries()].map(([userId, { n, profile }]) => ({
     user_id: userId,

@@ -371,7 +371,8 @@ describe('in-process server on an in-memory database', () => {
       const server = await startTestServer(pgliteEngine, {
         db: { ...db, database: gated.database },
         // Generous, so a slow machine cannot turn draining into cancelling.
-        overrides: { HERALD_SHUTDOWN_TIMEOUT_MS: '15000' },
+        // One statement slot per Send, so every one of them is held at the gate (no group commit here).
+        overrides: { HERALD_SHUTDOWN_TIMEOUT_MS: '15000', HERALD_SEND_MAX_STATEMENTS: '8' },
       });
       try {
         const c = server.admin(protocol);

@@ -1,0 +1,148 @@
+// Group commit: Sends beyond the statement limit wait and are written together, each caller gets exactly its
+// own results, nothing waits while a slot is free, and a failed statement fails exactly its group.
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../src/core/ids.js';
+import { planChannels } from '../../src/core/planning.js';
+import {
+  createGroupCommitWriter,
+  type NewNotification,
+  prepareSend,
+  type SqlParam,
+  type SqlRunner,
+} from '../../src/store/index.js';
+import { notifications } from '../../src/store/schema.js';
+import { engines, type TestDatabase } from '../support/engines.js';
+
+function item(userId: string, title: string): NewNotification {
+  return {
+    userId,
+    recipient: {},
+    type: 'group.test',
+    priority: 2,
+    data: { title },
+    title,
+    body: null,
+    channels: ['in_app', 'email'],
+    idempotencyKey: null,
+    requestHash: null,
+    sendAt: null,
+    expiresAt: null,
+  };
+}
+
+const prepare = (userId: string, title: string) =>
+  prepareSend(item(userId, title), newId(), null, (i) => planChannels(i.channels));
+
+/** Counts statements and holds them until released, like a slow database. */
+function gatedRunner(inner: SqlRunner) {
+  let release: () => void = () => {};
+  let gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const statements: number[] = [];
+  const runner: SqlRunner = {
+    async query<Row extends Record<string, unknown>>(text: string, params: readonly SqlParam[]) {
+      statements.push((JSON.parse(String(params[0])) as unknown[]).length);
+      await gate;
+      return inner.query<Row>(text, params);
+    },
+  };
+  return {
+    runner,
+    statements,
+    open() {
+      release();
+      gate = Promise.resolve();
+    },
+  };
+}
+
+describe.each(engines())('group commit ($name)', (engine) => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await engine.open();
+  });
+  afterAll(() => db?.destroy());
+
+  it('writes Sends that arrive while the slots are busy as one statement, answering each caller with its own', async () => {
+    const gated = gatedRunner(db.database.sql);
+    const write = createGroupCommitWriter(gated.runner, { maxStatements: 1, maxItems: 1000 });
+    const first = write([prepare('gc-a', 'a1')]);
+    const waiting = [
+      write([prepare('gc-a', 'a2')]),
+      write([prepare('gc-b', 'b1'), prepare('gc-a', 'a3')]),
+      write([prepare('gc-c', 'c1')]),
+    ];
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(gated.statements).toEqual([1]); // one slot: the first runs, the rest wait
+    gated.open();
+    const [one, ...rest] = await Promise.all([first, ...waiting]);
+    expect(gated.statements).toEqual([1, 4]); // the three waiting requests went as one statement
+
+    expect(one!.map((r) => r.seq)).toEqual([1]);
+    expect(rest.map((results) => results.map((r) => r.seq))).toEqual([[2], [1, 3], [1]]);
+    const titles = await Promise.all(
+      [one!, ...rest].flat().map(async (r) => {
+        const [row] = await db.database.db
+          .select()
+          .from(notifications)
+          .where(eq(notifications.id, r.notificationId));
+        return `${row?.userId}:${row?.title}:${r.deliveries.map((d) => `${d.channel}/${d.status}`).join(',')}`;
+      }),
+    );
+    expect(titles).toEqual([
+      'gc-a:a1:in_app/queued,email/skipped',
+      'gc-a:a2:in_app/queued,email/skipped',
+      'gc-b:b1:in_app/queued,email/skipped',
+      'gc-a:a3:in_app/queued,email/skipped',
+      'gc-c:c1:in_app/queued,email/skipped',
+    ]);
+  });
+
+  it('makes nothing wait while a slot is free', async () => {
+    const gated = gatedRunner(db.database.sql);
+    gated.open();
+    const write = createGroupCommitWriter(gated.runner, { maxStatements: 4, maxItems: 1000 });
+    await Promise.all([
+      write([prepare('gc-d', 'd1')]),
+      write([prepare('gc-d', 'd2')]),
+      write([prepare('gc-e', 'e1')]),
+    ]);
+    expect(gated.statements).toEqual([1, 1, 1]);
+  });
+
+  it('never groups past maxItems', async () => {
+    const gated = gatedRunner(db.database.sql);
+    const write = createGroupCommitWriter(gated.runner, { maxStatements: 1, maxItems: 3 });
+    const all = [
+      write([prepare('gc-f', 'f1')]),
+      write([prepare('gc-f', 'f2'), prepare('gc-f', 'f3')]),
+      write([prepare('gc-f', 'f4'), prepare('gc-f', 'f5')]),
+    ];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gated.open();
+    await Promise.all(all);
+    expect(gated.statements).toEqual([1, 2, 2]);
+  });
+
+  it('fails every member of a failed statement, and only them', async () => {
+    let failNext = true;
+    const flaky: SqlRunner = {
+      async query<Row extends Record<string, unknown>>(text: string, params: readonly SqlParam[]) {
+        if (failNext) {
+          failNext = false;
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
+        }
+        return db.database.sql.query<Row>(text, params);
+      },
+    };
+    const write = createGroupCommitWriter(flaky, { maxStatements: 1, maxItems: 1000 });
+    const failed = write([prepare('gc-g', 'g1')]);
+    const grouped = [write([prepare('gc-g', 'g2')]), write([prepare('gc-h', 'h1')])];
+    await expect(failed).rejects.toThrow('connection reset');
+    const results = await Promise.all(grouped);
+    expect(results.map((r) => r[0]!.seq)).toEqual([1, 1]); // g1 was never written, so g2 is the user's first
+  });
+});
