@@ -306,7 +306,9 @@ function printReport(options: Options, env: Environment, rows: PhaseRow[], serve
     `machine busy before the run: ${busy} of all cores` +
       (env.backgroundLoad > BUSY_MACHINE ? ' — OTHER PROCESSES ARE COMPETING; see "other CPU"' : ''),
     'server: child process (node --import tsx src/main.ts serve), log level warn, ' +
-      `HERALD_DB_POOL_MAX=${process.env.HERALD_DB_POOL_MAX ?? '10 (default)'}`,
+      `HERALD_DB_POOL_MAX=${process.env.HERALD_DB_POOL_MAX ?? '10 (default)'}, ` +
+      `HERALD_SEND_MAX_STATEMENTS=${process.env.HERALD_SEND_MAX_STATEMENTS ?? '4 (default)'}, ` +
+      `HERALD_WORKERS=${process.env.HERALD_WORKERS ?? '1 (default)'}`,
     `load:   ${options.concurrency} concurrent workers, each its own raw gRPC client (own HTTP/2 connection); ` +
       `${options.users} users round-robin; IN_APP only (1 delivery per notification); ` +
       `batches of ${options.batchSize}`,

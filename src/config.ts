@@ -17,6 +17,8 @@ export interface Config {
   maxRequestBytes: number;
   shutdownTimeoutMs: number;
   logLevel: string;
+  /** Server processes sharing the port (node:cluster); more than one needs DATABASE_URL. */
+  workers: number;
 }
 
 export interface JwtConfig {
@@ -102,7 +104,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRequestBytes: int('HERALD_MAX_REQUEST_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownTimeoutMs: int('HERALD_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     logLevel,
+    workers: int('HERALD_WORKERS', 1, 1, 64),
   };
+  if (config.workers > 1 && !databaseUrl) {
+    problems.push('HERALD_WORKERS above 1 needs DATABASE_URL: the embedded database belongs to one process');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -6,6 +6,7 @@ import { Channel, createHeraldClient, SendRequestSchema, SendResponseSchema } fr
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { apiKeyScopes, isApiKeyScope } from './core/api-key.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { isClusterWorker, leaveCluster, runClusterPrimary } from './server/cluster.js';
 import { startHerald } from './server/index.js';
 import { createApiKey, type Database, listApiKeys, openDatabase, revokeApiKey } from './store/index.js';
 
@@ -39,15 +40,22 @@ async function withDatabase<T>(config: Config, logger: Logger, fn: (db: Database
   }
 }
 
+function announceBootstrapKey(key: string | undefined): void {
+  if (!key) return;
+  // Printed once, to the terminal only (logs never carry keys). It is not stored anywhere in clear.
+  process.stdout.write(
+    `\nCreated the first admin API key (shown only this once; store it now):\n\n  ${key}\n\n` +
+      `Try: HERALD_API_KEY=${key} npm run herald -- send --user alice --type welcome --title "Hello"\n\n`,
+  );
+}
+
 async function serve(config: Config, logger: Logger): Promise<void> {
-  const herald = await startHerald({ config, logger });
-  if (herald.bootstrapKey) {
-    // Printed once, to the terminal only (logs never carry keys). It is not stored anywhere in clear.
-    process.stdout.write(
-      `\nCreated the first admin API key (shown only this once; store it now):\n\n  ${herald.bootstrapKey}\n\n` +
-        `Try: HERALD_API_KEY=${herald.bootstrapKey} npm run herald -- send --user alice --type welcome --title "Hello"\n\n`,
-    );
+  if (config.workers > 1 && !isClusterWorker()) {
+    await runClusterPrimary(config, logger, announceBootstrapKey);
+    return;
   }
+  const herald = await startHerald({ config, logger });
+  announceBootstrapKey(herald.bootstrapKey);
   process.stdout.write(`Herald is listening on ${herald.url} (${herald.database.engine})\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
@@ -61,6 +69,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  leaveCluster();
 }
 
 async function keys(config: Config, logger: Logger, args: string[]): Promise<void> {

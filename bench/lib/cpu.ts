@@ -39,6 +39,21 @@ function processCpuMs(pid: number): number | undefined {
   }
 }
 
+/** CPU ms of a process and its children (HERALD_WORKERS forks the server's workers as children). */
+function processTreeCpuMs(pid: number): number | undefined {
+  const own = processCpuMs(pid);
+  if (own === undefined) return undefined;
+  let total = own;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readProc(entry, 'stat');
+    if (!stat) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[1]) === pid) total += (Number(fields[11]) + Number(fields[12])) * MS_PER_TICK;
+  }
+  return total;
+}
+
 function readProc(pid: string, file: string): string | undefined {
   try {
     return readFileSync(`/proc/${pid}/${file}`, 'utf8');
@@ -85,7 +100,7 @@ export function snapshotCpu({ serverPid, database }: CpuSubjects): CpuSnapshot {
   return {
     wallMs: performance.now(),
     self: process.cpuUsage(),
-    serverMs: serverPid === undefined ? undefined : processCpuMs(serverPid),
+    serverMs: serverPid === undefined ? undefined : processTreeCpuMs(serverPid),
     postgresMs: database === undefined ? new Map() : postgresBackendsCpuMs(database),
     machineBusyMs: machine.busy,
     machineTotalMs: machine.total,

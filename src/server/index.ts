@@ -89,7 +89,7 @@ export async function startHerald({
     );
     const port = await listener.listen(config.port, config.host);
     const displayHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-    logger.info({ port, host: config.host, engine: db.engine }, 'herald listening');
+    logger.info({ port, host: config.host, engine: db.engine, pid: process.pid }, 'herald listening');
 
     let closing: Promise<void> | undefined;
     return {
