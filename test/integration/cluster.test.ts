@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHeraldClient } from '../../clients/node/index.js';
 import { createPostgresDatabase } from '../support/engines.js';
-import { killLeftovers, runCli, ServeProcess, tempDir } from './lifecycle-process.js';
+import { killLeftovers, runCli, ServeProcess, tempDir, until } from './lifecycle-process.js';
 
 afterAll(() => killLeftovers());
 
@@ -12,16 +12,6 @@ function isRunning(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function eventually<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -43,7 +33,7 @@ describe('cluster mode', () => {
       const server = await ServeProcess.start({ DATABASE_URL: db.url, HERALD_WORKERS: '2' });
       try {
         const listening = () => server.logs().filter((line) => line.msg === 'herald listening');
-        const workers = await eventually('two workers listening', 30_000, () => {
+        const workers = await until('two workers listening', 30_000, () => {
           const lines = listening();
           return lines.length >= 2 ? lines.map((l) => Number(l.pid)) : undefined;
         });
@@ -67,7 +57,7 @@ describe('cluster mode', () => {
         expect(seqs.sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
 
         process.kill(workers[0]!, 'SIGKILL');
-        const replacement = await eventually('a replacement worker', 30_000, () => {
+        const replacement = await until('a replacement worker', 30_000, () => {
           const pids = listening().map((l) => Number(l.pid));
           return pids.length >= 3 ? pids[2] : undefined;
         });

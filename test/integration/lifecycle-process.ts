@@ -207,3 +207,18 @@ export function copyDataDir(template: string, root: string, name: string): strin
   cpSync(template, dataDir, { recursive: true });
   return dataDir;
 }
+
+/** Polls `probe` every 100 ms until it yields a value; fails naming `what` after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => T | undefined | Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

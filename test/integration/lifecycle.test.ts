@@ -24,6 +24,7 @@ import {
   runCli,
   ServeProcess,
   tempDir,
+  until,
 } from './lifecycle-process.js';
 import { TcpProxy } from './lifecycle-proxy.js';
 
@@ -42,16 +43,6 @@ async function httpOutcome(url: string): Promise<number | string> {
   } catch (error) {
     const cause = error instanceof Error ? (error.cause as { code?: string } | undefined) : undefined;
     return cause?.code ?? String(error);
-  }
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
