@@ -2,7 +2,7 @@
 import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
 import { Health } from '../../gen/grpc/health/v1/health_pb.js';
 import { NotificationService } from '../../gen/herald/v1/notification_service_pb.js';
-import type { Database, Db, SendWriter } from '../store/index.js';
+import type { Database, SendWriter } from '../store/index.js';
 import { healthHandlers } from './health.js';
 import { notificationHandlers } from './notifications.js';
 import { preferenceHandlers } from './preferences.js';
@@ -13,7 +13,6 @@ export { errorMappingInterceptor } from './errors.js';
 export { createUserTokenVerifier } from './user-tokens.js';
 
 export interface ApiDeps {
-  db: Db;
   database: Database;
   writeSends: SendWriter;
   now: () => Date;
@@ -28,8 +27,8 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(NotificationService, {
       ...notificationHandlers(deps),
-      ...pushTokenHandlers(deps),
-      ...preferenceHandlers(deps),
+      ...pushTokenHandlers(deps.database),
+      ...preferenceHandlers(deps.database),
       // biome-ignore lint/correctness/useYield: answers UNIMPLEMENTED until the real-time issue lands.
       async *streamNotifications() {
         notYet();

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { countApiKeys, createApiKey, type Db } from '../store/index.js';
+import { anyApiKeyExists, createApiKey, type Db } from '../store/index.js';
 
 /**
  * On first start with no API keys at all, creates one admin key so the quickstart works without extra
@@ -8,7 +8,7 @@ import { countApiKeys, createApiKey, type Db } from '../store/index.js';
 export function bootstrapAdminKey(db: Db): Promise<string | undefined> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`lock table api_keys in share row exclusive mode`);
-    if ((await countApiKeys(tx)) > 0) return undefined;
+    if (await anyApiKeyExists(tx)) return undefined;
     const { key } = await createApiKey(tx, 'bootstrap-admin', ['admin']);
     return key;
   });

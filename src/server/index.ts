@@ -71,7 +71,6 @@ export async function startHerald({
     setMaxListeners(0, shutdown.signal);
     const rpc = connectNodeAdapter({
       routes: createRoutes({
-        db: db.db,
         database: db,
         writeSends: createGroupCommitWriter(db.sql, {
           maxStatements: config.sendMaxStatements,

@@ -32,9 +32,10 @@ export function listApiKeys(db: Executor): Promise<ApiKeyRow[]> {
   return db.select().from(apiKeys).orderBy(asc(apiKeys.createdAt));
 }
 
-export async function countApiKeys(db: Executor): Promise<number> {
+/** Whether any key exists at all, revoked or not. */
+export async function anyApiKeyExists(db: Executor): Promise<boolean> {
   const rows = await db.select({ id: apiKeys.id }).from(apiKeys).limit(1);
-  return rows.length;
+  return rows.length > 0;
 }
 
 /** Revokes by id or by the displayed prefix (hk_xxxxxxxx). Returns the revoked keys. */

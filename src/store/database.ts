@@ -5,7 +5,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
-import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
@@ -152,13 +151,4 @@ async function withTimeout<T>(promise: Promise<T>, timeoutMs = 2_000): Promise<T
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Runs `select now()`; used by tests and the CLI to check the engine. */
-export async function databaseNow(db: Executor): Promise<Date> {
-  const [row] = await db
-    .select({ now: sql<Date>`now()`.mapWith((v) => new Date(v)) })
-    .from(sql`(select 1) as one`);
-  if (!row) throw new Error('select now() returned nothing');
-  return row.now;
 }

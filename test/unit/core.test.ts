@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey, isWellFormedApiKey } from '../../src/core/api-key.js';
 import { canonicalJson, fingerprint } from '../../src/core/fingerprint.js';
 import { isUuid, newId } from '../../src/core/ids.js';
-import { planDeliveries } from '../../src/core/planning.js';
+import { planChannels } from '../../src/core/planning.js';
 import {
   checkEmail,
   checkId,
@@ -49,17 +49,20 @@ describe('field rules', () => {
   });
 });
 
-describe('planDeliveries', () => {
-  const reach = { email: true, phone: false, pushTokens: false };
+describe('planChannels', () => {
   it('uses IN_APP when no channel is requested', () => {
-    expect(planDeliveries([], reach)).toEqual([{ channel: 'in_app', status: 'queued', reason: null }]);
+    expect(planChannels([])).toEqual([{ channel: 'in_app', requires: null, skipReason: null }]);
   });
-  it('skips channels the recipient cannot be reached on, saying why', () => {
-    expect(planDeliveries(['email', 'sms', 'push', 'webhook'], reach)).toEqual([
-      { channel: 'email', status: 'queued', reason: null },
-      { channel: 'sms', status: 'skipped', reason: 'no_address: recipient has no phone number' },
-      { channel: 'push', status: 'skipped', reason: 'no_address: recipient has no active push token' },
-      { channel: 'webhook', status: 'queued', reason: null },
+  it('names what each channel needs of the recipient, and the reason when it is missing', () => {
+    expect(planChannels(['email', 'sms', 'push', 'webhook'])).toEqual([
+      { channel: 'email', requires: 'email', skipReason: 'no_address: recipient has no e-mail address' },
+      { channel: 'sms', requires: 'phone', skipReason: 'no_address: recipient has no phone number' },
+      {
+        channel: 'push',
+        requires: 'pushTokens',
+        skipReason: 'no_address: recipient has no active push token',
+      },
+      { channel: 'webhook', requires: null, skipReason: null },
     ]);
   });
 });
