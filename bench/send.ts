@@ -2,7 +2,7 @@
 // same rows inserted with raw postgres.js into the same database in the same run; then the same Herald
 // phases on the embedded PGlite engine, for information.
 //
-//   npm run bench -- send [--seconds 8] [--warmup 2] [--concurrency 16] [--users 10000] [--batch 500]
+//   npm run bench -- send [--seconds 8] [--warmup 2] [--concurrency 16] [--connections N] [--users 10000] [--batch 500]
 //                         [--no-pglite] [--cpu-prof]
 //   BENCH_SECONDS=4 npm run bench -- send
 //   BENCH_DATABASE_URL=postgres://... (else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test)
@@ -36,6 +36,8 @@ interface Options {
   seconds: number;
   warmupSeconds: number;
   concurrency: number;
+  /** HTTP/2 connections the workers share; by default one per worker (16 independent clients). */
+  connections: number;
   users: number;
   batchSize: number;
   pglite: boolean;
@@ -62,6 +64,7 @@ function parseOptions(args: string[]): Options {
       seconds: { type: 'string' },
       warmup: { type: 'string' },
       concurrency: { type: 'string' },
+      connections: { type: 'string' },
       users: { type: 'string' },
       batch: { type: 'string' },
       'no-pglite': { type: 'boolean', default: false },
@@ -76,6 +79,7 @@ function parseOptions(args: string[]): Options {
     seconds: positiveNumber('--seconds', values.seconds ?? process.env.BENCH_SECONDS, 8),
     warmupSeconds: positiveNumber('--warmup', values.warmup, 2),
     concurrency: Math.floor(positiveNumber('--concurrency', values.concurrency, 16)),
+    connections: Math.floor(positiveNumber('--connections', values.connections, Number.POSITIVE_INFINITY)),
     users,
     batchSize,
     pglite: !values['no-pglite'],
@@ -150,9 +154,9 @@ async function postgresPhases(
   const raw = openRawPool(database.url, options.concurrency);
   cleanup.add('close raw pool', () => raw.end({ timeout: 5 }));
 
-  const clients = createClients(options.concurrency, server.url, server.apiKey);
+  const clients = createClients(options.concurrency, options.connections, server.url, server.apiKey);
   cleanup.add('close gRPC clients (postgres)', () => {
-    for (const client of clients) client.close();
+    for (const client of new Set(clients)) client.close();
   });
   const workload = new Workload(options.users);
   const common = { engine: 'postgres' as const, database, serverPid: server.pid };
@@ -193,9 +197,9 @@ async function pglitePhases(options: Options, cleanup: Cleanup, log: string[]): 
     cpuProfDir: options.cpuProfDir,
   });
   cleanup.add('stop Herald (pglite)', () => server.stop());
-  const clients = createClients(options.concurrency, server.url, server.apiKey);
+  const clients = createClients(options.concurrency, options.connections, server.url, server.apiKey);
   cleanup.add('close gRPC clients (pglite)', () => {
-    for (const client of clients) client.close();
+    for (const client of new Set(clients)) client.close();
   });
   const workload = new Workload(options.users);
   const batch = options.batchSize;
@@ -309,7 +313,7 @@ function printReport(options: Options, env: Environment, rows: PhaseRow[], serve
       `HERALD_DB_POOL_MAX=${process.env.HERALD_DB_POOL_MAX ?? '10 (default)'}, ` +
       `HERALD_SEND_MAX_STATEMENTS=${process.env.HERALD_SEND_MAX_STATEMENTS ?? '4 (default)'}, ` +
       `HERALD_WORKERS=${process.env.HERALD_WORKERS ?? '1 (default)'}`,
-    `load:   ${options.concurrency} concurrent workers, each its own raw gRPC client (own HTTP/2 connection); ` +
+    `load:   ${options.concurrency} concurrent workers, ${connectionsText(options)}; ` +
       `${options.users} users round-robin; IN_APP only (1 delivery per notification); ` +
       `batches of ${options.batchSize}`,
     `        ${options.warmupSeconds} s warm-up + ${options.seconds} s measured per phase; ` +
@@ -349,4 +353,10 @@ export async function main(args: string[] = []): Promise<void> {
     await cleanup.runAll();
     detach();
   }
+}
+
+function connectionsText(options: Options): string {
+  return options.connections >= options.concurrency
+    ? 'each its own raw gRPC client (own HTTP/2 connection)'
+    : `sharing ${options.connections} raw gRPC client(s) (HTTP/2 connections, streams multiplexed)`;
 }

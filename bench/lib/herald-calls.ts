@@ -18,9 +18,21 @@ const CALL_TIMEOUT_MS = 30_000;
 const SEND = `/${NotificationService.typeName}/${NotificationService.method.send.name}`;
 const SEND_BATCH = `/${NotificationService.typeName}/${NotificationService.method.sendBatch.name}`;
 
-/** One client per worker, each with its own HTTP/2 connection, as a fleet of sending services would have. */
-export function createClients(count: number, baseUrl: string, apiKey: string): RawGrpcClient[] {
-  return Array.from({ length: count }, () => new RawGrpcClient(baseUrl, `Bearer ${apiKey}`));
+/**
+ * One client per worker by default, each with its own HTTP/2 connection, as a fleet of sending services would
+ * have; with fewer `connections`, workers share them round-robin, as callers in one service share a channel.
+ */
+export function createClients(
+  workers: number,
+  connections: number,
+  baseUrl: string,
+  apiKey: string,
+): RawGrpcClient[] {
+  const pool = Array.from(
+    { length: Math.min(workers, connections) },
+    () => new RawGrpcClient(baseUrl, `Bearer ${apiKey}`),
+  );
+  return Array.from({ length: workers }, (_, i) => pool[i % pool.length]!);
 }
 
 function toRequest(spec: NotificationSpec) {
