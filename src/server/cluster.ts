@@ -19,7 +19,7 @@ export function leaveCluster(): void {
   if (cluster.isWorker) cluster.worker?.disconnect();
 }
 
-/** Runs the primary until every worker has exited after a signal; resolves to the bootstrap key it printed. */
+/** Runs the primary: migrates, hands the bootstrap key (if it created one) to `announce`, forks the workers, and resolves once every worker has exited after a signal. */
 export async function runClusterPrimary(
   config: Config,
   logger: Logger,

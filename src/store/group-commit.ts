@@ -8,7 +8,7 @@
 // itself (unreachable, shutting down), which fails every Send of the moment alike. Keyed Sends are never
 // grouped, since a key conflict must fail only its own request.
 import type { SqlRunner } from './database.js';
-import { executeSends, type PreparedSend, type StoredSend } from './send.js';
+import { executeSends, type PreparedSend, type SendWriter, type StoredSend } from './send.js';
 
 interface Waiting {
   prepared: PreparedSend[];
@@ -22,8 +22,6 @@ export interface GroupCommitOptions {
   /** Upper bound on notifications in one grouped statement (a request larger than this runs alone). */
   maxItems: number;
 }
-
-export type SendWriter = (prepared: PreparedSend[]) => Promise<StoredSend[]>;
 
 export function createGroupCommitWriter(sql: SqlRunner, options: GroupCommitOptions): SendWriter {
   const waiting: Waiting[] = [];

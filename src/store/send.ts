@@ -55,6 +55,9 @@ export class IdempotencyConflictError extends Error {
 
 export type Planner = (item: NewNotification) => ChannelPlan[];
 
+/** Writes prepared unkeyed Sends: one statement at a time, or grouped under load (group-commit.ts). */
+export type SendWriter = (prepared: PreparedSend[]) => Promise<StoredSend[]>;
+
 /**
  * Stores a batch of notifications and returns one result per item, in order. Items whose idempotency key
  * `senderKeyId` used within 24 hours for the same request are answered from the original notification and
@@ -65,8 +68,7 @@ export async function storeNotifications(
   senderKeyId: string | null,
   items: readonly NewNotification[],
   plan: Planner,
-  write: (prepared: PreparedSend[]) => Promise<StoredSend[]> = (prepared) =>
-    executeSends(database.sql, prepared),
+  write: SendWriter = (prepared) => executeSends(database.sql, prepared),
 ): Promise<StoredSend[]> {
   const ids = items.map(() => newId());
   if (!senderKeyId || items.every((item) => item.idempotencyKey === null)) {

@@ -6,7 +6,7 @@ import { Code } from '@connectrpc/connect';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HeraldClient, SendRequestSchema } from '../../clients/node/index.js';
-import { Channel, Priority } from '../../clients/node/index.js';
+import { Channel, DeliveryStatus, Priority } from '../../clients/node/index.js';
 import { idempotencyKeys, notifications } from '../../src/store/schema.js';
 import { engines } from '../support/engines.js';
 import { rejection } from '../support/errors.js';
@@ -140,7 +140,15 @@ describe.each(engines())('Send ($name)', (engine) => {
       }),
     );
     // The e-mail from the first Send is kept; the phone from the second is added.
-    expect(planned.deliveries.map((d) => d.reason)).toEqual(['', '']);
+    expect(planned.deliveries.map((d) => d.status)).toEqual([DeliveryStatus.QUEUED, DeliveryStatus.QUEUED]);
+    // Control: a recipient with neither address gets both deliveries skipped, each saying why.
+    const unreachable = await herald.send(
+      valid({ userId: 'profile-none', channels: [Channel.EMAIL, Channel.SMS] }),
+    );
+    expect(unreachable.deliveries.map((d) => [d.status, d.reason])).toEqual([
+      [DeliveryStatus.SKIPPED, 'no_address: recipient has no e-mail address'],
+      [DeliveryStatus.SKIPPED, 'no_address: recipient has no phone number'],
+    ]);
   });
 
   describe('idempotency', () => {
