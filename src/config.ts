@@ -1,5 +1,9 @@
 // Every setting Herald reads, from the environment, validated once at start. The README's configuration
 // table lists the same settings; keep the two in step.
+import net from 'node:net';
+import { type ChannelName, channelNames } from './core/channels.js';
+import { defaultRetryPolicies, type RetryPolicy } from './core/retry-policy.js';
+import type { RateLimit } from './delivery/rate-limiter.js';
 
 export interface Config {
   host: string;
@@ -19,6 +23,28 @@ export interface Config {
   logLevel: string;
   /** Server processes sharing the port (node:cluster); more than one needs DATABASE_URL. */
   workers: number;
+  /** Shared rate-limit buckets live here when set; in process otherwise. */
+  redisUrl: string | undefined;
+  delivery: DeliveryConfig;
+}
+
+export interface DeliveryConfig {
+  /** Run the dispatcher in this process (an API-only instance turns it off). */
+  dispatcher: boolean;
+  /** Deliveries attempted at once, per channel. */
+  concurrency: number;
+  leaseMs: number;
+  pollMs: number;
+  configRefreshMs: number;
+  retry: Record<ChannelName, RetryPolicy>;
+  /** By provider name (webhook, ...): tokens per second and burst. */
+  rateLimits: Record<string, RateLimit>;
+  circuitFailures: number;
+  circuitOpenMs: number;
+  webhookTimeoutMs: number;
+  /** Networks webhook endpoints may resolve to although they are not global (CIDRs). */
+  webhookAllowNetworks: string[];
+  webhookDisableAfterMs: number;
 }
 
 export interface JwtConfig {
@@ -105,10 +131,102 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: int('HERALD_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     logLevel,
     workers: int('HERALD_WORKERS', 1, 1, 64),
+    redisUrl: str('REDIS_URL'),
+    delivery: {
+      dispatcher: bool('HERALD_DISPATCHER', true),
+      concurrency: int('HERALD_DISPATCH_CONCURRENCY', 32, 1, 10_000),
+      leaseMs: int('HERALD_DELIVERY_LEASE_MS', 60_000, 1_000, 3_600_000),
+      pollMs: int('HERALD_DISPATCH_POLL_MS', 5_000, 10, 600_000),
+      configRefreshMs: int('HERALD_CONFIG_REFRESH_MS', 5_000, 100, 3_600_000),
+      retry: Object.fromEntries(
+        channelNames.map((c) => [
+          c,
+          retryPolicy(
+            `HERALD_RETRY_${c.toUpperCase()}`,
+            str(`HERALD_RETRY_${c.toUpperCase()}`),
+            defaultRetryPolicies[c],
+            problems,
+          ),
+        ]),
+      ) as Record<ChannelName, RetryPolicy>,
+      rateLimits: rateLimits(str('HERALD_RATE_LIMITS'), problems),
+      circuitFailures: int('HERALD_CIRCUIT_FAILURES', 5, 1, 1_000),
+      circuitOpenMs: int('HERALD_CIRCUIT_OPEN_MS', 30_000, 100, 3_600_000),
+      webhookTimeoutMs: int('HERALD_WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
+      webhookAllowNetworks: networks(
+        'HERALD_WEBHOOK_ALLOW_NETWORKS',
+        str('HERALD_WEBHOOK_ALLOW_NETWORKS'),
+        problems,
+      ),
+      webhookDisableAfterMs: int('HERALD_WEBHOOK_DISABLE_AFTER_HOURS', 120, 1, 24 * 365) * 3_600_000,
+    },
   };
   if (config.workers > 1 && !databaseUrl) {
     problems.push('HERALD_WORKERS above 1 needs DATABASE_URL: the embedded database belongs to one process');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+const retryFields: Record<string, keyof RetryPolicy> = {
+  attempts: 'maxAttempts',
+  base_ms: 'baseDelayMs',
+  max_delay_ms: 'maxDelayMs',
+  max_age_ms: 'maxAgeMs',
+  retry_after_cap_ms: 'retryAfterCapMs',
+};
+
+/** `attempts=8,base_ms=5000,max_delay_ms=36000000,max_age_ms=259200000,retry_after_cap_ms=3600000`; unset keys keep the default. */
+function retryPolicy(
+  name: string,
+  raw: string | undefined,
+  base: RetryPolicy,
+  problems: string[],
+): RetryPolicy {
+  if (raw === undefined) return base;
+  const policy = { ...base };
+  for (const part of raw.split(',')) {
+    const [key, value] = part.split('=').map((s) => s.trim());
+    const field = key ? retryFields[key] : undefined;
+    const n = Number(value);
+    if (!field || !Number.isInteger(n) || n < (field === 'maxAttempts' ? 1 : 0)) {
+      problems.push(
+        `${name}: "${part}" is not one of ${Object.keys(retryFields).join(', ')} = a whole number`,
+      );
+      continue;
+    }
+    policy[field] = n;
+  }
+  return policy;
+}
+
+/** `webhook=50:100,ses=14:14`: provider = tokens per second : burst. */
+function rateLimits(raw: string | undefined, problems: string[]): Record<string, RateLimit> {
+  const limits: Record<string, RateLimit> = {};
+  for (const part of raw?.split(',') ?? []) {
+    const match = /^\s*([a-z0-9_-]+)\s*=\s*(\d+(?:\.\d+)?)\s*:\s*(\d+)\s*$/.exec(part);
+    if (!match || Number(match[2]) <= 0 || Number(match[3]) < 1) {
+      problems.push(`HERALD_RATE_LIMITS: "${part}" is not provider=rate:burst (e.g. webhook=50:100)`);
+      continue;
+    }
+    limits[match[1]!] = { perSecond: Number(match[2]), burst: Number(match[3]) };
+  }
+  return limits;
+}
+
+function networks(name: string, raw: string | undefined, problems: string[]): string[] {
+  const list =
+    raw
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean) ?? [];
+  for (const cidr of list) {
+    const [address, prefix] = cidr.split('/');
+    const family = net.isIP(address ?? '');
+    const bits = prefix === undefined ? (family === 6 ? 128 : 32) : Number(prefix);
+    if (family === 0 || !Number.isInteger(bits) || bits < 0 || bits > (family === 6 ? 128 : 32)) {
+      problems.push(`${name}: "${cidr}" is not an address or CIDR`);
+    }
+  }
+  return list;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: runs the whole suite on what this machine has, and says plainly what it left out and why.
-// PGlite suites always run. PostgreSQL suites run when TEST_DATABASE_URL is set. With CI=true a missing
+// PGlite suites always run. PostgreSQL suites run when TEST_DATABASE_URL is set, Redis suites when REDIS_URL is. With CI=true a missing
 // server is an error, never a silent skip.
 import { spawn } from 'node:child_process';
 
@@ -11,6 +11,12 @@ const requirements = [
     variable: 'TEST_DATABASE_URL',
     present: Boolean(process.env.TEST_DATABASE_URL),
     hint: 'set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test',
+  },
+  {
+    name: 'Redis suites (shared rate limits)',
+    variable: 'REDIS_URL',
+    present: Boolean(process.env.REDIS_URL),
+    hint: 'set REDIS_URL=redis://127.0.0.1:6379',
   },
 ];
 

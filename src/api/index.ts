@@ -1,8 +1,12 @@
 // The API's public face: one function that wires every RPC onto a Connect router.
 import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
 import { Health } from '../../gen/grpc/health/v1/health_pb.js';
+import { AdminService } from '../../gen/herald/v1/admin_service_pb.js';
 import { NotificationService } from '../../gen/herald/v1/notification_service_pb.js';
+import type { AddressGuard } from '../channels/webhook/address-guard.js';
+import type { ConfigCache } from '../delivery/config-cache.js';
 import type { Database, SendWriter } from '../store/index.js';
+import { adminHandlers } from './admin.js';
 import { healthHandlers } from './health.js';
 import { notificationHandlers } from './notifications.js';
 import { preferenceHandlers } from './preferences.js';
@@ -15,6 +19,8 @@ export { createUserTokenVerifier } from './user-tokens.js';
 export interface ApiDeps {
   database: Database;
   writeSends: SendWriter;
+  deliveryConfig: ConfigCache;
+  webhookGuard: AddressGuard;
   now: () => Date;
   isReady: () => Promise<boolean>;
 }
@@ -36,6 +42,7 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
       listNotifications: notYet,
       markNotifications: notYet,
     });
+    router.service(AdminService, adminHandlers(deps));
     router.service(Health, healthHandlers(deps.isReady));
   };
 }

@@ -2,6 +2,9 @@
 import { create } from '@bufbuild/protobuf';
 import type { HandlerContext } from '@connectrpc/connect';
 import {
+  type CancelNotificationRequest,
+  type CancelNotificationResponse,
+  CancelNotificationResponseSchema,
   type GetNotificationRequest,
   type GetNotificationResponse,
   GetNotificationResponseSchema,
@@ -14,9 +17,10 @@ import {
 } from '../../gen/herald/v1/notification_service_pb.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
-import { planChannels } from '../core/planning.js';
 import { limits } from '../core/rules.js';
+import type { ConfigCache } from '../delivery/config-cache.js';
 import {
+  cancelNotification,
   type Database,
   getNotificationDetail,
   IdempotencyConflictError,
@@ -33,10 +37,17 @@ export interface NotificationHandlersDeps {
   database: Database;
   /** Writes unkeyed Sends; grouped under load (see store/group-commit.ts). */
   writeSends: SendWriter;
+  /** Plans deliveries from the routing rules and webhook endpoints. */
+  deliveryConfig: ConfigCache;
   now: () => Date;
 }
 
-export function notificationHandlers({ database, writeSends, now }: NotificationHandlersDeps) {
+export function notificationHandlers({
+  database,
+  writeSends,
+  deliveryConfig,
+  now,
+}: NotificationHandlersDeps) {
   async function store(
     senderKeyId: string,
     items: NewNotification[],
@@ -47,7 +58,7 @@ export function notificationHandlers({ database, writeSends, now }: Notification
         database,
         senderKeyId,
         items,
-        (item) => planChannels(item.channels),
+        (item) => deliveryConfig.plan(item),
         writeSends,
       );
     } catch (error) {
@@ -60,6 +71,13 @@ export function notificationHandlers({ database, writeSends, now }: Notification
       }
       throw error;
     }
+  }
+
+  async function findNotification(id: string) {
+    if (!isUuid(id)) throw invalidArgument('notification_id', 'must be a UUID');
+    const detail = await getNotificationDetail(database.db, id.toLowerCase());
+    if (!detail) throw new HeraldError('not_found', 'no such notification', 'notification_id');
+    return detail;
   }
 
   return {
@@ -98,11 +116,23 @@ export function notificationHandlers({ database, writeSends, now }: Notification
       ctx: HandlerContext,
     ): Promise<GetNotificationResponse> {
       if (principalOf(ctx).kind === 'service') requireServiceScope(ctx, 'read');
-      if (!isUuid(req.notificationId)) throw invalidArgument('notification_id', 'must be a UUID');
-      const detail = await getNotificationDetail(database.db, req.notificationId.toLowerCase());
-      if (!detail) throw new HeraldError('not_found', 'no such notification', 'notification_id');
+      const detail = await findNotification(req.notificationId);
       assertMayAccessUser(ctx, detail.notification.userId, 'read');
       return create(GetNotificationResponseSchema, { notification: notificationToProto(detail) });
+    },
+
+    async cancelNotification(
+      req: CancelNotificationRequest,
+      ctx: HandlerContext,
+    ): Promise<CancelNotificationResponse> {
+      requireServiceScope(ctx, 'send');
+      const { notification } = await findNotification(req.notificationId);
+      const cancelled = await cancelNotification(database.sql, notification.id);
+      const detail = await findNotification(notification.id);
+      return create(CancelNotificationResponseSchema, {
+        cancelled,
+        notification: notificationToProto(detail),
+      });
     },
   };
 }

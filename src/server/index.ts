@@ -10,7 +10,9 @@ import {
   createUserTokenVerifier,
   errorMappingInterceptor,
 } from '../api/index.js';
+import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { Config } from '../config.js';
+import { type DeliveryEngine, startDeliveryEngine } from '../delivery/engine.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { createGroupCommitWriter, type Database, openDatabase } from '../store/index.js';
@@ -24,6 +26,7 @@ export interface Herald {
   readonly database: Database;
   /** The admin key created on first start with an empty database, if this start created one. */
   readonly bootstrapKey: string | undefined;
+  readonly delivery: DeliveryEngine;
   /** Graceful shutdown: stop accepting, finish in-flight RPCs within the configured deadline, close the pool. */
   close(): Promise<void>;
 }
@@ -66,6 +69,16 @@ export async function startHerald({
       verifyUserToken: await createUserTokenVerifier(config.jwt),
       cacheTtlMs: config.apiKeyCacheTtlMs,
     });
+    const webhookGuard = createAddressGuard(config.delivery.webhookAllowNetworks);
+    const delivery = await startDeliveryEngine({
+      config: config.delivery,
+      redisUrl: config.redisUrl,
+      database: db,
+      webhookGuard,
+      logger,
+      registry: metrics.registry,
+      now,
+    });
     const shutdown = new AbortController();
     // Every in-flight RPC listens on this signal; more than ten at once is normal, not a leak.
     setMaxListeners(0, shutdown.signal);
@@ -76,6 +89,8 @@ export async function startHerald({
           maxStatements: config.sendMaxStatements,
           maxItems: 1_000,
         }),
+        deliveryConfig: delivery.config,
+        webhookGuard,
         now,
         isReady,
       }),
@@ -96,9 +111,12 @@ export async function startHerald({
       url: `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${port}`,
       database: db,
       bootstrapKey,
+      delivery,
       close() {
         closing ??= (async () => {
           logger.info({ inFlight: listener.inFlight() }, 'shutting down');
+          // The dispatcher stops claiming at once and finishes its attempts while the RPCs drain.
+          const dispatching = delivery.close(config.shutdownTimeoutMs);
           await listener.close(config.shutdownTimeoutMs, () => {
             logger.warn(
               { inFlight: listener.inFlight() },
@@ -107,6 +125,7 @@ export async function startHerald({
             // Cancelled RPCs end with UNAVAILABLE, which clients treat as "retry elsewhere".
             shutdown.abort(new ConnectError('server is shutting down; retry', Code.Unavailable));
           });
+          await dispatching;
           if (!database) await db.close();
           logger.info('stopped');
         })();

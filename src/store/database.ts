@@ -43,6 +43,11 @@ export interface Database {
   ping(timeoutMs?: number): Promise<void>;
   /** Applies the committed migrations in drizzle/ (idempotent). */
   migrate(): Promise<void>;
+  /**
+   * LISTEN on a channel: `onNotify` runs for every NOTIFY after the notifying transaction commits. PostgreSQL
+   * uses a dedicated connection that reconnects by itself. Resolves to the function that stops listening.
+   */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -93,6 +98,10 @@ async function openPglite(dataDir: string): Promise<Database> {
     sql: { ...runner(client), transaction: (fn) => client.transaction((tx) => fn(runner(tx))) },
     ping: (timeoutMs) => withTimeout(client.query('select 1').then(noop), timeoutMs),
     migrate: () => migratePglite(drizzlePglite(client), { migrationsFolder }),
+    listen: async (channel, onNotify) => {
+      const stop = await client.listen(channel, onNotify);
+      return () => stop();
+    },
     close: async () => {
       await client.close();
       unlock();
@@ -134,6 +143,10 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
       } finally {
         await one.end({ timeout: 5 });
       }
+    },
+    listen: async (channel, onNotify) => {
+      const { unlisten } = await client.listen(channel, onNotify);
+      return unlisten;
     },
     close: () => client.end({ timeout: 5 }),
   };

@@ -47,6 +47,9 @@ export const notifications = pgTable(
     idempotencyKey: text('idempotency_key'),
     sendAt: timestamptz('send_at').notNull(),
     expiresAt: timestamptz('expires_at'),
+    // CRITICAL priority or a critical type: bypasses opt-outs and quiet hours (never suppressions).
+    critical: boolean('critical').notNull().default(false),
+    cancelledAt: timestamptz('cancelled_at'),
     createdAt: createdAt(),
     readAt: timestamptz('read_at'),
     seenAt: timestamptz('seen_at'),
@@ -65,11 +68,21 @@ export const deliveries = pgTable(
     userId: text('user_id').notNull(),
     channel: text('channel').notNull(),
     step: integer('step').notNull().default(0),
+    // An escalation step's condition: cancelled when the notification is 'read' (or 'seen') before it is due.
+    cancelUnless: text('cancel_unless'),
+    // Webhook deliveries: the endpoint, and what is sent ('notification', or a status event such as
+    // 'notification.failed' about this notification).
+    endpointId: uuid('endpoint_id'),
+    event: text('event').notNull().default('notification'),
+    // A status event's data (the delivery it reports on); null for notifications.
+    payload: jsonb('payload').$type<Record<string, unknown>>(),
     status: text('status').notNull(),
     reason: text('reason'),
     provider: text('provider'),
     attempts: integer('attempts').notNull().default(0),
     nextAttemptAt: timestamptz('next_attempt_at').notNull(),
+    // The retry policy's max age counts from here.
+    firstAttemptAt: timestamptz('first_attempt_at'),
     leaseUntil: timestamptz('lease_until'),
     lastError: text('last_error'),
     providerMessageId: text('provider_message_id'),
@@ -78,8 +91,10 @@ export const deliveries = pgTable(
   },
   (t) => [
     index('deliveries_notification').on(t.notificationId),
-    // The dispatcher's claim query scans only what is due.
+    // The dispatcher's claim query scans only what is due, and leases that ran out (a dispatcher died).
     index('deliveries_due').on(t.nextAttemptAt).where(sql`status = 'queued'`),
+    index('deliveries_leased').on(t.leaseUntil).where(sql`status = 'sending'`),
+    index('deliveries_endpoint').on(t.endpointId).where(sql`endpoint_id is not null`),
   ],
 );
 
@@ -95,6 +110,8 @@ export const deliveryAttempts = pgTable(
     statusCode: integer('status_code'),
     latencyMs: integer('latency_ms').notNull(),
     error: text('error'),
+    // The start of the provider's answer (webhooks: the response body), truncated.
+    response: text('response'),
     startedAt: timestamptz('started_at').notNull(),
   },
   (t) => [index('delivery_attempts_delivery').on(t.deliveryId)],
@@ -161,4 +178,67 @@ export const idempotencyKeys = pgTable(
     createdAt: createdAt(),
   },
   (t) => [primaryKey({ columns: [t.senderKeyId, t.key] })],
+);
+
+// Routing per notification type: ordered steps, each with channels, a delay after send_at and an optional
+// condition that cancels the step ('read', 'seen'); step 0 is what is sent at once.
+export interface RoutingStep {
+  channels: string[];
+  delaySeconds: number;
+  cancelUnless: 'read' | 'seen' | null;
+}
+
+export const routingRules = pgTable('routing_rules', {
+  type: text('type').primaryKey(),
+  steps: jsonb('steps').$type<RoutingStep[]>().notNull(),
+  critical: boolean('critical').notNull().default(false),
+  createdAt: createdAt(),
+  updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+});
+
+export const templates = pgTable(
+  'templates',
+  {
+    type: text('type').notNull(),
+    channel: text('channel').notNull(),
+    // BCP 47 tag, or 'default'.
+    locale: text('locale').notNull(),
+    // Title, or e-mail subject.
+    title: text('title'),
+    body: text('body').notNull(),
+    createdAt: createdAt(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.type, t.channel, t.locale] })],
+);
+
+export const webhookEndpoints = pgTable('webhook_endpoints', {
+  id: uuid('id').primaryKey(),
+  url: text('url').notNull(),
+  description: text('description').notNull().default(''),
+  // Notification types (exact, or a prefix pattern such as 'order.*') and status events; empty = every type.
+  eventTypes: text('event_types').array().notNull(),
+  enabled: boolean('enabled').notNull().default(true),
+  disabledReason: text('disabled_reason'),
+  // The signing secret (whsec_...). Kept in clear because signing needs it, like any webhook sender's.
+  secret: text('secret').notNull(),
+  // After a rotation the old secret keeps signing too until previous_secret_until.
+  previousSecret: text('previous_secret'),
+  previousSecretUntil: timestamptz('previous_secret_until'),
+  // Start of the current run of failed attempts; null after a success.
+  failingSince: timestamptz('failing_since'),
+  createdAt: createdAt(),
+  updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+});
+
+// Addresses that must never be contacted again on a channel (hard bounce, complaint, unsubscribe, STOP).
+export const suppressions = pgTable(
+  'suppressions',
+  {
+    channel: text('channel').notNull(),
+    address: text('address').notNull(),
+    reason: text('reason').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.channel, t.address] })],
 );

@@ -4,7 +4,7 @@
 // transaction of several. Items travel as JSON (`jsonb_to_recordset`), so the statement text never changes.
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
 import { newId } from '../core/ids.js';
-import type { ChannelPlan } from '../core/planning.js';
+import type { DeliveryPlan } from '../core/planning.js';
 import type { Database, SqlRunner } from './database.js';
 
 export interface RecipientProfile {
@@ -53,7 +53,8 @@ export class IdempotencyConflictError extends Error {
   }
 }
 
-export type Planner = (item: NewNotification) => ChannelPlan[];
+/** Plans a notification's deliveries; `critical` (CRITICAL priority or a critical type) bypasses opt-outs. */
+export type Planner = (item: NewNotification) => { critical: boolean; deliveries: DeliveryPlan[] };
 
 /** Writes prepared unkeyed Sends: one statement at a time, or grouped under load (group-commit.ts). */
 export type SendWriter = (prepared: PreparedSend[]) => Promise<StoredSend[]>;
@@ -162,8 +163,8 @@ async function claimIdempotencyKeys(
 const INSERT_FRESH = `
 with input as (
   select * from jsonb_to_recordset($1::text::jsonb) as t(
-    idx int, id uuid, user_id text, type text, priority smallint, data jsonb, title text, body text,
-    sender_key_id uuid, send_at timestamptz, expires_at timestamptz, idempotency_key text)
+    idx int, id uuid, user_id text, type text, priority smallint, critical boolean, data jsonb, title text,
+    body text, sender_key_id uuid, send_at timestamptz, expires_at timestamptz, idempotency_key text)
 ),
 upserted as (
   insert into recipients as r (user_id, email, phone, locale, timezone, last_seq)
@@ -186,31 +187,42 @@ numbered as (
   window w as (partition by i.user_id)
 ),
 notified as (
-  insert into notifications (id, user_id, seq, type, priority, data, title, body, sender_key_id,
+  insert into notifications (id, user_id, seq, type, priority, critical, data, title, body, sender_key_id,
                              idempotency_key, send_at, expires_at)
-  select id, user_id, seq, type, priority, data, title, body, sender_key_id, idempotency_key, send_at, expires_at
+  select id, user_id, seq, type, priority, critical, data, title, body, sender_key_id, idempotency_key,
+         send_at, expires_at
   from numbered
   returning id
 ),
 planned as (
-  select p.id, n.id as notification_id, n.user_id, p.channel, p.skip_reason, n.send_at,
-         case p.requires
-           when 'email' then n.has_email
-           when 'phone' then n.has_phone
-           when 'pushTokens' then exists (
-             select 1 from push_tokens t where t.user_id = n.user_id and t.active)
-           else true
-         end as reachable
-  from jsonb_to_recordset($3::text::jsonb) as p(idx int, id uuid, channel text, requires text, skip_reason text)
+  select p.id, n.id as notification_id, n.user_id, p.channel, p.step, p.cancel_unless, p.endpoint_id,
+         p.next_attempt_at,
+         case
+           when not case p.requires
+             when 'email' then n.has_email
+             when 'phone' then n.has_phone
+             when 'pushTokens' then exists (
+               select 1 from push_tokens t where t.user_id = n.user_id and t.active)
+             when 'endpoint' then false
+             else true
+           end then p.skip_reason
+           when p.channel <> 'webhook' and not n.critical
+                and not coalesce((pf.types -> n.type ->> p.channel)::boolean, (pf.channels ->> p.channel)::boolean, true)
+             then 'preference: ' || p.channel || ' is turned off'
+                  || case when pf.types -> n.type ? p.channel then ' for ' || n.type else '' end
+         end as skip_reason
+  from jsonb_to_recordset($3::text::jsonb) as p(
+    idx int, id uuid, channel text, step int, cancel_unless text, endpoint_id uuid, requires text,
+    skip_reason text, next_attempt_at timestamptz)
   join numbered n on n.idx = p.idx
   join notified x on x.id = n.id
+  left join preferences pf on pf.user_id = n.user_id
 ),
 delivered as (
-  insert into deliveries (id, notification_id, user_id, channel, status, reason, next_attempt_at)
-  select id, notification_id, user_id, channel,
-         case when reachable then 'queued' else 'skipped' end,
-         case when reachable then null else skip_reason end,
-         send_at
+  insert into deliveries (id, notification_id, user_id, channel, step, cancel_unless, endpoint_id, status,
+                          reason, next_attempt_at)
+  select id, notification_id, user_id, channel, step, cancel_unless, endpoint_id,
+         case when skip_reason is null then 'queued' else 'skipped' end, skip_reason, next_attempt_at
   from planned
   returning id, notification_id, channel, status, reason
 )
@@ -235,6 +247,7 @@ export interface PreparedSend {
     user_id: string;
     type: string;
     priority: number;
+    critical: boolean;
     data: Record<string, unknown>;
     title: string | null;
     body: string | null;
@@ -244,7 +257,16 @@ export interface PreparedSend {
     idempotency_key: string | null;
   };
   recipient: RecipientProfile;
-  deliveries: { id: string; channel: ChannelName; requires: string | null; skip_reason: string | null }[];
+  deliveries: {
+    id: string;
+    channel: ChannelName;
+    step: number;
+    cancel_unless: string | null;
+    endpoint_id: string | null;
+    requires: string | null;
+    skip_reason: string | null;
+    next_attempt_at: string;
+  }[];
 }
 
 export function prepareSend(
@@ -253,26 +275,33 @@ export function prepareSend(
   senderKeyId: string | null,
   plan: Planner,
 ): PreparedSend {
+  const sendAt = item.sendAt ?? new Date();
+  const { critical, deliveries } = plan(item);
   return {
     notification: {
       id,
       user_id: item.userId,
       type: item.type,
       priority: item.priority,
+      critical,
       data: item.data,
       title: item.title,
       body: item.body,
       sender_key_id: senderKeyId,
-      send_at: (item.sendAt ?? new Date()).toISOString(),
+      send_at: sendAt.toISOString(),
       expires_at: item.expiresAt?.toISOString() ?? null,
       idempotency_key: item.idempotencyKey,
     },
     recipient: item.recipient,
-    deliveries: plan(item).map((p) => ({
+    deliveries: deliveries.map((p) => ({
       id: newId(),
       channel: p.channel,
+      step: p.step,
+      cancel_unless: p.cancelUnless,
+      endpoint_id: p.endpointId,
       requires: p.requires,
       skip_reason: p.skipReason,
+      next_attempt_at: new Date(sendAt.getTime() + p.delaySeconds * 1000).toISOString(),
     })),
   };
 }

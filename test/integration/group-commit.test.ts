@@ -3,7 +3,7 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/core/ids.js';
-import { planChannels } from '../../src/core/planning.js';
+import { planDeliveries } from '../../src/core/planning.js';
 import {
   createGroupCommitWriter,
   type NewNotification,
@@ -32,7 +32,10 @@ function item(userId: string, title: string): NewNotification {
 }
 
 const prepare = (userId: string, title: string) =>
-  prepareSend(item(userId, title), newId(), null, (i) => planChannels(i.channels));
+  prepareSend(item(userId, title), newId(), null, (i) => ({
+    critical: false,
+    deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
+  }));
 
 /** Counts statements and holds them until released, like a slow database. */
 function gatedRunner(inner: SqlRunner) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey, isWellFormedApiKey } from '../../src/core/api-key.js';
 import { canonicalJson, fingerprint } from '../../src/core/fingerprint.js';
 import { isUuid, newId } from '../../src/core/ids.js';
-import { planChannels } from '../../src/core/planning.js';
+import { endpointTakesType, planDeliveries } from '../../src/core/planning.js';
 import {
   checkEmail,
   checkId,
@@ -49,21 +49,73 @@ describe('field rules', () => {
   });
 });
 
-describe('planChannels', () => {
-  it('uses IN_APP when no channel is requested', () => {
-    expect(planChannels([])).toEqual([{ channel: 'in_app', requires: null, skipReason: null }]);
+describe('planDeliveries', () => {
+  const plan = (input: Partial<Parameters<typeof planDeliveries>[0]>) =>
+    planDeliveries({ requested: [], type: 'order.shipped', rule: null, endpoints: [], ...input });
+  const now = { step: 0, delaySeconds: 0, cancelUnless: null, endpointId: null };
+
+  it('uses IN_APP when no channel is requested and the type has no rule', () => {
+    expect(plan({})).toEqual([{ ...now, channel: 'in_app', requires: null, skipReason: null }]);
   });
   it('names what each channel needs of the recipient, and the reason when it is missing', () => {
-    expect(planChannels(['email', 'sms', 'push', 'webhook'])).toEqual([
-      { channel: 'email', requires: 'email', skipReason: 'no_address: recipient has no e-mail address' },
-      { channel: 'sms', requires: 'phone', skipReason: 'no_address: recipient has no phone number' },
+    expect(plan({ requested: ['email', 'sms', 'push'] })).toEqual([
       {
+        ...now,
+        channel: 'email',
+        requires: 'email',
+        skipReason: 'no_address: recipient has no e-mail address',
+      },
+      { ...now, channel: 'sms', requires: 'phone', skipReason: 'no_address: recipient has no phone number' },
+      {
+        ...now,
         channel: 'push',
         requires: 'pushTokens',
         skipReason: 'no_address: recipient has no active push token',
       },
-      { channel: 'webhook', requires: null, skipReason: null },
     ]);
+  });
+  it('follows the routing rule: ordered steps with their delays and cancel conditions', () => {
+    const rule = {
+      critical: false,
+      steps: [
+        { channels: ['in_app'] as const, delaySeconds: 0, cancelUnless: null },
+        { channels: ['email'] as const, delaySeconds: 900, cancelUnless: 'read' as const },
+      ],
+    };
+    expect(plan({ rule }).map((d) => [d.channel, d.step, d.delaySeconds, d.cancelUnless])).toEqual([
+      ['in_app', 0, 0, null],
+      ['email', 1, 900, 'read'],
+    ]);
+  });
+  it('lets channels named in the Send override the rule', () => {
+    const rule = {
+      critical: false,
+      steps: [{ channels: ['email'] as const, delaySeconds: 0, cancelUnless: null }],
+    };
+    expect(plan({ rule, requested: ['sms'] }).map((d) => d.channel)).toEqual(['sms']);
+  });
+  it('fans a webhook delivery out to every endpoint that takes the type, and skips when none does', () => {
+    const endpoints = [
+      { id: 'a', eventTypes: [] },
+      { id: 'b', eventTypes: ['order.*'] },
+      { id: 'c', eventTypes: ['invoice.paid'] },
+      { id: 'd', eventTypes: ['notification.failed'] },
+    ];
+    expect(plan({ requested: ['webhook'], endpoints }).map((d) => d.endpointId)).toEqual(['a', 'b']);
+    const none = plan({ requested: ['webhook'], endpoints: [endpoints[2]!] });
+    expect(none).toEqual([
+      {
+        ...now,
+        channel: 'webhook',
+        requires: 'endpoint',
+        skipReason: 'no_address: no enabled webhook endpoint subscribes to order.shipped',
+      },
+    ]);
+  });
+  it('sends status events only to endpoints that name them', () => {
+    expect(endpointTakesType([], 'order.shipped')).toBe(true);
+    expect(endpointTakesType(['notification.*'], 'notification.failed')).toBe(true);
+    expect(endpointTakesType(['order.*'], 'orders.shipped')).toBe(false);
   });
 });
 

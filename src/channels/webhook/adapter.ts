@@ -1,0 +1,174 @@
+// The webhook channel: one signed POST (Standard Webhooks) per attempt to one endpoint. Redirects are never
+// followed; every address the host resolves to must pass the SSRF guard, checked inside the connection's
+// own DNS lookup. Classification (PROTOCOLS.md, Webhooks): 2xx sent; 410 the endpoint is gone; 3xx and a
+// `webhook-delivery: abort-message` answer are permanent; 429, 5xx, other 4xx, timeouts and network errors
+// are retried by the dispatcher.
+import { Agent, errors, request } from 'undici';
+import { parseRetryAfter } from '../../core/retry-policy.js';
+import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
+import { ADDRESS_REFUSED, type AddressGuard } from './address-guard.js';
+import { signWebhook } from './signature.js';
+
+export interface WebhookAdapterOptions {
+  guard: AddressGuard;
+  /** The whole attempt, connect to last byte (default 15 s). */
+  timeoutMs: number;
+  /** Connections kept per origin. */
+  connections: number;
+  now?: () => Date;
+}
+
+const RESPONSE_KEPT_BYTES = 1024;
+
+export interface WebhookAdapter extends ProviderAdapter {
+  close(): Promise<void>;
+}
+
+/** The body of a webhook: `{type, timestamp, data}`, as Standard Webhooks recommends. */
+export function webhookPayload(task: DeliveryTask, now: Date): string {
+  const hook = task.webhook!;
+  if (hook.event !== 'notification') {
+    return JSON.stringify({ type: hook.event, timestamp: now.toISOString(), data: hook.payload ?? {} });
+  }
+  return JSON.stringify({
+    type: task.type,
+    timestamp: now.toISOString(),
+    data: {
+      notification_id: task.notificationId,
+      user_id: task.userId,
+      seq: task.seq,
+      type: task.type,
+      priority: task.priority,
+      title: task.title,
+      body: task.body,
+      data: task.data,
+      created_at: task.createdAt.toISOString(),
+      send_at: task.sendAt.toISOString(),
+    },
+  });
+}
+
+export function createWebhookAdapter(options: WebhookAdapterOptions): WebhookAdapter {
+  const now = options.now ?? (() => new Date());
+  const agent = new Agent({
+    connect: { lookup: options.guard.lookup, timeout: options.timeoutMs },
+    connections: options.connections,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+  });
+
+  async function send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
+    const hook = task.webhook;
+    if (!hook) return { kind: 'failed', reason: 'webhook delivery without an endpoint' };
+    let url: URL;
+    try {
+      url = new URL(hook.url);
+      options.guard.checkLiteral(url.hostname);
+    } catch (error) {
+      return { kind: 'failed', reason: `endpoint refused: ${describe(error)}` };
+    }
+    const at = now();
+    const body = webhookPayload(task, at);
+    const timestamp = Math.floor(at.getTime() / 1000);
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    try {
+      const res = await request(url, {
+        method: 'POST',
+        dispatcher: agent,
+        signal: AbortSignal.any([signal, timeout]),
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Herald-Webhooks/1',
+          'webhook-id': task.deliveryId,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signWebhook(hook.secrets, task.deliveryId, timestamp, body),
+        },
+        body,
+      });
+      const response = await readStart(res.body);
+      return classify(res.statusCode, res.headers, response, at);
+    } catch (error) {
+      if (timeout.aborted)
+        return { kind: 'retry', reason: `timeout: no answer within ${options.timeoutMs} ms` };
+      if (signal.aborted) return { kind: 'retry', reason: 'aborted: the dispatcher is shutting down' };
+      if (codeOf(error) === ADDRESS_REFUSED)
+        return { kind: 'failed', reason: `endpoint refused: ${describe(error)}` };
+      return { kind: 'retry', reason: `network: ${describe(error)}` };
+    }
+  }
+
+  return {
+    name: 'webhook',
+    channel: 'webhook',
+    circuitKey: (task) => `webhook:${originOf(task.webhook?.url)}`,
+    send,
+    close: () => agent.close(),
+  };
+}
+
+type Headers = Record<string, string | string[] | undefined>;
+
+function header(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function classify(status: number, headers: Headers, response: string, at: Date): Outcome {
+  const detail = { statusCode: status, response };
+  if (status >= 200 && status < 300) return { kind: 'sent', providerMessageId: null, ...detail };
+  if (status === 410) {
+    return { kind: 'invalid_destination', reason: 'endpoint answered 410 Gone', ...detail };
+  }
+  if (header(headers, 'webhook-delivery')?.toLowerCase() === 'abort-message') {
+    return { kind: 'failed', reason: `endpoint aborted the message (HTTP ${status})`, ...detail };
+  }
+  if (status >= 300 && status < 400) {
+    const location = header(headers, 'location') ?? '';
+    return {
+      kind: 'failed',
+      reason: `redirect (HTTP ${status}) not followed: ${location.slice(0, 200)}`,
+      ...detail,
+    };
+  }
+  const retryAfterMs =
+    status === 429 || status >= 500 ? parseRetryAfter(header(headers, 'retry-after'), at) : undefined;
+  return { kind: 'retry', reason: `endpoint answered HTTP ${status}`, retryAfterMs, ...detail };
+}
+
+/** The first bytes of the answer, for the attempt log; the rest is discarded. */
+async function readStart(body: AsyncIterable<Buffer> & { destroy(): unknown }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= RESPONSE_KEPT_BYTES) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).subarray(0, RESPONSE_KEPT_BYTES).toString('utf8');
+}
+
+function originOf(url: string | undefined): string {
+  try {
+    return url ? new URL(url).host : 'unknown';
+  } catch {
+    return 'invalid';
+  }
+}
+
+function codeOf(error: unknown): string | undefined {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const code = (cause as { code?: unknown } | null)?.code ?? (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof errors.UndiciError) return `${error.message} (${error.code})`;
+  if (error instanceof Error) {
+    const code = codeOf(error);
+    return code ? `${error.message} (${code})` : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,104 @@
+// The delivery configuration that Send planning and the dispatcher read on every notification: routing
+// rules, enabled webhook endpoints and templates. Held in memory and reloaded every `refreshMs`, so the hot
+// paths never query it; a change made through this instance's AdminService reloads at once, a change made
+// on another instance is seen within `refreshMs`.
+import type { ChannelName } from '../core/channels.js';
+import { type DeliveryPlan, planDeliveries, type RoutingRuleView } from '../core/planning.js';
+import type { Database } from '../store/database.js';
+import {
+  listRoutingRules,
+  listTemplates,
+  listWebhookEndpoints,
+  type TemplateRow,
+  type WebhookEndpointRow,
+} from '../store/delivery-config.js';
+import type { NewNotification } from '../store/send.js';
+
+/** PRIORITY_CRITICAL in herald.v1.Priority. */
+export const CRITICAL_PRIORITY = 4;
+
+interface Snapshot {
+  rules: Map<string, RoutingRuleView>;
+  enabledEndpoints: WebhookEndpointRow[];
+  templates: Map<string, TemplateRow[]>;
+}
+
+export interface ConfigCache {
+  /** Plans a notification's deliveries from the current rules and endpoints. */
+  plan(item: Pick<NewNotification, 'type' | 'priority' | 'channels'>): {
+    critical: boolean;
+    deliveries: DeliveryPlan[];
+  };
+  /** Every locale's template of a type x channel. */
+  templates(type: string, channel: ChannelName): readonly TemplateRow[];
+  enabledEndpoints(): readonly WebhookEndpointRow[];
+  /** Reloads now; AdminService awaits it after each change. */
+  refresh(): Promise<void>;
+  close(): void;
+}
+
+export async function createConfigCache(database: Database, refreshMs: number): Promise<ConfigCache> {
+  let snapshot = await load(database);
+  let reloading: Promise<void> | null = null;
+  const refresh = () => {
+    reloading ??= load(database)
+      .then((next) => {
+        snapshot = next;
+      })
+      .finally(() => {
+        reloading = null;
+      });
+    return reloading;
+  };
+  // A failed periodic reload keeps the last good configuration; the next tick tries again.
+  const timer = setInterval(() => refresh().catch(() => {}), refreshMs);
+  timer.unref();
+  return {
+    plan(item) {
+      const rule = snapshot.rules.get(item.type) ?? null;
+      return {
+        critical: item.priority === CRITICAL_PRIORITY || Boolean(rule?.critical),
+        deliveries: planDeliveries({
+          requested: item.channels,
+          type: item.type,
+          rule,
+          endpoints: snapshot.enabledEndpoints,
+        }),
+      };
+    },
+    templates: (type, channel) => snapshot.templates.get(`${type}\n${channel}`) ?? [],
+    enabledEndpoints: () => snapshot.enabledEndpoints,
+    refresh,
+    close: () => clearInterval(timer),
+  };
+}
+
+async function load(database: Database): Promise<Snapshot> {
+  const [rules, endpoints, templates] = await Promise.all([
+    listRoutingRules(database.db),
+    listWebhookEndpoints(database.db),
+    listTemplates(database.db, null),
+  ]);
+  const byKey = new Map<string, TemplateRow[]>();
+  for (const t of templates) {
+    const key = `${t.type}\n${t.channel}`;
+    byKey.set(key, [...(byKey.get(key) ?? []), t]);
+  }
+  return {
+    rules: new Map(
+      rules.map((r) => [
+        r.type,
+        {
+          critical: r.critical,
+          steps: r.steps.map((s) => ({
+            channels: s.channels as ChannelName[],
+            delaySeconds: s.delaySeconds,
+            cancelUnless: s.cancelUnless,
+          })),
+        },
+      ]),
+    ),
+    enabledEndpoints: endpoints.filter((e) => e.enabled),
+    templates: byKey,
+  };
+}

@@ -1,0 +1,161 @@
+// The dispatcher: claims due deliveries per channel (SKIP LOCKED + lease, see store/deliveries.ts), with at
+// most `concurrency` in flight per channel, and runs each through delivery-run.ts. It wakes on NOTIFY from
+// the Send transaction, on a timer for the retries it scheduled itself, and on a slow fallback poll that
+// also picks up leases other dispatchers left behind when they died.
+//
+// Shutdown: stop claiming, let in-flight attempts finish within the deadline, then abort what is left;
+// every claim ends with its lease released (requeued), so another instance can take it at once.
+import type { ChannelName } from '../core/channels.js';
+import type { Database } from '../store/database.js';
+import { type ClaimedDelivery, claimDueDeliveries } from '../store/deliveries.js';
+import type { DeliveryRunner } from './delivery-run.js';
+
+export interface DispatcherOptions {
+  database: Database;
+  run: DeliveryRunner;
+  channels: readonly ChannelName[];
+  /** Deliveries attempted at once, per channel. */
+  concurrency: number;
+  /** How long a claim is held; a dispatcher that dies loses its claims when it runs out. */
+  leaseMs: number;
+  /** The fallback poll. */
+  pollMs: number;
+  onError: (error: unknown) => void;
+}
+
+export interface Dispatcher {
+  start(): Promise<void>;
+  /** Checks for due deliveries now. */
+  wake(): void;
+  /** Deliveries being worked on right now. */
+  inFlight(): number;
+  stop(deadlineMs: number): Promise<void>;
+}
+
+export const WAKEUP_CHANNEL = 'herald_deliveries';
+
+interface Lane {
+  channel: ChannelName;
+  inFlight: Set<Promise<void>>;
+  pumping: boolean;
+  again: boolean;
+  timer: NodeJS.Timeout | null;
+  timerAt: number;
+}
+
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  const lanes = options.channels.map<Lane>((channel) => ({
+    channel,
+    inFlight: new Set(),
+    pumping: false,
+    again: false,
+    timer: null,
+    timerAt: Number.POSITIVE_INFINITY,
+  }));
+  // `stopping`: claims still waiting (rate limit) hand themselves back; `abort`: attempts are cut.
+  const stopping = new AbortController();
+  const abort = new AbortController();
+  let running = false;
+  let unlisten: (() => Promise<void>) | null = null;
+  let poll: NodeJS.Timeout | null = null;
+
+  function wakeAll(): void {
+    for (const lane of lanes) void pump(lane);
+  }
+
+  /** Wakes a lane at `at` (ms) unless it is woken earlier anyway. */
+  function wakeAt(lane: Lane, at: number): void {
+    if (!running || at >= lane.timerAt) return;
+    if (lane.timer) clearTimeout(lane.timer);
+    lane.timerAt = at;
+    lane.timer = setTimeout(
+      () => {
+        lane.timer = null;
+        lane.timerAt = Number.POSITIVE_INFINITY;
+        void pump(lane);
+      },
+      Math.max(0, at - Date.now()),
+    );
+    lane.timer.unref();
+  }
+
+  async function pump(lane: Lane): Promise<void> {
+    if (!running) return;
+    if (lane.pumping) {
+      lane.again = true;
+      return;
+    }
+    lane.pumping = true;
+    try {
+      do {
+        lane.again = false;
+        const free = options.concurrency - lane.inFlight.size;
+        if (free <= 0) break;
+        let claimed: ClaimedDelivery[];
+        try {
+          claimed = await claimDueDeliveries(options.database.sql, lane.channel, free, options.leaseMs);
+        } catch (error) {
+          options.onError(error);
+          break; // the poll tries again
+        }
+        if (!running) {
+          // Stopped while claiming: hand the claims straight back.
+          await options.run.release(claimed).catch(options.onError);
+          break;
+        }
+        for (const claim of claimed) start(lane, claim);
+        // A full claim means more may be due: go on (slots freeing up wake the lane too).
+        if (claimed.length === free) lane.again = true;
+      } while (lane.again && running);
+    } finally {
+      lane.pumping = false;
+    }
+  }
+
+  function start(lane: Lane, claim: ClaimedDelivery): void {
+    const work = options.run
+      .run(claim, { stopping: stopping.signal, abort: abort.signal })
+      .then(
+        (nextDueAt) => {
+          if (nextDueAt !== null) wakeAt(lane, nextDueAt.getTime());
+        },
+        (error: unknown) => options.onError(error),
+      )
+      .finally(() => {
+        lane.inFlight.delete(work);
+        if (running) void pump(lane);
+      });
+    lane.inFlight.add(work);
+  }
+
+  return {
+    async start() {
+      running = true;
+      unlisten = await options.database.listen(WAKEUP_CHANNEL, wakeAll);
+      poll = setInterval(wakeAll, options.pollMs);
+      poll.unref();
+      wakeAll();
+    },
+    wake: wakeAll,
+    inFlight: () => lanes.reduce((n, lane) => n + lane.inFlight.size, 0),
+    async stop(deadlineMs) {
+      if (!running) return;
+      running = false;
+      if (poll) clearInterval(poll);
+      for (const lane of lanes) if (lane.timer) clearTimeout(lane.timer);
+      stopping.abort();
+      await unlisten?.().catch(options.onError);
+      const all = () => Promise.all(lanes.flatMap((lane) => [...lane.inFlight]));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'deadline'>((resolve) => {
+        timer = setTimeout(() => resolve('deadline'), deadlineMs);
+      });
+      if ((await Promise.race([all(), deadline])) === 'deadline') {
+        // Cut the attempts still running: each records its outcome and releases its lease.
+        abort.abort();
+        await all();
+      }
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,107 @@
+// The delivery engine's composition: configuration cache, circuit breakers, rate limiter (Redis when
+// REDIS_URL is set, so instances share one bucket per provider), the channel adapters, the runner and the
+// dispatcher. Adapters for more channels join the `providers` map here.
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { createWebhookAdapter } from '../channels/webhook/adapter.js';
+import type { AddressGuard } from '../channels/webhook/address-guard.js';
+import type { DeliveryConfig } from '../config.js';
+import type { ChannelName } from '../core/channels.js';
+import type { Database } from '../store/database.js';
+import { CircuitBreakers } from './circuit-breaker.js';
+import { type ConfigCache, createConfigCache } from './config-cache.js';
+import { createDeliveryRunner } from './delivery-run.js';
+import { createDispatcher, type Dispatcher } from './dispatcher.js';
+import type { ProviderAdapter } from './provider.js';
+import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limiter.js';
+
+export interface DeliveryEngine {
+  readonly config: ConfigCache;
+  /** Undefined when HERALD_DISPATCHER=false. */
+  readonly dispatcher: Dispatcher | undefined;
+  readonly circuits: CircuitBreakers;
+  close(deadlineMs: number): Promise<void>;
+}
+
+export interface DeliveryEngineOptions {
+  config: DeliveryConfig;
+  redisUrl: string | undefined;
+  database: Database;
+  webhookGuard: AddressGuard;
+  logger: Logger;
+  registry: Registry;
+  now: () => Date;
+  /** Replaces the built-in adapters (tests of failover use their own providers). */
+  providers?: Partial<Record<ChannelName, readonly ProviderAdapter[]>>;
+}
+
+/** In-process token waits up to this long keep their claim; longer waits requeue. */
+const MAX_TOKEN_WAIT_MS = 1_000;
+
+export async function startDeliveryEngine(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
+  const { config, logger } = options;
+  const cache = await createConfigCache(options.database, config.configRefreshMs);
+  const circuits = new CircuitBreakers({
+    failureThreshold: config.circuitFailures,
+    openMs: config.circuitOpenMs,
+  });
+  const webhook = createWebhookAdapter({
+    guard: options.webhookGuard,
+    timeoutMs: config.webhookTimeoutMs,
+    connections: config.concurrency,
+  });
+  const providers = options.providers ?? { webhook: [webhook] };
+  const redis = options.redisUrl
+    ? new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 })
+    : null;
+  redis?.on('error', (error) => logger.warn({ err: error.message }, 'redis (rate limits) unavailable'));
+  const rateLimiter = redis ? createRedisRateLimiter(redis) : createMemoryRateLimiter();
+  const attempts = new Counter({
+    name: 'herald_delivery_attempts_total',
+    help: 'Provider calls made by the dispatcher, by channel, provider and outcome.',
+    labelNames: ['channel', 'provider', 'outcome'] as const,
+    registers: [options.registry],
+  });
+
+  const runner = createDeliveryRunner({
+    database: options.database,
+    config: cache,
+    providers,
+    retryPolicies: config.retry,
+    circuits,
+    rateLimiter,
+    rateLimits: config.rateLimits,
+    maxTokenWaitMs: MAX_TOKEN_WAIT_MS,
+    endpointDisableAfterMs: config.webhookDisableAfterMs,
+    now: options.now,
+    random: Math.random,
+    logger,
+    onAttempt: (channel, provider, outcome) => attempts.inc({ channel, provider, outcome }),
+  });
+  const dispatcher = config.dispatcher
+    ? createDispatcher({
+        database: options.database,
+        run: runner,
+        channels: Object.keys(providers) as ChannelName[],
+        concurrency: config.concurrency,
+        leaseMs: config.leaseMs,
+        pollMs: config.pollMs,
+        onError: (error) => logger.error({ err: error }, 'dispatcher error'),
+      })
+    : undefined;
+  await dispatcher?.start();
+
+  return {
+    config: cache,
+    dispatcher,
+    circuits,
+    async close(deadlineMs) {
+      await dispatcher?.stop(deadlineMs);
+      cache.close();
+      await rateLimiter.close();
+      redis?.disconnect();
+      await webhook.close();
+    },
+  };
+}
