@@ -1,5 +1,5 @@
-// The typed client for internal services: the generated NotificationService client over gRPC (HTTP/2),
-// with the credential attached to every call.
+// The typed clients for internal services: the generated NotificationService and AdminService clients over
+// gRPC (HTTP/2), with the credential attached to every call.
 //
 //   const herald = createHeraldClient({ baseUrl: 'http://herald:8080', apiKey: process.env.HERALD_API_KEY });
 //   const { notificationId } = await herald.send({ userId: 'u1', type: 'order.shipped', title: 'Shipped' });
@@ -9,12 +9,15 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from '@connectrpc/connect-node';
+import { AdminService } from '../../gen/herald/v1/admin_service_pb.js';
 import { NotificationService } from '../../gen/herald/v1/notification_service_pb.js';
 
+export * from '../../gen/herald/v1/admin_service_pb.js';
 export * from '../../gen/herald/v1/notification_service_pb.js';
 export * from '../../gen/herald/v1/types_pb.js';
 
 export type HeraldClient = Client<typeof NotificationService>;
+export type HeraldAdminClient = Client<typeof AdminService>;
 
 export interface HeraldClientOptions {
   /** e.g. http://localhost:8080 */
@@ -55,4 +58,10 @@ export function createHeraldTransport(options: HeraldClientOptions): Transport {
 export function createHeraldClient(options: HeraldClientOptions): HeraldClient {
   if (options.apiKey && options.token) throw new Error('pass either apiKey or token, not both');
   return createClient(NotificationService, createHeraldTransport(options));
+}
+
+/** AdminService (routing rules, templates, webhook endpoints, replay); needs an API key with the admin scope. */
+export function createHeraldAdminClient(options: HeraldClientOptions): HeraldAdminClient {
+  if (options.apiKey && options.token) throw new Error('pass either apiKey or token, not both');
+  return createClient(AdminService, createHeraldTransport(options));
 }

@@ -61,11 +61,12 @@ export interface DeliveryRunnerOptions {
 }
 
 const ERROR_KEPT_CHARS = 1000;
+const INTERNAL_ERROR_DELAY_MS = 30_000;
 
 /** Channels whose body is HTML, so template output is escaped. */
 const htmlChannels: ReadonlySet<ChannelName> = new Set(['email']);
 
-/** Status events Herald emits for deliveries reaching these states (never for webhook deliveries). */
+/** Status events Herald emits for deliveries reaching these states (never about status events themselves). */
 const statusEvents: Partial<Record<DeliveryStatus, string>> = {
   sent: 'notification.sent',
   delivered: 'notification.delivered',
@@ -82,7 +83,21 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
   const { database, logger } = options;
 
   async function run(claim: ClaimedDelivery, signals: RunSignals): Promise<Date | null> {
-    const step = await decide(claim, signals);
+    let step: Step;
+    try {
+      step = await decide(claim, signals);
+    } catch (error) {
+      // A bug or a database error before the outcome was known: put the delivery back for later, without
+      // using up an attempt. (If even that fails, the lease runs out and another claim takes it.)
+      logger.error({ err: error, deliveryId: claim.id }, 'delivery run failed; requeued');
+      step = {
+        next: {
+          status: 'queued',
+          reason: 'internal_error: requeued after an unexpected error',
+          nextAttemptAt: new Date(options.now().getTime() + INTERNAL_ERROR_DELAY_MS),
+        },
+      };
+    }
     if ('release' in step) {
       await releaseClaims(database.sql, [claim]);
       return step.dueAt;
@@ -334,7 +349,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
 
   async function afterTransition(claim: ClaimedDelivery, next: DeliveryTransition): Promise<void> {
     const event = statusEvents[next.status];
-    if (!event || claim.channel === 'webhook' || claim.event !== 'notification') return;
+    if (!event || claim.event !== 'notification') return;
     const endpoints = options.config
       .enabledEndpoints()
       .filter((e) => endpointSubscribes(e.eventTypes, event));

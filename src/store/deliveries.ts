@@ -86,14 +86,33 @@ left join webhook_endpoints e on e.id = c.endpoint_id
 order by c.next_attempt_at`;
 
 /** Claims up to `limit` due deliveries of a channel, leased for `leaseMs`. */
-export function claimDueDeliveries(
+export async function claimDueDeliveries(
   sql: SqlRunner,
   channel: ChannelName,
   limit: number,
   leaseMs: number,
 ): Promise<ClaimedDelivery[]> {
-  return sql.query<ClaimedDelivery>(CLAIM, [channel, limit, leaseMs]);
+  const rows = await sql.query<ClaimedDelivery>(CLAIM, [channel, limit, leaseMs]);
+  // The engines disagree on how timestamps come back from plain SQL (Date or text): settle on Date.
+  for (const row of rows) {
+    for (const field of DATE_FIELDS) {
+      const value = row[field];
+      if (value !== null && !(value instanceof Date))
+        (row as Record<string, unknown>)[field] = new Date(value);
+    }
+  }
+  return rows;
 }
+
+const DATE_FIELDS = [
+  'first_attempt_at',
+  'notification_created_at',
+  'send_at',
+  'expires_at',
+  'read_at',
+  'seen_at',
+  'cancelled_at',
+] as const;
 
 export interface AttemptRecord {
   provider: string;

@@ -6,6 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+export { until } from '../support/until.js';
+
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 export const API_KEY_PATTERN = /^hk_[A-Za-z0-9_-]{43}$/;
@@ -206,19 +208,4 @@ export function copyDataDir(template: string, root: string, name: string): strin
   const dataDir = path.join(root, name, 'data');
   cpSync(template, dataDir, { recursive: true });
   return dataDir;
-}
-
-/** Polls `probe` every 100 ms until it yields a value; fails naming `what` after `timeoutMs`. */
-export async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => T | undefined | Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

@@ -1,7 +1,13 @@
 // Starts a real Herald server on 127.0.0.1:0 against a test database, with an admin key and a JWT secret.
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
-import { createHeraldClient, type HeraldClient, type HeraldClientOptions } from '../../clients/node/index.js';
+import {
+  createHeraldAdminClient,
+  createHeraldClient,
+  type HeraldAdminClient,
+  type HeraldClient,
+  type HeraldClientOptions,
+} from '../../clients/node/index.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { ApiKeyScope } from '../../src/core/api-key.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -35,6 +41,8 @@ export interface TestServer {
     protocol?: HeraldClientOptions['protocol'],
   ): HeraldClient;
   admin(protocol?: HeraldClientOptions['protocol']): HeraldClient;
+  /** AdminService with the admin key (or another key). */
+  adminService(apiKey?: string): HeraldAdminClient;
   keyWith(...scopes: ApiKeyScope[]): Promise<string>;
   userToken(userId: string, options?: { expiresIn?: string; secret?: string }): Promise<string>;
   stop(): Promise<void>;
@@ -83,6 +91,7 @@ export async function startTestServer(
     logs,
     client,
     admin: (protocol) => client({ apiKey: adminKey }, protocol),
+    adminService: (apiKey = adminKey) => createHeraldAdminClient({ baseUrl: url, apiKey }),
     async keyWith(...scopes) {
       return (await createApiKey(db.database.db, `test-${scopes.join('-')}`, scopes)).key;
     },
