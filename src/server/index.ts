@@ -12,7 +12,7 @@ import {
 } from '../api/index.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { Config } from '../config.js';
-import { type DeliveryEngine, startDeliveryEngine } from '../delivery/engine.js';
+import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { createGroupCommitWriter, type Database, openDatabase } from '../store/index.js';
@@ -37,6 +37,8 @@ export interface StartOptions {
   /** An already open database (tests share one between restarts); opened from config otherwise. */
   database?: Database;
   now?: () => Date;
+  /** Channel providers replacing the built-in adapters (embedding Herald, or tests of failover). */
+  deliveryProviders?: DeliveryEngineOptions['providers'];
 }
 
 const READY_TIMEOUT_MS = 1_000;
@@ -46,6 +48,7 @@ export async function startHerald({
   logger,
   database,
   now = () => new Date(),
+  deliveryProviders,
 }: StartOptions): Promise<Herald> {
   const db =
     database ??
@@ -78,6 +81,7 @@ export async function startHerald({
       logger,
       registry: metrics.registry,
       now,
+      providers: deliveryProviders,
     });
     const shutdown = new AbortController();
     // Every in-flight RPC listens on this signal; more than ten at once is normal, not a leak.

@@ -11,7 +11,7 @@ import {
 import { type Config, loadConfig } from '../../src/config.js';
 import type { ApiKeyScope } from '../../src/core/api-key.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { type Herald, startHerald } from '../../src/server/index.js';
+import { type Herald, type StartOptions, startHerald } from '../../src/server/index.js';
 import { createApiKey } from '../../src/store/index.js';
 import type { Engine, TestDatabase } from './engines.js';
 
@@ -73,12 +73,23 @@ export async function signUserToken(
 
 export async function startTestServer(
   engine: Engine,
-  options: { overrides?: Record<string, string>; db?: TestDatabase } = {},
+  options: {
+    overrides?: Record<string, string>;
+    db?: TestDatabase;
+    now?: () => Date;
+    providers?: StartOptions['deliveryProviders'];
+  } = {},
 ): Promise<TestServer> {
   const db = options.db ?? (await engine.open());
   const logs = new LogCapture();
   const config = testConfig({ ...(db.url ? { DATABASE_URL: db.url } : {}), ...options.overrides });
-  const herald = await startHerald({ config, logger: createLogger('info', logs), database: db.database });
+  const herald = await startHerald({
+    config,
+    logger: createLogger('info', logs),
+    database: db.database,
+    now: options.now,
+    deliveryProviders: options.providers,
+  });
   const adminKey = herald.bootstrapKey ?? (await createApiKey(db.database.db, 'test-admin', ['admin'])).key;
   const url = `http://127.0.0.1:${herald.port}`;
   const client: TestServer['client'] = (credential, protocol = 'grpc') =>

@@ -1,0 +1,365 @@
+// The dispatcher's provider handling and planning rules, end to end through Send: failover between two
+// providers, circuits opening and half-opening, rate limits, preferences (at planning and again before each
+// attempt), critical bypass, quiet hours with an injected clock, escalation cancelled by a read, scheduling,
+// expiry. The providers are webhook-like test providers that really POST to a local receiver emulator.
+// Runs on every available engine.
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Channel,
+  DeliveryStatus,
+  EscalationCondition,
+  type Notification,
+  Priority,
+} from '../../clients/node/index.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
+import { engines } from '../support/engines.js';
+import { httpTestProvider } from '../support/http-provider.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { until } from '../support/until.js';
+
+const FAST_RETRIES = 'attempts=4,base_ms=50,max_delay_ms=100,max_age_ms=60000,retry_after_cap_ms=5000';
+const BASE_SETTINGS = {
+  HERALD_RETRY_EMAIL: FAST_RETRIES,
+  HERALD_RETRY_SMS: FAST_RETRIES,
+  HERALD_DISPATCH_POLL_MS: '100',
+};
+const FINAL = new Set([
+  DeliveryStatus.SENT,
+  DeliveryStatus.FAILED,
+  DeliveryStatus.EXPIRED,
+  DeliveryStatus.SKIPPED,
+  DeliveryStatus.CANCELLED,
+]);
+
+async function settled(server: TestServer, notificationId: string, channel: Channel, timeoutMs = 10_000) {
+  return until(`${notificationId} settled`, timeoutMs, async () => {
+    const n = (await server.admin().getNotification({ notificationId })).notification!;
+    const d = n.deliveries.find((x) => x.channel === channel)!;
+    return FINAL.has(d.status) ? d : undefined;
+  });
+}
+
+const recipient = { email: 'ada@example.com', phone: '+4915112345678' };
+
+describe.each(engines())('delivery engine on $name', (engine) => {
+  let receiver: WebhookReceiver;
+  beforeAll(async () => {
+    receiver = await startWebhookReceiver();
+  });
+  afterAll(async () => {
+    await receiver?.close();
+  });
+
+  describe('failover and circuits', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer(engine, {
+        overrides: { ...BASE_SETTINGS, HERALD_CIRCUIT_FAILURES: '3', HERALD_CIRCUIT_OPEN_MS: '1500' },
+        providers: {
+          email: [
+            httpTestProvider('primary', 'email', `${receiver.url}/primary`),
+            httpTestProvider('secondary', 'email', `${receiver.url}/secondary`),
+          ],
+          sms: [httpTestProvider('solo', 'sms', `${receiver.url}/solo`)],
+        },
+      });
+    });
+    afterAll(() => server?.stop());
+
+    const sendEmail = (userId: string) =>
+      server
+        .admin()
+        .send({ userId, type: 'account.notice', title: 'Hello', channels: [Channel.EMAIL], recipient });
+
+    it('moves to the next provider after a retry-class outcome', async () => {
+      receiver.script('/primary', [{ status: 503 }]);
+      const sent = await sendEmail('failover-1');
+      const d = await settled(server, sent.notificationId, Channel.EMAIL);
+      expect(d.status).toBe(DeliveryStatus.SENT);
+      expect(d.provider).toBe('secondary');
+      expect(d.attempts.map((a) => [a.provider, a.outcome])).toEqual([
+        ['primary', 'retry'],
+        ['secondary', 'sent'],
+      ]);
+    });
+
+    it('opens the circuit after repeated failures, skips the provider without using attempts, and half-opens', async () => {
+      receiver.script(
+        '/primary',
+        Array.from({ length: 10 }, () => ({ status: 503 })),
+      );
+      // Failing sends trip primary's circuit (threshold 3); once open, deliveries go to secondary directly.
+      const firstAttempts: string[] = [];
+      await until('primary circuit open', 15_000, async () => {
+        const d = await settled(
+          server,
+          (await sendEmail(`trip-${firstAttempts.length}`)).notificationId,
+          Channel.EMAIL,
+        );
+        expect(d.status).toBe(DeliveryStatus.SENT);
+        firstAttempts.push(d.attempts[0]!.provider);
+        return d.attempts.map((a) => a.provider).join() === 'secondary' ? true : undefined;
+      });
+      expect(firstAttempts.slice(0, -1).every((p) => p === 'primary')).toBe(true);
+      expect(firstAttempts.length).toBeLessThanOrEqual(3);
+
+      receiver.script('/primary', []); // primary recovers
+      await new Promise((resolve) => setTimeout(resolve, 1600));
+      const probe = await settled(server, (await sendEmail('probe')).notificationId, Channel.EMAIL);
+      expect(probe.attempts.map((a) => [a.provider, a.outcome])).toEqual([['primary', 'sent']]);
+      const closed = await settled(server, (await sendEmail('closed')).notificationId, Channel.EMAIL);
+      expect(closed.attempts.map((a) => a.provider)).toEqual(['primary']);
+    });
+
+    it('waits out an open circuit with no other provider, without burning attempts', async () => {
+      receiver.script('/solo', [{ status: 503 }, { status: 503 }, { status: 503 }]);
+      const sent = await server.admin().send({
+        userId: 'solo-1',
+        type: 'account.notice',
+        title: 'Hi',
+        channels: [Channel.SMS],
+        recipient,
+      });
+      const reasons = new Set<string>();
+      const d = await until('sms settled', 15_000, async () => {
+        const n = (await server.admin().getNotification({ notificationId: sent.notificationId }))
+          .notification!;
+        const sms = n.deliveries[0]!;
+        reasons.add(sms.reason.split(':')[0]!);
+        return FINAL.has(sms.status) ? sms : undefined;
+      });
+      // 3 trips open the circuit; the delivery then waits (circuit_open) and the half-open probe succeeds.
+      expect(d.status).toBe(DeliveryStatus.SENT);
+      expect(d.attempts.map((a) => a.outcome)).toEqual(['retry', 'retry', 'retry', 'sent']);
+      expect(reasons).toContain('circuit_open');
+      const arrivals = receiver.received.filter((r) => r.path === '/solo').map((r) => r.receivedAt);
+      expect(arrivals.at(-1)! - arrivals.at(-2)!).toBeGreaterThanOrEqual(1400);
+    });
+  });
+
+  describe('rate limits', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer(engine, {
+        overrides: { ...BASE_SETTINGS, HERALD_RATE_LIMITS: 'limited=20:5' },
+        providers: { sms: [httpTestProvider('limited', 'sms', `${receiver.url}/limited`)] },
+      });
+    });
+    afterAll(() => server?.stop());
+
+    it('sends no faster than the configured rate, and waiting is not an attempt', async () => {
+      const count = 40;
+      const batch = await server.admin().sendBatch({
+        requests: Array.from({ length: count }, (_, i) => ({
+          userId: `rl-${i}`,
+          type: 'account.notice',
+          title: 'Hi',
+          channels: [Channel.SMS],
+          recipient,
+        })),
+      });
+      await receiver.waitFor((all) => all.filter((r) => r.path === '/limited').length >= count, 15_000);
+      const arrivals = receiver.received
+        .filter((r) => r.path === '/limited')
+        .map((r) => r.receivedAt)
+        .sort((a, b) => a - b);
+      const t0 = arrivals[0]!;
+      // Burst of 5, then 20 per second. Slack: 1 token, and 100 ms between taking the first token and the
+      // first arrival (the bucket refills while that request travels).
+      arrivals.forEach((t, i) => {
+        expect(i + 1).toBeLessThanOrEqual(5 + 1 + (20 * (t - t0 + 100)) / 1000);
+      });
+      expect(arrivals.at(-1)! - t0).toBeGreaterThanOrEqual(((count - 5 - 1) / 20) * 1000);
+      const last = batch.results.at(-1)!;
+      const d = await settled(server, last.notificationId, Channel.SMS);
+      expect(d.attempts).toHaveLength(1);
+    });
+  });
+
+  describe('preferences, scheduling, escalation, expiry', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer(engine, {
+        overrides: BASE_SETTINGS,
+        providers: {
+          email: [httpTestProvider('mailer', 'email', `${receiver.url}/mailer`)],
+          sms: [httpTestProvider('texter', 'sms', `${receiver.url}/texter`)],
+        },
+      });
+    });
+    afterAll(() => server?.stop());
+
+    it('skips opted-out channels at planning, per channel and per type; CRITICAL bypasses opt-outs', async () => {
+      await server.admin().updatePreferences({
+        userId: 'prefs-1',
+        channels: [{ channel: Channel.EMAIL, enabled: false }],
+        types: [{ type: 'promo.weekly', channel: Channel.SMS, enabled: false }],
+      });
+      const plain = await server.admin().send({
+        userId: 'prefs-1',
+        type: 'promo.weekly',
+        title: 'Deals',
+        channels: [Channel.EMAIL, Channel.SMS],
+        recipient,
+      });
+      expect(plain.deliveries.map((d) => [d.status, d.reason])).toEqual([
+        [DeliveryStatus.SKIPPED, 'preference: email is turned off'],
+        [DeliveryStatus.SKIPPED, 'preference: sms is turned off for promo.weekly'],
+      ]);
+      const critical = await server.admin().send({
+        userId: 'prefs-1',
+        type: 'promo.weekly',
+        title: 'Security alert',
+        priority: Priority.CRITICAL,
+        channels: [Channel.EMAIL],
+      });
+      expect(critical.deliveries[0]?.status).toBe(DeliveryStatus.QUEUED);
+      expect((await settled(server, critical.notificationId, Channel.EMAIL)).status).toBe(
+        DeliveryStatus.SENT,
+      );
+    });
+
+    it('schedules send_at, and re-checks preferences before the attempt: an opt-out while queued skips it', async () => {
+      const sendAt = Date.now() + 1500;
+      const kept = await server.admin().send({
+        userId: 'sched-1',
+        type: 'reminder',
+        title: 'Later',
+        channels: [Channel.SMS],
+        recipient,
+        sendAt: timestampFromDate(new Date(sendAt)),
+      });
+      const stopped = await server.admin().send({
+        userId: 'sched-2',
+        type: 'reminder',
+        title: 'Later',
+        channels: [Channel.SMS],
+        recipient,
+        sendAt: timestampFromDate(new Date(sendAt)),
+      });
+      await server
+        .admin()
+        .updatePreferences({ userId: 'sched-2', channels: [{ channel: Channel.SMS, enabled: false }] });
+      const sent = await settled(server, kept.notificationId, Channel.SMS);
+      expect(sent.status).toBe(DeliveryStatus.SENT);
+      expect(sent.attempts[0]!.startedAt!.seconds * 1000n).toBeGreaterThanOrEqual(BigInt(sendAt - 1000));
+      const skipped = await settled(server, stopped.notificationId, Channel.SMS);
+      expect([skipped.status, skipped.reason]).toEqual([
+        DeliveryStatus.SKIPPED,
+        'preference: sms is turned off',
+      ]);
+      expect(skipped.attempts).toHaveLength(0);
+    });
+
+    it('cancels an escalation step when the notification was read first, and sends it otherwise', async () => {
+      await server.adminService().putRoutingRule({
+        rule: {
+          type: 'incident.opened',
+          steps: [
+            { channels: [Channel.IN_APP], delaySeconds: 0 },
+            { channels: [Channel.EMAIL], delaySeconds: 1, cancelUnless: EscalationCondition.READ },
+          ],
+        },
+      });
+      const read = await server
+        .admin()
+        .send({ userId: 'esc-1', type: 'incident.opened', title: 'Down', recipient });
+      const unread = await server
+        .admin()
+        .send({ userId: 'esc-2', type: 'incident.opened', title: 'Down', recipient });
+      expect(read.deliveries.map((d) => d.channel)).toEqual([Channel.IN_APP, Channel.EMAIL]);
+      await server.db.database.sql.query('update notifications set read_at = now() where id = $1::uuid', [
+        read.notificationId,
+      ]);
+      const cancelled = await settled(server, read.notificationId, Channel.EMAIL);
+      expect([cancelled.status, cancelled.reason, cancelled.step]).toEqual([
+        DeliveryStatus.CANCELLED,
+        'escalation: the notification was read first',
+        1,
+      ]);
+      expect(cancelled.attempts).toHaveLength(0);
+      const escalated = await settled(server, unread.notificationId, Channel.EMAIL);
+      expect(escalated.status).toBe(DeliveryStatus.SENT);
+    });
+
+    it('marks a delivery expired instead of retrying past expires_at', async () => {
+      receiver.script('/mailer', [{ status: 503, headers: { 'retry-after': '3' } }]);
+      const sent = await server.admin().send({
+        userId: 'exp-1',
+        type: 'otp.code',
+        title: 'Your code',
+        channels: [Channel.EMAIL],
+        recipient,
+        expiresAt: timestampFromDate(new Date(Date.now() + 1500)),
+      });
+      const d = await settled(server, sent.notificationId, Channel.EMAIL);
+      expect(d.status).toBe(DeliveryStatus.EXPIRED);
+      expect(d.reason).toBe('expired: mailer answered 503');
+      expect(d.attempts).toHaveLength(1);
+    });
+  });
+
+  describe('quiet hours with an injected clock', () => {
+    let server: TestServer;
+    let clock = new Date('2026-11-28T22:30:00Z'); // 23:30 in Vienna
+    beforeAll(async () => {
+      server = await startTestServer(engine, {
+        overrides: BASE_SETTINGS,
+        now: () => clock,
+        providers: { email: [httpTestProvider('night-mailer', 'email', `${receiver.url}/night`)] },
+      });
+    });
+    afterAll(() => server?.stop());
+
+    async function deferredUntil(userId: string, priority = Priority.NORMAL): Promise<Notification> {
+      const sent = await server.admin().send({
+        userId,
+        type: 'digest.daily',
+        title: 'Digest',
+        priority,
+        channels: [Channel.EMAIL],
+        recipient,
+      });
+      return until('deferred or sent', 10_000, async () => {
+        const n = (await server.admin().getNotification({ notificationId: sent.notificationId }))
+          .notification!;
+        const d = n.deliveries[0]!;
+        return d.reason.startsWith('quiet_hours') || FINAL.has(d.status) ? n : undefined;
+      });
+    }
+
+    it('defers EMAIL to the end of a window that crosses midnight, in the recipient time zone', async () => {
+      await server.admin().updatePreferences({
+        userId: 'quiet-1',
+        quietHours: { start: '22:00', end: '07:00', timezone: 'Europe/Vienna' },
+      });
+      const d = (await deferredUntil('quiet-1')).deliveries[0]!;
+      expect(d.status).toBe(DeliveryStatus.QUEUED);
+      expect(d.reason).toBe('quiet_hours: deferred until 2026-11-29T06:00:00.000Z');
+      expect(d.nextAttemptAt?.seconds).toBe(BigInt(Date.parse('2026-11-29T06:00:00Z') / 1000));
+      expect(d.attempts).toHaveLength(0);
+    });
+
+    it('ends the window at the first instant after a spring-forward gap (DST)', async () => {
+      clock = new Date('2027-03-28T00:30:00Z'); // 01:30 CET, the night Berlin moves to CEST at 02:00
+      await server.admin().updatePreferences({
+        userId: 'quiet-2',
+        quietHours: { start: '01:00', end: '02:30', timezone: 'Europe/Berlin' },
+      });
+      const d = (await deferredUntil('quiet-2')).deliveries[0]!;
+      // 02:30 does not exist that night: the window ends when the clocks jump, 03:00 CEST = 01:00Z.
+      expect(d.reason).toBe('quiet_hours: deferred until 2027-03-28T01:00:00.000Z');
+    });
+
+    it('lets CRITICAL notifications through quiet hours', async () => {
+      clock = new Date('2026-11-28T22:30:00Z');
+      await server.admin().updatePreferences({
+        userId: 'quiet-3',
+        quietHours: { start: '22:00', end: '07:00', timezone: 'Europe/Vienna' },
+      });
+      const d = (await deferredUntil('quiet-3', Priority.CRITICAL)).deliveries[0]!;
+      expect(d.status).toBe(DeliveryStatus.SENT);
+    });
+  });
+});
