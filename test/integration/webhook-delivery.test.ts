@@ -218,4 +218,80 @@ describe.each(engines())('webhook delivery on $name', (engine) => {
     expect(logs).not.toContain(secret);
     expect(logs).not.toContain('secret-title-7f3a');
   });
+
+  it("renders the type's template for the recipient's locale into the payload, falling back de-AT -> de", async () => {
+    await endpoint('/templated', ['shipment.*']);
+    const admin = server.adminService();
+    const template = (locale: string, title: string, body: string) =>
+      admin.putTemplate({
+        template: { type: 'shipment.sent', channel: Channel.WEBHOOK, locale, title, body },
+      });
+    await template('default', 'Shipped {{ data.order }}', 'Order {{ data.order }} is on its way');
+    await template(
+      'de',
+      'Versandt: {{ data.order }}',
+      'Bestellung {{ data.order }} für {{ recipient.userId }}',
+    );
+    const sent = await server.admin().send({
+      userId: 'wien-1',
+      type: 'shipment.sent',
+      data: { order: 'A-7' },
+      recipient: { locale: 'de-AT' },
+      channels: [Channel.WEBHOOK],
+    });
+    const d = (await settled(sent.notificationId)).deliveries[0]!;
+    const body = JSON.parse(receiver.received.find((r) => r.headers['webhook-id'] === d.id)!.body);
+    expect(body.data).toMatchObject({ title: 'Versandt: A-7', body: 'Bestellung A-7 für wien-1' });
+  });
+
+  it('fails the delivery with a clear reason when the template needs a variable the data lacks', async () => {
+    await endpoint('/templated-missing', ['invoice.due']);
+    await server.adminService().putTemplate({
+      template: {
+        type: 'invoice.due',
+        channel: Channel.WEBHOOK,
+        locale: 'default',
+        body: 'Pay {{ data.amount }}',
+      },
+    });
+    const sent = await server.admin().send({
+      userId: 'tpl-2',
+      type: 'invoice.due',
+      data: { currency: 'EUR' },
+      channels: [Channel.WEBHOOK],
+    });
+    const d = (await settled(sent.notificationId)).deliveries[0]!;
+    expect([d.status, d.reason]).toEqual([
+      DeliveryStatus.FAILED,
+      'template: missing variable "data.amount" in body',
+    ]);
+    expect(d.attempts).toHaveLength(0);
+  });
+
+  it('disables an endpoint whose attempts have all failed for longer than the configured period', async () => {
+    const { endpoint: created } = await endpoint('/dead');
+    receiver.script('/dead', [{ status: 500 }, { status: 500 }, { status: 500 }]);
+    // Failing since six days (the default period is five): the next failed attempt disables it.
+    await server.db.database.sql.query(
+      "update webhook_endpoints set failing_since = now() - interval '6 days' where id = $1::uuid",
+      [created!.id],
+    );
+    const sent = await sendWebhook('invoice.paid');
+    await settled(sent.notificationId);
+    const { endpoints: list } = await server.adminService().listWebhookEndpoints({});
+    const after = list.find((e) => e.id === created!.id)!;
+    expect(after.enabled).toBe(false);
+    expect(after.disabledReason).toMatch(/^every attempt failed since \d{4}-\d{2}-\d{2}T/);
+  });
+
+  it('clears the failure clock after a success', async () => {
+    const { endpoint: created } = await endpoint('/recovering');
+    receiver.script('/recovering', [{ status: 500 }]);
+    const sent = await sendWebhook('invoice.paid');
+    await settled(sent.notificationId);
+    const { endpoints: list } = await server.adminService().listWebhookEndpoints({});
+    const after = list.find((e) => e.id === created!.id)!;
+    expect(after).toMatchObject({ enabled: true });
+    expect(after.failingSince).toBeUndefined();
+  });
 });
