@@ -5,6 +5,9 @@ import { type ChannelName, channelNames } from './core/channels.js';
 import { defaultRetryPolicies, type RetryPolicy } from './core/retry-policy.js';
 import type { RateLimit } from './delivery/rate-limiter.js';
 
+/** The longest a claimed delivery waits in process for a rate-limit token before it is requeued instead. */
+export const MAX_TOKEN_WAIT_MS = 1_000;
+
 export interface Config {
   host: string;
   port: number;
@@ -161,6 +164,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       webhookDisableAfterMs: int('HERALD_WEBHOOK_DISABLE_AFTER_HOURS', 120, 1, 24 * 365) * 3_600_000,
     },
   };
+  // A claim must outlive its longest attempt (plus a rate-limit wait), or a second claim would start a
+  // second attempt of the same delivery while the first is still running.
+  const attemptBudgetMs = config.delivery.webhookTimeoutMs + MAX_TOKEN_WAIT_MS + 1_000;
+  if (config.delivery.leaseMs < attemptBudgetMs) {
+    problems.push(
+      `HERALD_DELIVERY_LEASE_MS (${config.delivery.leaseMs}) must be at least HERALD_WEBHOOK_TIMEOUT_MS + ${MAX_TOKEN_WAIT_MS + 1_000} (${attemptBudgetMs})`,
+    );
+  }
   if (config.workers > 1 && !databaseUrl) {
     problems.push('HERALD_WORKERS above 1 needs DATABASE_URL: the embedded database belongs to one process');
   }

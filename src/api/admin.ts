@@ -96,11 +96,12 @@ function requireUuid(field: string, value: string): string {
   return value.toLowerCase();
 }
 
+/** 'default' or a BCP 47 tag in canonical case (de-at and de-AT are one locale). */
 function templateLocale(field: string, value: string): string {
-  if (value === 'default') return value;
+  if (value.toLowerCase() === 'default') return 'default';
   const problem = checkLocale(value);
   if (problem) throw invalidArgument(field, `${problem}, or "default"`);
-  return value;
+  return Intl.getCanonicalLocales(value)[0] ?? value;
 }
 
 function text(field: string, value: string, min: number, max: number): string {
@@ -232,6 +233,8 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard }: AdminD
       webhookGuard.checkLiteral(url.hostname);
       await lookupAll(url.hostname.replace(/^\[|\]$/g, ''), { all: true });
     } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === 'ENOTFOUND') throw invalidArgument(field, `host ${url.hostname} does not resolve`);
       const message = error instanceof Error ? error.message : String(error);
       throw invalidArgument(field, `is refused: ${message}`);
     }
@@ -319,6 +322,9 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard }: AdminD
       const locale = req.locale === '' ? null : templateLocale('locale', req.locale);
       let source: { title: string | null; body: string };
       let used = 'inline';
+      if (req.title !== undefined && req.body === undefined) {
+        throw invalidArgument('body', 'is required when title is given (an inline template)');
+      }
       if (req.body !== undefined) {
         source = {
           title: req.title === undefined ? null : text('title', req.title, 1, MAX_TEMPLATE_TITLE_CHARS),

@@ -21,6 +21,7 @@ import {
   queueStatusEvents,
   recordEndpointResult,
   releaseClaims,
+  type StatusEventDelivery,
 } from '../store/deliveries.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
 import type { ConfigCache } from './config-cache.js';
@@ -102,12 +103,21 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       await releaseClaims(database.sql, [claim]);
       return step.dueAt;
     }
-    const kept = await finishClaim(database.sql, claim, step.next, step.attempt ?? null);
+    const { next, attempt } = step;
+    const events = statusEventsFor(claim, next);
+    // A status event commits with the transition it reports, so a crash between the two cannot lose it.
+    const kept =
+      events.length === 0
+        ? await finishClaim(database.sql, claim, next, attempt ?? null)
+        : await database.sql.transaction(async (tx) => {
+            const finished = await finishClaim(tx, claim, next, attempt ?? null);
+            if (finished) await queueStatusEvents(tx, events);
+            return finished;
+          });
     if (!kept) {
       logger.warn({ deliveryId: claim.id }, 'delivery lease was lost before its outcome was written');
       return null;
     }
-    await afterTransition(claim, step.next);
     return step.next.status === 'queued' ? (step.next.nextAttemptAt ?? null) : null;
   }
 
@@ -347,15 +357,13 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
     }
   }
 
-  async function afterTransition(claim: ClaimedDelivery, next: DeliveryTransition): Promise<void> {
+  function statusEventsFor(claim: ClaimedDelivery, next: DeliveryTransition): StatusEventDelivery[] {
     const event = statusEvents[next.status];
-    if (!event || claim.event !== 'notification') return;
-    const endpoints = options.config
+    if (!event || claim.event !== 'notification') return [];
+    return options.config
       .enabledEndpoints()
-      .filter((e) => endpointSubscribes(e.eventTypes, event));
-    await queueStatusEvents(
-      database.sql,
-      endpoints.map((e) => ({
+      .filter((e) => endpointSubscribes(e.eventTypes, event))
+      .map((e) => ({
         notificationId: claim.notification_id,
         userId: claim.user_id,
         endpointId: e.id,
@@ -370,8 +378,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
           reason: next.reason,
           provider: next.provider ?? null,
         },
-      })),
-    );
+      }));
   }
 
   return {

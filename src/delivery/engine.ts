@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { createWebhookAdapter } from '../channels/webhook/adapter.js';
 import type { AddressGuard } from '../channels/webhook/address-guard.js';
-import type { DeliveryConfig } from '../config.js';
+import { type DeliveryConfig, MAX_TOKEN_WAIT_MS } from '../config.js';
 import type { ChannelName } from '../core/channels.js';
 import type { Database } from '../store/database.js';
 import { CircuitBreakers } from './circuit-breaker.js';
@@ -35,9 +35,6 @@ export interface DeliveryEngineOptions {
   /** Replaces the built-in adapters (tests of failover use their own providers). */
   providers?: Partial<Record<ChannelName, readonly ProviderAdapter[]>>;
 }
-
-/** In-process token waits up to this long keep their claim; longer waits requeue. */
-const MAX_TOKEN_WAIT_MS = 1_000;
 
 export async function startDeliveryEngine(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
   const { config, logger } = options;

@@ -67,7 +67,8 @@ export function findTemplates(db: Executor, type: string, channel: string): Prom
   return db
     .select()
     .from(templates)
-    .where(and(eq(templates.type, type), eq(templates.channel, channel)));
+    .where(and(eq(templates.type, type), eq(templates.channel, channel)))
+    .orderBy(asc(templates.locale));
 }
 
 export async function deleteTemplate(

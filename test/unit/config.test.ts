@@ -44,4 +44,42 @@ describe('loadConfig', () => {
       loadConfig({ HERALD_JWT_SECRET: 'x'.repeat(32), HERALD_JWT_JWKS_FILE: '/tmp/jwks.json' }),
     ).toThrow(/at most one of HERALD_JWT_SECRET/);
   });
+
+  it('reads delivery settings: retry policies, rate limits, allowed networks', () => {
+    const { delivery } = loadConfig({
+      HERALD_RETRY_WEBHOOK: 'attempts=3, base_ms=100',
+      HERALD_RATE_LIMITS: 'webhook=50:100,ses=14.5:14',
+      HERALD_WEBHOOK_ALLOW_NETWORKS: '10.1.0.0/16, ::1',
+    });
+    expect(delivery.retry.webhook).toMatchObject({
+      maxAttempts: 3,
+      baseDelayMs: 100,
+      maxDelayMs: 36_000_000,
+    });
+    expect(delivery.retry.email.maxAttempts).toBe(8);
+    expect(delivery.rateLimits).toEqual({
+      webhook: { perSecond: 50, burst: 100 },
+      ses: { perSecond: 14.5, burst: 14 },
+    });
+    expect(delivery.webhookAllowNetworks).toEqual(['10.1.0.0/16', '::1']);
+  });
+
+  it('names malformed delivery settings', () => {
+    expect(() => loadConfig({ HERALD_RETRY_SMS: 'tries=3' })).toThrow(/HERALD_RETRY_SMS: "tries=3"/);
+    expect(() => loadConfig({ HERALD_RATE_LIMITS: 'webhook=fast' })).toThrow(
+      /HERALD_RATE_LIMITS: "webhook=fast"/,
+    );
+    expect(() => loadConfig({ HERALD_WEBHOOK_ALLOW_NETWORKS: '10.0.0.0/33' })).toThrow(
+      /HERALD_WEBHOOK_ALLOW_NETWORKS: "10.0.0.0\/33"/,
+    );
+  });
+
+  it('refuses a lease shorter than the longest attempt, which would let a second claim run beside the first', () => {
+    expect(() => loadConfig({ HERALD_DELIVERY_LEASE_MS: '10000' })).toThrow(
+      /HERALD_DELIVERY_LEASE_MS \(10000\) must be at least HERALD_WEBHOOK_TIMEOUT_MS \+ 2000 \(17000\)/,
+    );
+    expect(
+      loadConfig({ HERALD_DELIVERY_LEASE_MS: '4000', HERALD_WEBHOOK_TIMEOUT_MS: '2000' }).delivery.leaseMs,
+    ).toBe(4000);
+  });
 });
