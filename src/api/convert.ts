@@ -105,6 +105,7 @@ function deliveryToProto(d: NotificationDetail['deliveries'][number]): Delivery 
         statusCode: a.statusCode ?? 0,
         latencyMs: a.latencyMs,
         error: a.error ?? '',
+        response: a.response ?? '',
         startedAt: ts(a.startedAt),
       }),
     ),

@@ -108,6 +108,7 @@ describe.each(engines())('webhook delivery on $name', (engine) => {
       ['sent', 200],
     ]);
     expect(d.attempts[0]?.error).toBe('endpoint answered HTTP 503');
+    expect(d.attempts[0]?.response).toBe('down for maintenance');
     expect(receiver.countsByWebhookId().get(d.id)).toBe(2);
   });
 
@@ -293,5 +294,25 @@ describe.each(engines())('webhook delivery on $name', (engine) => {
     const after = list.find((e) => e.id === created!.id)!;
     expect(after).toMatchObject({ enabled: true });
     expect(after.failingSince).toBeUndefined();
+  });
+
+  it('stops retrying when the endpoint answers webhook-delivery: abort-message', async () => {
+    await endpoint('/abort');
+    receiver.script('/abort', [{ status: 500, headers: { 'webhook-delivery': 'abort-message' } }]);
+    const sent = await sendWebhook('invoice.paid');
+    const d = (await settled(sent.notificationId)).deliveries[0]!;
+    expect([d.status, d.reason]).toEqual([
+      DeliveryStatus.FAILED,
+      'failed: endpoint aborted the message (HTTP 500)',
+    ]);
+    expect(d.attempts).toHaveLength(1);
+  });
+
+  it('keeps only the first KiB of a long answer in the attempt log', async () => {
+    await endpoint('/chatty');
+    receiver.script('/chatty', [{ status: 500, body: 'x'.repeat(5000) }]);
+    const sent = await sendWebhook('invoice.paid');
+    const d = (await settled(sent.notificationId)).deliveries[0]!;
+    expect(d.attempts[0]?.response).toBe('x'.repeat(1024));
   });
 });
