@@ -14,15 +14,16 @@ import type { Database } from '../store/database.js';
 import {
   type AttemptRecord,
   type ClaimedDelivery,
+  type ClaimOutcome,
   type DeliveryTransition,
   disableEndpoint,
-  finishClaim,
-  isSuppressed,
+  finishClaims,
   queueStatusEvents,
   recordEndpointResult,
   releaseClaims,
   type StatusEventDelivery,
 } from '../store/deliveries.js';
+import { createGroupWriter } from '../store/group-commit.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
 import type { ConfigCache } from './config-cache.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from './provider.js';
@@ -36,10 +37,15 @@ export interface RunSignals {
 }
 
 export interface DeliveryRunner {
-  /** Takes a claim to its next state; resolves to when it is due again if it was requeued, else null. */
+  /**
+   * Takes a claim to its next state; resolves once the attempt is over (its outcome may still be being
+   * written: see drain), to when the delivery is due again if it was requeued, else null.
+   */
   run(claim: ClaimedDelivery, signals: RunSignals): Promise<Date | null>;
   /** Hands claims back untouched. */
   release(claims: readonly ClaimedDelivery[]): Promise<void>;
+  /** Resolves once every outcome reported so far is written. */
+  drain(): Promise<void>;
 }
 
 export interface DeliveryRunnerOptions {
@@ -63,6 +69,10 @@ export interface DeliveryRunnerOptions {
 
 const ERROR_KEPT_CHARS = 1000;
 const INTERNAL_ERROR_DELAY_MS = 30_000;
+/** Outcome statements in flight at once; further outcomes wait and are written together. */
+const FINISH_STATEMENTS = 1;
+/** Outcomes waiting to be written before runs start waiting for theirs (backpressure on a slow database). */
+const MAX_UNWRITTEN = 512;
 
 /** Channels whose body is HTML, so template output is escaped. */
 const htmlChannels: ReadonlySet<ChannelName> = new Set(['email']);
@@ -82,6 +92,12 @@ type Step =
 export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRunner {
   const renderer = createTemplateRenderer();
   const { database, logger } = options;
+  // Outcomes that arrive while earlier ones are being written share the next statement (one commit).
+  const unwritten = new Set<Promise<void>>();
+  const finish = createGroupWriter((outcomes: ClaimOutcome[]) => finishClaims(database.sql, outcomes), {
+    maxStatements: FINISH_STATEMENTS,
+    maxItems: 1_000,
+  });
 
   async function run(claim: ClaimedDelivery, signals: RunSignals): Promise<Date | null> {
     let step: Step;
@@ -103,22 +119,38 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       await releaseClaims(database.sql, [claim]);
       return step.dueAt;
     }
-    const { next, attempt } = step;
-    const events = statusEventsFor(claim, next);
-    // A status event commits with the transition it reports, so a crash between the two cannot lose it.
-    const kept =
-      events.length === 0
-        ? await finishClaim(database.sql, claim, next, attempt ?? null)
-        : await database.sql.transaction(async (tx) => {
-            const finished = await finishClaim(tx, claim, next, attempt ?? null);
-            if (finished) await queueStatusEvents(tx, events);
-            return finished;
-          });
-    if (!kept) {
-      logger.warn({ deliveryId: claim.id }, 'delivery lease was lost before its outcome was written');
-      return null;
-    }
+    // The provider's slot is free once its answer is in; the outcome is written behind it (grouped with
+    // others). Until that write commits the delivery stays leased, so a crash now means one more attempt,
+    // never a lost delivery. Too many unwritten outcomes make the next run wait (the database is slow).
+    const write = record({ claim, next: step.next, attempt: step.attempt ?? null });
+    unwritten.add(write);
+    void write.finally(() => unwritten.delete(write));
+    if (unwritten.size > MAX_UNWRITTEN) await write;
     return step.next.status === 'queued' ? (step.next.nextAttemptAt ?? null) : null;
+  }
+
+  async function record(outcome: ClaimOutcome & { claim: ClaimedDelivery }): Promise<void> {
+    const events = statusEventsFor(outcome.claim, outcome.next);
+    try {
+      // A status event commits with the transition it reports, so a crash between the two cannot lose it.
+      const kept =
+        events.length === 0
+          ? (await finish([outcome]))[0]
+          : await database.sql.transaction(async (tx) => {
+              const [finished] = await finishClaims(tx, [outcome]);
+              if (finished) await queueStatusEvents(tx, events);
+              return finished;
+            });
+      if (!kept) {
+        logger.warn(
+          { deliveryId: outcome.claim.id },
+          'delivery lease was lost before its outcome was written',
+        );
+      }
+    } catch (error) {
+      // The lease runs out and another claim repeats the attempt: at least once, never lost.
+      logger.error({ err: error, deliveryId: outcome.claim.id }, 'could not write a delivery outcome');
+    }
   }
 
   async function decide(claim: ClaimedDelivery, signals: RunSignals): Promise<Step> {
@@ -145,8 +177,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       if (verdict.action === 'defer') {
         return { next: { status: 'queued', reason: verdict.reason, nextAttemptAt: verdict.until } };
       }
-      const address = claim.channel === 'email' ? claim.email : claim.channel === 'sms' ? claim.phone : null;
-      if (address && (await isSuppressed(database.sql, claim.channel, address))) {
+      if (claim.suppressed) {
         return final('skipped', `suppressed: ${claim.channel} address is on the suppression list`);
       }
     } else {
@@ -291,13 +322,14 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       },
       'delivery attempt',
     );
-    if (claim.endpoint_id && outcome.kind !== 'invalid_destination') {
-      await recordEndpointResult(
-        database.sql,
-        claim.endpoint_id,
-        outcome.kind === 'sent',
-        options.endpointDisableAfterMs,
-      );
+    // The endpoint's failure clock: started by a failure, cleared by a success (no write when healthy).
+    const succeeded = outcome.kind === 'sent';
+    if (
+      claim.endpoint_id &&
+      outcome.kind !== 'invalid_destination' &&
+      (!succeeded || claim.endpoint_failing)
+    ) {
+      await recordEndpointResult(database.sql, claim.endpoint_id, succeeded, options.endpointDisableAfterMs);
     }
     const base = { provider: provider.name, lastError: attempt.error };
     switch (outcome.kind) {
@@ -384,6 +416,9 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
   return {
     run,
     release: (claims) => releaseClaims(database.sql, claims),
+    drain: async () => {
+      while (unwritten.size > 0) await Promise.all([...unwritten]);
+    },
   };
 }
 

@@ -1,13 +1,14 @@
 // The dispatcher: claims due deliveries per channel (SKIP LOCKED + lease, see store/deliveries.ts), with at
-// most `concurrency` in flight per channel, and runs each through delivery-run.ts. It wakes on NOTIFY from
+// most `concurrency` attempts in flight per channel, and runs each through delivery-run.ts. It wakes on NOTIFY from
 // the Send transaction, on a timer for the retries it scheduled itself, and on a slow fallback poll that
 // also picks up leases other dispatchers left behind when they died.
 //
 // Shutdown: stop claiming, let in-flight attempts finish within the deadline, then abort what is left;
 // every claim ends with its lease released (requeued), so another instance can take it at once.
+import { setMaxListeners } from 'node:events';
 import type { ChannelName } from '../core/channels.js';
 import type { Database } from '../store/database.js';
-import { type ClaimedDelivery, claimDueDeliveries } from '../store/deliveries.js';
+import { type ClaimedDelivery, claimDueDeliveries, requeueExpiredLeases } from '../store/deliveries.js';
 import type { DeliveryRunner } from './delivery-run.js';
 
 export interface DispatcherOptions {
@@ -18,6 +19,8 @@ export interface DispatcherOptions {
   concurrency: number;
   /** How long a claim is held; a dispatcher that dies loses its claims when it runs out. */
   leaseMs: number;
+  /** The longest one attempt can take (timeout plus rate-limit wait); shorter than leaseMs. */
+  maxAttemptMs: number;
   /** The fallback poll. */
   pollMs: number;
   onError: (error: unknown) => void;
@@ -37,6 +40,8 @@ export const WAKEUP_CHANNEL = 'herald_deliveries';
 interface Lane {
   channel: ChannelName;
   inFlight: Set<Promise<void>>;
+  /** Claimed and waiting for a free slot, oldest first, with when they were claimed. */
+  ready: { claim: ClaimedDelivery; claimedAt: number }[];
   pumping: boolean;
   again: boolean;
   timer: NodeJS.Timeout | null;
@@ -47,14 +52,24 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const lanes = options.channels.map<Lane>((channel) => ({
     channel,
     inFlight: new Set(),
+    ready: [],
     pumping: false,
     again: false,
     timer: null,
     timerAt: Number.POSITIVE_INFINITY,
   }));
+  // Prefetch: a lane holds up to 2 x `concurrency` claimed deliveries beyond those in flight, so a freed
+  // slot starts its next attempt at once instead of waiting for a claim round trip, and claims are made a
+  // lane's worth at a time (one statement per `concurrency` deliveries under load). A prefetched claim that
+  // waited so long that its lease could run out during its attempt is handed back instead of attempted.
+  const capacity = options.concurrency * 3;
+  const claimBatch = options.concurrency;
+  const maxReadyWaitMs = options.leaseMs - options.maxAttemptMs;
   // `stopping`: claims still waiting (rate limit) hand themselves back; `abort`: attempts are cut.
   const stopping = new AbortController();
   const abort = new AbortController();
+  // Every attempt in flight listens on them; dozens at once is the normal case, not a leak.
+  setMaxListeners(0, stopping.signal, abort.signal);
   let running = false;
   let unlisten: (() => Promise<void>) | null = null;
   let poll: NodeJS.Timeout | null = null;
@@ -79,6 +94,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     lane.timer.unref();
   }
 
+  /** Room for more claims: none while the lane is nearly full, so claims come in batches. */
+  function wanted(lane: Lane): number {
+    const room = capacity - lane.inFlight.size - lane.ready.length;
+    const idle = lane.inFlight.size === 0 && lane.ready.length === 0;
+    return room >= claimBatch || (idle && room > 0) ? room : 0;
+  }
+
   async function pump(lane: Lane): Promise<void> {
     if (!running) return;
     if (lane.pumping) {
@@ -89,11 +111,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     try {
       do {
         lane.again = false;
-        const free = options.concurrency - lane.inFlight.size;
-        if (free <= 0) break;
+        const limit = wanted(lane);
+        if (limit <= 0) break;
         let claimed: ClaimedDelivery[];
         try {
-          claimed = await claimDueDeliveries(options.database.sql, lane.channel, free, options.leaseMs);
+          claimed = await claimDueDeliveries(options.database.sql, lane.channel, limit, options.leaseMs);
         } catch (error) {
           options.onError(error);
           break; // the poll tries again
@@ -103,13 +125,33 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           await options.run.release(claimed).catch(options.onError);
           break;
         }
-        for (const claim of claimed) start(lane, claim);
+        const claimedAt = Date.now();
+        for (const claim of claimed) lane.ready.push({ claim, claimedAt });
+        startReady(lane);
         // A full claim means more may be due: go on (slots freeing up wake the lane too).
-        if (claimed.length === free) lane.again = true;
+        if (claimed.length === limit) lane.again = true;
       } while (lane.again && running);
     } finally {
       lane.pumping = false;
     }
+  }
+
+  /** Fills free slots from the prefetched claims. */
+  function startReady(lane: Lane): void {
+    const stale: ClaimedDelivery[] = [];
+    while (running && lane.inFlight.size < options.concurrency && lane.ready.length > 0) {
+      const { claim, claimedAt } = lane.ready.shift()!;
+      if (Date.now() - claimedAt > maxReadyWaitMs) stale.push(claim);
+      else start(lane, claim);
+    }
+    if (stale.length > 0) options.run.release(stale).then(() => pump(lane), options.onError);
+  }
+  /** The fallback poll: deliveries whose dispatcher died go back to the queue; then every lane looks. */
+  function tick(): void {
+    requeueExpiredLeases(options.database.sql).then(wakeAll, (error: unknown) => {
+      options.onError(error);
+      wakeAll();
+    });
   }
 
   function start(lane: Lane, claim: ClaimedDelivery): void {
@@ -123,7 +165,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       )
       .finally(() => {
         lane.inFlight.delete(work);
-        if (running) void pump(lane);
+        if (!running) return;
+        startReady(lane);
+        void pump(lane);
       });
     lane.inFlight.add(work);
   }
@@ -132,9 +176,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     async start() {
       running = true;
       unlisten = await options.database.listen(WAKEUP_CHANNEL, wakeAll);
-      poll = setInterval(wakeAll, options.pollMs);
+      poll = setInterval(tick, options.pollMs);
       poll.unref();
-      wakeAll();
+      tick();
     },
     wake: wakeAll,
     inFlight: () => lanes.reduce((n, lane) => n + lane.inFlight.size, 0),
@@ -143,6 +187,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       running = false;
       if (poll) clearInterval(poll);
       for (const lane of lanes) if (lane.timer) clearTimeout(lane.timer);
+      // Prefetched claims were never attempted: hand them back at once.
+      const unstarted = lanes.flatMap((lane) => lane.ready.splice(0).map((r) => r.claim));
+      await options.run.release(unstarted).catch(options.onError);
       stopping.abort();
       await unlisten?.().catch(options.onError);
       const all = () => Promise.all(lanes.flatMap((lane) => [...lane.inFlight]));
@@ -156,6 +203,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         await all();
       }
       clearTimeout(timer);
+      await options.run.drain();
     },
   };
 }

@@ -83,6 +83,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
         channels: Object.keys(providers) as ChannelName[],
         concurrency: config.concurrency,
         leaseMs: config.leaseMs,
+        maxAttemptMs: config.webhookTimeoutMs + MAX_TOKEN_WAIT_MS,
         pollMs: config.pollMs,
         onError: (error) => logger.error({ err: error }, 'dispatcher error'),
       })

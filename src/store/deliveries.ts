@@ -51,13 +51,16 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   endpoint_secret: string | null;
   /** The previous secret while its rotation overlap lasts. */
   endpoint_previous_secret: string | null;
+  /** The endpoint is in a run of failures (a success must clear it). */
+  endpoint_failing: boolean | null;
+  /** The recipient's address on this channel (e-mail, SMS) is suppressed. */
+  suppressed: boolean;
 }
 
 const CLAIM = `
 with due as (
   select id from deliveries
-  where channel = $1
-    and ((status = 'queued' and next_attempt_at <= now()) or (status = 'sending' and lease_until < now()))
+  where status = 'queued' and next_attempt_at <= now() and channel = $1
   order by next_attempt_at
   limit $2
   for update skip locked
@@ -77,13 +80,36 @@ select c.id::text as id, c.notification_id::text as notification_id, c.user_id, 
        pf.channels as pref_channels, pf.types as pref_types, pf.quiet_start, pf.quiet_end, pf.quiet_timezone,
        e.url as endpoint_url, e.enabled as endpoint_enabled, e.disabled_reason as endpoint_disabled_reason,
        e.secret as endpoint_secret,
-       case when e.previous_secret_until > now() then e.previous_secret end as endpoint_previous_secret
+       case when e.previous_secret_until > now() then e.previous_secret end as endpoint_previous_secret,
+       e.failing_since is not null as endpoint_failing,
+       case c.channel
+         when 'email' then exists (select 1 from suppressions s where s.channel = 'email' and s.address = r.email)
+         when 'sms' then exists (select 1 from suppressions s where s.channel = 'sms' and s.address = r.phone)
+         else false
+       end as suppressed
 from claimed c
 join notifications n on n.id = c.notification_id
 left join recipients r on r.user_id = c.user_id
 left join preferences pf on pf.user_id = c.user_id
 left join webhook_endpoints e on e.id = c.endpoint_id
 order by c.next_attempt_at`;
+
+/**
+ * Puts deliveries whose lease ran out (their dispatcher died mid-attempt) back in the queue, due now, so the
+ * next claim takes them; their attempt counts stay as they were. Returns how many.
+ */
+export async function requeueExpiredLeases(sql: SqlRunner): Promise<number> {
+  const rows = await sql.query(
+    `update deliveries set status = 'queued', lease_until = null, next_attempt_at = now(), updated_at = now(),
+       reason = 'lease_expired: requeued after its dispatcher stopped answering'
+     where id in (
+       select id from deliveries where status = 'sending' and lease_until < now()
+       for update skip locked)
+     returning id`,
+    [],
+  );
+  return rows.length;
+}
 
 /** Claims up to `limit` due deliveries of a channel, leased for `leaseMs`. */
 export async function claimDueDeliveries(
@@ -134,57 +160,74 @@ export interface DeliveryTransition {
   lastError?: string | null | undefined;
 }
 
-// The attempt row and the delivery's new state in one statement. The update is fenced by the lease.
+// Attempt rows and the deliveries' new states, for any number of claims, in one statement. Each update is
+// fenced by its claim's lease.
 const FINISH = `
-with attempt as (
+with input as (
+  select * from jsonb_to_recordset($1::text::jsonb) as t(
+    id uuid, lease timestamptz, status text, reason text, next_attempt_at timestamptz, provider text,
+    provider_message_id text, last_error text, attempt_id uuid, attempt_provider text, outcome text,
+    status_code int, latency_ms int, error text, response text, started_at timestamptz)
+),
+attempts as (
   insert into delivery_attempts (id, delivery_id, provider, outcome, status_code, latency_ms, error, response, started_at)
-  select $9::uuid, $1::uuid, $10, $11, $12::int, $13::int, $14, $15, $16::timestamptz
-  where $9::uuid is not null
+  select attempt_id, id, attempt_provider, outcome, status_code, latency_ms, error, response, started_at
+  from input where attempt_id is not null
 )
-update deliveries set
-  status = $3,
-  reason = $4,
-  next_attempt_at = coalesce($5::timestamptz, next_attempt_at),
-  provider = coalesce($6, provider),
-  provider_message_id = coalesce($7, provider_message_id),
-  last_error = coalesce($8, last_error),
-  attempts = attempts + case when $9::uuid is null then 0 else 1 end,
-  first_attempt_at = case when $9::uuid is null then first_attempt_at else coalesce(first_attempt_at, $16::timestamptz) end,
+update deliveries d set
+  status = i.status,
+  reason = i.reason,
+  next_attempt_at = coalesce(i.next_attempt_at, d.next_attempt_at),
+  provider = coalesce(i.provider, d.provider),
+  provider_message_id = coalesce(i.provider_message_id, d.provider_message_id),
+  last_error = coalesce(i.last_error, d.last_error),
+  attempts = d.attempts + case when i.attempt_id is null then 0 else 1 end,
+  first_attempt_at = case when i.attempt_id is null then d.first_attempt_at
+                          else coalesce(d.first_attempt_at, i.started_at) end,
   lease_until = null,
   updated_at = now()
-where id = $1::uuid and status = 'sending' and lease_until = $2::timestamptz
-returning id`;
+from input i
+where d.id = i.id and d.status = 'sending' and d.lease_until = i.lease
+returning d.id::text as id`;
+
+export interface ClaimOutcome {
+  claim: Pick<ClaimedDelivery, 'id' | 'lease'>;
+  next: DeliveryTransition;
+  /** The attempt made, or null when the claim ended without one (skipped, deferred, cancelled, ...). */
+  attempt: AttemptRecord | null;
+}
 
 /**
- * Ends a claim: records the attempt (when one was made) and moves the delivery to its next state. False when
- * the lease was lost (another dispatcher claimed the delivery after it ran out): nothing of the delivery
- * is changed then, though the attempt is still logged.
+ * Ends claims: records their attempts and moves each delivery to its next state. Answers, per claim, whether
+ * it still held its lease; a claim that lost it (another dispatcher claimed the delivery after it ran out)
+ * changes nothing of the delivery, though its attempt is still logged.
  */
-export async function finishClaim(
-  sql: SqlRunner,
-  claim: Pick<ClaimedDelivery, 'id' | 'lease'>,
-  next: DeliveryTransition,
-  attempt: AttemptRecord | null,
-): Promise<boolean> {
-  const rows = await sql.query(FINISH, [
-    claim.id,
-    claim.lease,
-    next.status,
-    next.reason,
-    next.nextAttemptAt?.toISOString() ?? null,
-    next.provider ?? null,
-    next.providerMessageId ?? null,
-    next.lastError ?? null,
-    attempt ? newId() : null,
-    attempt?.provider ?? null,
-    attempt?.outcome ?? null,
-    attempt?.statusCode ?? null,
-    attempt ? Math.round(attempt.latencyMs) : null,
-    attempt?.error ?? null,
-    attempt?.response ?? null,
-    attempt?.startedAt.toISOString() ?? null,
+export async function finishClaims(sql: SqlRunner, outcomes: readonly ClaimOutcome[]): Promise<boolean[]> {
+  if (outcomes.length === 0) return [];
+  const rows = await sql.query<{ id: string }>(FINISH, [
+    JSON.stringify(
+      outcomes.map(({ claim, next, attempt }) => ({
+        id: claim.id,
+        lease: claim.lease,
+        status: next.status,
+        reason: next.reason,
+        next_attempt_at: next.nextAttemptAt?.toISOString() ?? null,
+        provider: next.provider ?? null,
+        provider_message_id: next.providerMessageId ?? null,
+        last_error: next.lastError ?? null,
+        attempt_id: attempt ? newId() : null,
+        attempt_provider: attempt?.provider ?? null,
+        outcome: attempt?.outcome ?? null,
+        status_code: attempt?.statusCode ?? null,
+        latency_ms: attempt ? Math.round(attempt.latencyMs) : null,
+        error: attempt?.error ?? null,
+        response: attempt?.response ?? null,
+        started_at: attempt?.startedAt.toISOString() ?? null,
+      })),
+    ),
   ]);
-  return rows.length > 0;
+  const kept = new Set(rows.map((r) => r.id));
+  return outcomes.map(({ claim }) => kept.has(claim.id));
 }
 
 /** Puts claimed deliveries back as they were (queued, due now), for a dispatcher that is shutting down. */
@@ -293,13 +336,4 @@ export async function disableEndpoint(sql: SqlRunner, endpointId: string, reason
     `update webhook_endpoints set enabled = false, disabled_reason = $2, updated_at = now() where id = $1::uuid`,
     [endpointId, reason],
   );
-}
-
-/** Addresses the dispatcher must not contact on a channel. */
-export async function isSuppressed(sql: SqlRunner, channel: string, address: string): Promise<boolean> {
-  const rows = await sql.query(`select 1 from suppressions where channel = $1 and address = $2`, [
-    channel,
-    address,
-  ]);
-  return rows.length > 0;
 }

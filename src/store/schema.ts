@@ -94,7 +94,6 @@ export const deliveries = pgTable(
     // The dispatcher's claim query scans only what is due, and leases that ran out (a dispatcher died).
     index('deliveries_due').on(t.nextAttemptAt).where(sql`status = 'queued'`),
     index('deliveries_leased').on(t.leaseUntil).where(sql`status = 'sending'`),
-    index('deliveries_endpoint').on(t.endpointId).where(sql`endpoint_id is not null`),
   ],
 );
 

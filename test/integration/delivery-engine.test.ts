@@ -185,7 +185,8 @@ describe.each(engines())('delivery engine on $name', (engine) => {
         return rows.length === count ? rows.map((r) => Number(r.ms)) : undefined;
       });
       const elapsed = starts.at(-1)! - starts[0]!;
-      expect(elapsed).toBeGreaterThanOrEqual(((count - 5) / 20) * 1000 - 5);
+      // (50 ms slack: with Redis the tokens are counted on Redis's clock, the start times on ours.)
+      expect(elapsed).toBeGreaterThanOrEqual(((count - 5) / 20) * 1000 - 50);
       // ...and not much slower either: the limiter does not starve the channel.
       expect(elapsed).toBeLessThan(((count - 5) / 20) * 1000 + 1500);
       const last = batch.results.at(-1)!;

@@ -70,12 +70,20 @@ export function createWebhookAdapter(options: WebhookAdapterOptions): WebhookAda
     const at = now();
     const body = webhookPayload(task, at);
     const timestamp = Math.floor(at.getTime() / 1000);
-    const timeout = AbortSignal.timeout(options.timeoutMs);
+    // One controller for both ends of the attempt: its whole time budget, and the dispatcher's shutdown.
+    const attempt = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      attempt.abort();
+    }, options.timeoutMs);
+    const onShutdown = () => attempt.abort();
+    signal.addEventListener('abort', onShutdown, { once: true });
     try {
       const res = await request(url, {
         method: 'POST',
         dispatcher: agent,
-        signal: AbortSignal.any([signal, timeout]),
+        signal: attempt.signal,
         headers: {
           'content-type': 'application/json',
           'user-agent': 'Herald-Webhooks/1',
@@ -88,12 +96,14 @@ export function createWebhookAdapter(options: WebhookAdapterOptions): WebhookAda
       const response = await readStart(res.body);
       return classify(res.statusCode, res.headers, response, at);
     } catch (error) {
-      if (timeout.aborted)
-        return { kind: 'retry', reason: `timeout: no answer within ${options.timeoutMs} ms` };
+      if (timedOut) return { kind: 'retry', reason: `timeout: no answer within ${options.timeoutMs} ms` };
       if (signal.aborted) return { kind: 'retry', reason: 'aborted: the dispatcher is shutting down' };
       if (codeOf(error) === ADDRESS_REFUSED)
         return { kind: 'failed', reason: `endpoint refused: ${describe(error)}` };
       return { kind: 'retry', reason: `network: ${describe(error)}` };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onShutdown);
     }
   }
 
