@@ -19,6 +19,7 @@ export interface WebhookAdapterOptions {
 }
 
 const RESPONSE_KEPT_BYTES = 1024;
+const MAX_CACHED_TARGETS = 10_000;
 
 export interface WebhookAdapter extends ProviderAdapter {
   close(): Promise<void>;
@@ -57,16 +58,30 @@ export function createWebhookAdapter(options: WebhookAdapterOptions): WebhookAda
     bodyTimeout: options.timeoutMs,
   });
 
+  // Endpoint URLs parsed and their IP literals checked once, not per attempt (a handful of endpoints take
+  // every delivery). Host names are checked inside every new connection's DNS lookup instead.
+  const targets = new Map<string, URL | string>();
+  function targetOf(raw: string): URL | string {
+    let target = targets.get(raw);
+    if (target === undefined) {
+      try {
+        target = new URL(raw);
+        options.guard.checkLiteral(target.hostname);
+      } catch (error) {
+        target = describe(error);
+      }
+      if (targets.size >= MAX_CACHED_TARGETS) targets.delete(targets.keys().next().value!);
+      targets.set(raw, target);
+    }
+    return target;
+  }
+
   async function send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
     const hook = task.webhook;
     if (!hook) return { kind: 'failed', reason: 'webhook delivery without an endpoint' };
-    let url: URL;
-    try {
-      url = new URL(hook.url);
-      options.guard.checkLiteral(url.hostname);
-    } catch (error) {
-      return { kind: 'failed', reason: `endpoint refused: ${describe(error)}` };
-    }
+    const target = targetOf(hook.url);
+    if (typeof target === 'string') return { kind: 'failed', reason: `endpoint refused: ${target}` };
+    const url = target;
     const at = now();
     const body = webhookPayload(task, at);
     const timestamp = Math.floor(at.getTime() / 1000);
