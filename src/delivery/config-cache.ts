@@ -28,6 +28,7 @@ export interface ConfigCache {
   plan(item: Pick<NewNotification, 'type' | 'priority' | 'channels'>): {
     critical: boolean;
     deliveries: DeliveryPlan[];
+    wakesDispatcher: boolean;
   };
   /** Every locale's template of a type x channel. */
   templates(type: string, channel: ChannelName): readonly TemplateRow[];
@@ -37,7 +38,15 @@ export interface ConfigCache {
   close(): void;
 }
 
-export async function createConfigCache(database: Database, refreshMs: number): Promise<ConfigCache> {
+/**
+ * `dispatched`: the channels a dispatcher works on (those with providers); a Send with a delivery due on one
+ * of them wakes the dispatchers.
+ */
+export async function createConfigCache(
+  database: Database,
+  refreshMs: number,
+  dispatched: ReadonlySet<ChannelName>,
+): Promise<ConfigCache> {
   let snapshot = await load(database);
   let reloading: Promise<void> | null = null;
   const refresh = () => {
@@ -56,14 +65,16 @@ export async function createConfigCache(database: Database, refreshMs: number): 
   return {
     plan(item) {
       const rule = snapshot.rules.get(item.type) ?? null;
+      const deliveries = planDeliveries({
+        requested: item.channels,
+        type: item.type,
+        rule,
+        endpoints: snapshot.enabledEndpoints,
+      });
       return {
         critical: item.priority === CRITICAL_PRIORITY || Boolean(rule?.critical),
-        deliveries: planDeliveries({
-          requested: item.channels,
-          type: item.type,
-          rule,
-          endpoints: snapshot.enabledEndpoints,
-        }),
+        deliveries,
+        wakesDispatcher: deliveries.some((d) => d.delaySeconds === 0 && dispatched.has(d.channel)),
       };
     },
     templates: (type, channel) => snapshot.templates.get(`${type}\n${channel}`) ?? [],

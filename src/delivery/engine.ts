@@ -38,7 +38,6 @@ export interface DeliveryEngineOptions {
 
 export async function startDeliveryEngine(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
   const { config, logger } = options;
-  const cache = await createConfigCache(options.database, config.configRefreshMs);
   const circuits = new CircuitBreakers({
     failureThreshold: config.circuitFailures,
     openMs: config.circuitOpenMs,
@@ -49,6 +48,8 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     connections: config.concurrency,
   });
   const providers = options.providers ?? { webhook: [webhook] };
+  const channels = Object.keys(providers) as ChannelName[];
+  const cache = await createConfigCache(options.database, config.configRefreshMs, new Set(channels));
   const redis = options.redisUrl
     ? new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 })
     : null;
@@ -80,7 +81,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     ? createDispatcher({
         database: options.database,
         run: runner,
-        channels: Object.keys(providers) as ChannelName[],
+        channels,
         concurrency: config.concurrency,
         leaseMs: config.leaseMs,
         maxAttemptMs: config.webhookTimeoutMs + MAX_TOKEN_WAIT_MS,

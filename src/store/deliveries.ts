@@ -259,10 +259,13 @@ export async function queueStatusEvents(
 ): Promise<void> {
   if (events.length === 0) return;
   await sql.query(
-    `insert into deliveries (id, notification_id, user_id, channel, endpoint_id, event, payload, status, next_attempt_at)
-     select e.id, e.notification_id, e.user_id, 'webhook', e.endpoint_id, e.event, e.payload, 'queued', now()
-     from jsonb_to_recordset($1::text::jsonb)
-       as e(id uuid, notification_id uuid, user_id text, endpoint_id uuid, event text, payload jsonb)`,
+    `with queued as (
+       insert into deliveries (id, notification_id, user_id, channel, endpoint_id, event, payload, status, next_attempt_at)
+       select e.id, e.notification_id, e.user_id, 'webhook', e.endpoint_id, e.event, e.payload, 'queued', now()
+       from jsonb_to_recordset($1::text::jsonb)
+         as e(id uuid, notification_id uuid, user_id text, endpoint_id uuid, event text, payload jsonb)
+     )
+     select pg_notify('herald_deliveries', '')`,
     [
       JSON.stringify(
         events.map((e) => ({

@@ -53,10 +53,20 @@ export class IdempotencyConflictError extends Error {
   }
 }
 
-/** Plans a notification's deliveries; `critical` (CRITICAL priority or a critical type) bypasses opt-outs. */
-export type Planner = (item: NewNotification) => { critical: boolean; deliveries: DeliveryPlan[] };
+/**
+ * Plans a notification's deliveries; `critical` (CRITICAL priority or a critical type) bypasses opt-outs;
+ * `wakesDispatcher`: a delivery due at send_at goes to a channel that a dispatcher works on.
+ */
+export type Planner = (item: NewNotification) => {
+  critical: boolean;
+  deliveries: DeliveryPlan[];
+  wakesDispatcher: boolean;
+};
 
 /** Writes prepared unkeyed Sends: one statement at a time, or grouped under load (group-commit.ts). */
+/** A notification due within this horizon counts as due now (clock skew between services). */
+const WAKE_HORIZON_MS = 1_000;
+
 export type SendWriter = (prepared: PreparedSend[]) => Promise<StoredSend[]>;
 
 /**
@@ -225,9 +235,12 @@ delivered as (
          case when skip_reason is null then 'queued' else 'skipped' end, skip_reason, next_attempt_at
   from planned
   returning id, notification_id, channel, status, reason
-)
+),
+-- Wakes the dispatchers (LISTEN herald_deliveries) once this commits; only when a delivery is due now on a
+-- channel that is dispatched, since every NOTIFY briefly serialises commits.
+woken as materialized (select pg_notify('herald_deliveries', '') from (select 1) one where $4::boolean)
 select n.idx, n.id::text as notification_id, n.seq::text as seq,
-       d.id::text as delivery_id, d.channel, d.status, d.reason
+       d.id::text as delivery_id, d.channel, d.status, d.reason, (select count(*) from woken) as woke
 from numbered n left join delivered d on d.notification_id = n.id
 order by n.idx, d.id`;
 
@@ -242,6 +255,8 @@ interface ResultRow extends Record<string, unknown> {
 
 /** A Send turned into the rows the statement needs; several can share one statement. */
 export interface PreparedSend {
+  /** NOTIFY the dispatchers when this commits. */
+  wake: boolean;
   notification: {
     id: string;
     user_id: string;
@@ -275,9 +290,12 @@ export function prepareSend(
   senderKeyId: string | null,
   plan: Planner,
 ): PreparedSend {
-  const sendAt = item.sendAt ?? new Date();
-  const { critical, deliveries } = plan(item);
+  const now = Date.now();
+  const sendAt = item.sendAt ?? new Date(now);
+  const { critical, deliveries, wakesDispatcher } = plan(item);
   return {
+    // Scheduled notifications wake nobody now; the dispatchers' timers and poll find them when due.
+    wake: wakesDispatcher && sendAt.getTime() <= now + WAKE_HORIZON_MS,
     notification: {
       id,
       user_id: item.userId,
@@ -313,6 +331,7 @@ export async function executeSends(sql: SqlRunner, prepared: readonly PreparedSe
     JSON.stringify(prepared.map((p, idx) => ({ idx, ...p.notification }))),
     JSON.stringify(recipientRows(prepared)),
     JSON.stringify(prepared.flatMap((p, idx) => p.deliveries.map((d) => ({ idx, ...d })))),
+    prepared.some((p) => p.wake),
   ]);
   const byId = groupResults(rows);
   return prepared.map((p) => byId.get(p.notification.id)!);

@@ -35,6 +35,7 @@ const prepare = (userId: string, title: string) =>
   prepareSend(item(userId, title), newId(), null, (i) => ({
     critical: false,
     deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
+    wakesDispatcher: false,
   }));
 
 /** Counts statements and holds them until released, like a slow database. */
