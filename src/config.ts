@@ -28,6 +28,8 @@ export interface Config {
   workers: number;
   /** Shared rate-limit buckets live here when set; in process otherwise. */
   redisUrl: string | undefined;
+  /** Heartbeat events on idle StreamNotifications calls, so proxies keep them open. */
+  streamHeartbeatMs: number;
   delivery: DeliveryConfig;
 }
 
@@ -135,6 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     workers: int('HERALD_WORKERS', 1, 1, 64),
     redisUrl: str('REDIS_URL'),
+    streamHeartbeatMs: int('HERALD_STREAM_HEARTBEAT_MS', 20_000, 100, 600_000),
     delivery: {
       dispatcher: bool('HERALD_DISPATCHER', true),
       concurrency: int('HERALD_DISPATCH_CONCURRENCY', 32, 1, 10_000),

@@ -63,6 +63,11 @@ function ts(date: Date | null | undefined): Timestamp | undefined {
   return date ? timestampFromDate(date) : undefined;
 }
 
+/** A notification as the inbox, the stream and the list show it (without its deliveries). */
+export function inboxNotificationToProto(n: NotificationDetail['notification']): Notification {
+  return notificationToProto({ notification: n, deliveries: [] });
+}
+
 export function notificationToProto(detail: NotificationDetail): Notification {
   const n = detail.notification;
   return create(NotificationSchema, {

@@ -28,12 +28,28 @@ export function toConnectError(error: unknown, logger: Logger, method: string): 
 
 export function errorMappingInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
+    const method = `${req.service.typeName}/${req.method.name}`;
     try {
-      return await next(req);
+      const res = await next(req);
+      if (!res.stream) return res;
+      // A streaming handler's errors surface while its messages are read.
+      return { ...res, message: mapStreamErrors(res.message, logger, method) };
     } catch (error) {
-      throw toConnectError(error, logger, `${req.service.typeName}/${req.method.name}`);
+      throw toConnectError(error, logger, method);
     }
   };
+}
+
+async function* mapStreamErrors<T>(
+  messages: AsyncIterable<T>,
+  logger: Logger,
+  method: string,
+): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toConnectError(error, logger, method);
+  }
 }
 
 /** Error name, code and message only: driver errors can carry query parameters in other fields. */

@@ -1,13 +1,15 @@
 // The API's public face: one function that wires every RPC onto a Connect router.
-import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
+import type { ConnectRouter } from '@connectrpc/connect';
 import { Health } from '../../gen/grpc/health/v1/health_pb.js';
 import { AdminService } from '../../gen/herald/v1/admin_service_pb.js';
 import { NotificationService } from '../../gen/herald/v1/notification_service_pb.js';
 import type { AddressGuard } from '../channels/webhook/address-guard.js';
 import type { ConfigCache } from '../delivery/config-cache.js';
+import type { Realtime } from '../realtime/index.js';
 import type { Database, SendWriter } from '../store/index.js';
 import { adminHandlers } from './admin.js';
 import { healthHandlers } from './health.js';
+import { inboxHandlers } from './inbox.js';
 import { notificationHandlers } from './notifications.js';
 import { preferenceHandlers } from './preferences.js';
 import { pushTokenHandlers } from './push-tokens.js';
@@ -23,10 +25,10 @@ export interface ApiDeps {
   webhookGuard: AddressGuard;
   now: () => Date;
   isReady: () => Promise<boolean>;
-}
-
-function notYet(): never {
-  throw new ConnectError('arrives with the real-time in-app channel', Code.Unimplemented);
+  realtime: Realtime;
+  streamHeartbeatMs: number;
+  /** Aborted when shutdown starts. */
+  closing: AbortSignal;
 }
 
 export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
@@ -35,12 +37,7 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
       ...notificationHandlers(deps),
       ...pushTokenHandlers(deps.database),
       ...preferenceHandlers(deps.database),
-      // biome-ignore lint/correctness/useYield: answers UNIMPLEMENTED until the real-time issue lands.
-      async *streamNotifications() {
-        notYet();
-      },
-      listNotifications: notYet,
-      markNotifications: notYet,
+      ...inboxHandlers({ ...deps, heartbeatMs: deps.streamHeartbeatMs }),
     });
     router.service(AdminService, adminHandlers(deps));
     router.service(Health, healthHandlers(deps.isReady));

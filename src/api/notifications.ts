@@ -19,6 +19,7 @@ import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import { limits } from '../core/rules.js';
 import type { ConfigCache } from '../delivery/config-cache.js';
+import type { Realtime } from '../realtime/index.js';
 import {
   cancelNotification,
   type Database,
@@ -39,6 +40,7 @@ export interface NotificationHandlersDeps {
   writeSends: SendWriter;
   /** Plans deliveries from the routing rules and webhook endpoints. */
   deliveryConfig: ConfigCache;
+  realtime: Realtime;
   now: () => Date;
 }
 
@@ -46,21 +48,40 @@ export function notificationHandlers({
   database,
   writeSends,
   deliveryConfig,
+  realtime,
   now,
 }: NotificationHandlersDeps) {
+  /** Tells the recipients' live sessions, on every instance, that their inbox grew. */
+  async function announce(items: NewNotification[], results: StoredSend[]): Promise<void> {
+    const latest = new Map<string, number>();
+    results.forEach((result, i) => {
+      if (result.replay || !result.deliveries.some((d) => d.channel === 'in_app' && d.status === 'queued'))
+        return;
+      const userId = items[i]!.userId;
+      latest.set(userId, Math.max(latest.get(userId) ?? 0, result.seq));
+    });
+    await Promise.all(
+      [...latest].map(([userId, seq]) => realtime.bus.publish({ kind: 'notification', userId, seq })),
+    );
+  }
+
   async function store(
     senderKeyId: string,
     items: NewNotification[],
     fieldOf: (index: number) => string,
   ): Promise<StoredSend[]> {
     try {
-      return await storeNotifications(
+      const results = await storeNotifications(
         database,
         senderKeyId,
         items,
         (item) => deliveryConfig.plan(item),
         writeSends,
       );
+      // Committed: live sessions may now read it. A bus failure loses no notification (sessions replay
+      // from Postgres on reconnect), so it does not fail the Send.
+      await announce(items, results).catch(() => {});
+      return results;
     } catch (error) {
       if (error instanceof IdempotencyConflictError) {
         throw new HeraldError(

@@ -15,6 +15,7 @@ import type { Config } from '../config.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
+import { createMemoryBus, createRealtime } from '../realtime/index.js';
 import { createGroupCommitWriter, type Database, openDatabase } from '../store/index.js';
 import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
@@ -83,6 +84,8 @@ export async function startHerald({
       now,
       providers: deliveryProviders,
     });
+    const realtime = createRealtime({ database: db, bus: createMemoryBus(), logger });
+    const streamsClosing = new AbortController();
     const shutdown = new AbortController();
     // Every in-flight RPC listens on this signal; more than ten at once is normal, not a leak.
     setMaxListeners(0, shutdown.signal);
@@ -95,6 +98,9 @@ export async function startHerald({
         }),
         deliveryConfig: delivery.config,
         webhookGuard,
+        realtime,
+        streamHeartbeatMs: config.streamHeartbeatMs,
+        closing: streamsClosing.signal,
         now,
         isReady,
       }),
@@ -119,7 +125,9 @@ export async function startHerald({
       close() {
         closing ??= (async () => {
           logger.info({ inFlight: listener.inFlight() }, 'shutting down');
-          // The dispatcher stops claiming at once and finishes its attempts while the RPCs drain.
+          // Live streams end at once (clients resume elsewhere); the dispatcher stops claiming and finishes
+          // its attempts while the RPCs drain.
+          streamsClosing.abort();
           const dispatching = delivery.close(config.shutdownTimeoutMs);
           await listener.close(config.shutdownTimeoutMs, () => {
             logger.warn(
@@ -130,6 +138,7 @@ export async function startHerald({
             shutdown.abort(new ConnectError('server is shutting down; retry', Code.Unavailable));
           });
           await dispatching;
+          await realtime.close();
           if (!database) await db.close();
           logger.info('stopped');
         })();

@@ -6,6 +6,7 @@ export * from './deliveries.js';
 export * from './delivery-config.js';
 export * from './errors.js';
 export * from './group-commit.js';
+export * from './inbox.js';
 export * from './notifications.js';
 export * from './preferences.js';
 export * from './push-tokens.js';

@@ -49,13 +49,19 @@ export const notifications = pgTable(
     expiresAt: timestamptz('expires_at'),
     // CRITICAL priority or a critical type: bypasses opt-outs and quiet hours (never suppressions).
     critical: boolean('critical').notNull().default(false),
+    // In the user's in-app inbox (and stream): it has an in-app delivery that was not skipped.
+    inbox: boolean('inbox').notNull().default(false),
     cancelledAt: timestamptz('cancelled_at'),
     createdAt: createdAt(),
     readAt: timestamptz('read_at'),
     seenAt: timestamptz('seen_at'),
     archivedAt: timestamptz('archived_at'),
   },
-  (t) => [uniqueIndex('notifications_user_seq').on(t.userId, t.seq)],
+  (t) => [
+    uniqueIndex('notifications_user_seq').on(t.userId, t.seq),
+    // Exact unread counts without scanning the inbox.
+    index('notifications_unread').on(t.userId).where(sql`inbox and read_at is null and archived_at is null`),
+  ],
 );
 
 export const deliveries = pgTable(

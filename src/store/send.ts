@@ -196,14 +196,6 @@ numbered as (
   from input i join upserted u on u.user_id = i.user_id
   window w as (partition by i.user_id)
 ),
-notified as (
-  insert into notifications (id, user_id, seq, type, priority, critical, data, title, body, sender_key_id,
-                             idempotency_key, send_at, expires_at)
-  select id, user_id, seq, type, priority, critical, data, title, body, sender_key_id, idempotency_key,
-         send_at, expires_at
-  from numbered
-  returning id
-),
 planned as (
   select p.id, n.id as notification_id, n.user_id, p.channel, p.step, p.cancel_unless, p.endpoint_id,
          p.next_attempt_at,
@@ -225,8 +217,17 @@ planned as (
     idx int, id uuid, channel text, step int, cancel_unless text, endpoint_id uuid, requires text,
     skip_reason text, next_attempt_at timestamptz)
   join numbered n on n.idx = p.idx
-  join notified x on x.id = n.id
   left join preferences pf on pf.user_id = n.user_id
+),
+notified as (
+  insert into notifications (id, user_id, seq, type, priority, critical, inbox, data, title, body,
+                             sender_key_id, idempotency_key, send_at, expires_at)
+  select n.id, n.user_id, n.seq, n.type, n.priority, n.critical,
+         exists (select 1 from planned p where p.notification_id = n.id and p.channel = 'in_app'
+                 and p.skip_reason is null),
+         n.data, n.title, n.body, n.sender_key_id, n.idempotency_key, n.send_at, n.expires_at
+  from numbered n
+  returning id
 ),
 delivered as (
   insert into deliveries (id, notification_id, user_id, channel, step, cancel_unless, endpoint_id, status,

@@ -1,0 +1,2 @@
+ALTER TABLE "notifications" ADD COLUMN "inbox" boolean DEFAULT false NOT NULL;--> statement-breakpoint
+CREATE INDEX "notifications_unread" ON "notifications" USING btree ("user_id") WHERE inbox and read_at is null and archived_at is null;

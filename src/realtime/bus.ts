@@ -1,0 +1,72 @@
+// The bus carries real-time events between instances: to the connections of one user (wherever they are
+// held) and to every connection (broadcast). It is a hint, not the record: a notification event only says
+// "this user has new notifications up to seq N"; sessions read them from Postgres, so an event lost or
+// reordered in transit can delay a notification but never drop or duplicate one.
+//
+// Implementations: in memory (one instance; the default) and Redis pub/sub (several instances). Same
+// interface, same test suite.
+
+export type BusEvent =
+  /** New inbox notifications for the user, up to and including `seq`. */
+  | { kind: 'notification'; userId: string; seq: number }
+  /** Notifications changed state (read, seen, archived, ...), possibly on another device. */
+  | {
+      kind: 'state';
+      userId: string;
+      ids: string[];
+      action: 'read' | 'unread' | 'seen' | 'archived' | 'unarchived';
+      readAt: string | null;
+      seenAt: string | null;
+      archivedAt: string | null;
+    }
+  | { kind: 'unread_count'; userId: string; count: number };
+
+/** An ephemeral message to every connected client; never stored. */
+export interface SystemEvent {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+export interface Bus {
+  /** Delivers to every subscriber of event.userId, on any instance. */
+  publish(event: BusEvent): Promise<void>;
+  /** Events for one user; resolves, once the subscription is active, to the unsubscribe function. */
+  subscribe(userId: string, listener: (event: BusEvent) => void): Promise<() => void>;
+  /** Delivers to every broadcast listener on every instance. */
+  broadcast(event: SystemEvent): Promise<void>;
+  onBroadcast(listener: (event: SystemEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+export function createMemoryBus(): Bus {
+  const users = new Map<string, Set<(event: BusEvent) => void>>();
+  const everyone = new Set<(event: SystemEvent) => void>();
+  return {
+    async publish(event) {
+      for (const listener of users.get(event.userId) ?? []) listener(event);
+    },
+    async subscribe(userId, listener) {
+      let set = users.get(userId);
+      if (!set) {
+        set = new Set();
+        users.set(userId, set);
+      }
+      set.add(listener);
+      return () => {
+        set.delete(listener);
+        if (set.size === 0) users.delete(userId);
+      };
+    },
+    async broadcast(event) {
+      for (const listener of everyone) listener(event);
+    },
+    onBroadcast(listener) {
+      everyone.add(listener);
+      return () => everyone.delete(listener);
+    },
+    async close() {
+      users.clear();
+      everyone.clear();
+    },
+  };
+}

@@ -1,0 +1,49 @@
+// The real-time layer's public face: the bus, live inbox sessions, and the in-app delivery status they
+// produce (sent when written to a live connection, delivered when a client acknowledges it).
+import type { Logger } from 'pino';
+import type { Database } from '../store/database.js';
+import { createGroupWriter } from '../store/group-commit.js';
+import { markInAppDelivered, markInAppSent } from '../store/inbox.js';
+import type { Bus } from './bus.js';
+import { type InboxSession, openInboxSession, type SessionOptions } from './session.js';
+
+export type { Bus, BusEvent, SystemEvent } from './bus.js';
+export { createMemoryBus } from './bus.js';
+export type { InboxSession, SessionEvent } from './session.js';
+
+export interface Realtime {
+  readonly bus: Bus;
+  /** A live session; `emit` writes to the client. */
+  openSession(options: Pick<SessionOptions, 'userId' | 'afterSeq' | 'emit'>): Promise<InboxSession>;
+  /** A client acknowledged these notifications. */
+  acknowledge(userId: string, notificationIds: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createRealtime(options: { database: Database; bus: Bus; logger: Logger }): Realtime {
+  const { database, bus, logger } = options;
+  // Status writes from many sessions share statements under load.
+  const writeSent = createGroupWriter(
+    async (ids: string[]) => {
+      await markInAppSent(database.sql, ids);
+      return ids.map(() => undefined);
+    },
+    { maxStatements: 1, maxItems: 5_000 },
+  );
+  const onError = (error: unknown) => logger.warn({ err: error }, 'real-time session error');
+  return {
+    bus,
+    openSession: (o) =>
+      openInboxSession({
+        ...o,
+        database,
+        bus,
+        onError,
+        onWritten: (ids) => {
+          writeSent(ids).catch(onError);
+        },
+      }),
+    acknowledge: (userId, ids) => markInAppDelivered(database.sql, userId, ids),
+    close: () => bus.close(),
+  };
+}

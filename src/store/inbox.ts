@@ -1,0 +1,154 @@
+// The in-app inbox: notifications with a (not skipped) in-app delivery, per user, ordered by seq. Reads for
+// the stream (everything after a seq), the paginated list, exact unread counts, and state changes.
+import { and, asc, desc, eq, gt, isNotNull, isNull, lt, type SQL } from 'drizzle-orm';
+import type { Executor, SqlRunner } from './database.js';
+import { notifications } from './schema.js';
+
+export type InboxRow = typeof notifications.$inferSelect;
+
+/** Inbox notifications with seq > afterSeq, oldest first. */
+export function inboxAfter(
+  db: Executor,
+  userId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<InboxRow[]> {
+  return db
+    .select()
+    .from(notifications)
+    .where(
+      and(eq(notifications.userId, userId), eq(notifications.inbox, true), gt(notifications.seq, afterSeq)),
+    )
+    .orderBy(asc(notifications.seq))
+    .limit(limit);
+}
+
+export interface InboxQuery {
+  limit: number;
+  /** Only notifications with seq below this (the previous page's last seq). */
+  beforeSeq: number | null;
+  unreadOnly: boolean;
+  /** true: the archive; false: everything not archived. */
+  archived: boolean;
+  type: string | null;
+}
+
+/** A page of the inbox, newest first. */
+export function listInbox(db: Executor, userId: string, q: InboxQuery): Promise<InboxRow[]> {
+  const conditions: (SQL | undefined)[] = [
+    eq(notifications.userId, userId),
+    eq(notifications.inbox, true),
+    q.archived ? isNotNull(notifications.archivedAt) : isNull(notifications.archivedAt),
+    q.beforeSeq === null ? undefined : lt(notifications.seq, q.beforeSeq),
+    q.unreadOnly ? isNull(notifications.readAt) : undefined,
+    q.type ? eq(notifications.type, q.type) : undefined,
+  ];
+  return db
+    .select()
+    .from(notifications)
+    .where(and(...conditions))
+    .orderBy(desc(notifications.seq))
+    .limit(q.limit);
+}
+
+/** Exact: unread, not archived, in the inbox. */
+export async function unreadCount(sqlRunner: SqlRunner, userId: string): Promise<number> {
+  const [row] = await sqlRunner.query<{ n: string }>(
+    'select count(*)::text as n from notifications where user_id = $1 and inbox and read_at is null and archived_at is null',
+    [userId],
+  );
+  return Number(row?.n ?? 0);
+}
+
+export type MarkAction = 'read' | 'unread' | 'seen' | 'archived' | 'unarchived';
+
+export interface MarkTarget {
+  ids: readonly string[];
+  /** Everything up to and including this seq, when ids is empty. */
+  upToSeq: number | null;
+}
+
+export interface MarkResult {
+  ids: string[];
+  readAt: Date | null;
+  seenAt: Date | null;
+  archivedAt: Date | null;
+  unreadCount: number;
+}
+
+const SET: Record<MarkAction, string> = {
+  read: 'read_at = $3::timestamptz, seen_at = coalesce(seen_at, $3::timestamptz)',
+  unread: 'read_at = null',
+  seen: 'seen_at = $3::timestamptz',
+  archived: 'archived_at = $3::timestamptz',
+  unarchived: 'archived_at = null',
+};
+const NOT_YET: Record<MarkAction, string> = {
+  read: 'read_at is null',
+  unread: 'read_at is not null',
+  seen: 'seen_at is null',
+  archived: 'archived_at is null',
+  unarchived: 'archived_at is not null',
+};
+
+/**
+ * Changes the state of a user's inbox notifications (only theirs: ids of other users' notifications match
+ * nothing) and answers which changed and the exact unread count afterwards.
+ */
+export function markInbox(
+  db: SqlRunner & { transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> },
+  userId: string,
+  target: MarkTarget,
+  action: MarkAction,
+  at: Date,
+): Promise<MarkResult> {
+  const byIds = target.ids.length > 0;
+  return db.transaction(async (tx) => {
+    const rows = await tx.query<{
+      id: string;
+      read_at: Date | null;
+      seen_at: Date | null;
+      archived_at: Date | null;
+    }>(
+      `update notifications set ${SET[action]}
+       where user_id = $1 and inbox and ${NOT_YET[action]}
+         and ${byIds ? 'id in (select jsonb_array_elements_text($2::text::jsonb)::uuid)' : 'seq <= ($2::text)::bigint'}
+       returning id::text as id, read_at, seen_at, archived_at`,
+      [userId, byIds ? JSON.stringify(target.ids) : String(target.upToSeq ?? 0), at.toISOString()],
+    );
+    const first = rows[0];
+    return {
+      ids: rows.map((r) => r.id),
+      readAt: first?.read_at ? new Date(first.read_at) : null,
+      seenAt: first?.seen_at ? new Date(first.seen_at) : null,
+      archivedAt: first?.archived_at ? new Date(first.archived_at) : null,
+      unreadCount: await unreadCount(tx, userId),
+    };
+  });
+}
+
+/** In-app deliveries written to at least one live connection: queued -> sent. */
+export async function markInAppSent(sqlRunner: SqlRunner, notificationIds: readonly string[]): Promise<void> {
+  if (notificationIds.length === 0) return;
+  await sqlRunner.query(
+    `update deliveries set status = 'sent', reason = 'written to a live connection', updated_at = now()
+     where notification_id in (select jsonb_array_elements_text($1::text::jsonb)::uuid)
+       and channel = 'in_app' and status = 'queued'`,
+    [JSON.stringify(notificationIds)],
+  );
+}
+
+/** In-app deliveries a client acknowledged: sent (or queued) -> delivered. Only the user's own. */
+export async function markInAppDelivered(
+  sqlRunner: SqlRunner,
+  userId: string,
+  notificationIds: readonly string[],
+): Promise<void> {
+  if (notificationIds.length === 0) return;
+  await sqlRunner.query(
+    `update deliveries set status = 'delivered', reason = 'acknowledged by a client', updated_at = now()
+     where notification_id in (select jsonb_array_elements_text($2::text::jsonb)::uuid)
+       and user_id = $1 and channel = 'in_app' and status in ('queued', 'sent')`,
+    [userId, JSON.stringify(notificationIds)],
+  );
+}
