@@ -28,8 +28,9 @@ export interface Config {
   workers: number;
   /** Shared rate-limit buckets live here when set; in process otherwise. */
   redisUrl: string | undefined;
-  /** Heartbeat events on idle StreamNotifications calls, so proxies keep them open. */
+  /** Heartbeat events on idle StreamNotifications calls and WebSocket connections, so proxies keep them open. */
   streamHeartbeatMs: number;
+  websocket: { pingMs: number; authTimeoutMs: number; maxConnectionsPerUser: number; maxBufferedBytes: number };
   delivery: DeliveryConfig;
 }
 
@@ -138,6 +139,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: int('HERALD_WORKERS', 1, 1, 64),
     redisUrl: str('REDIS_URL'),
     streamHeartbeatMs: int('HERALD_STREAM_HEARTBEAT_MS', 20_000, 100, 600_000),
+    websocket: {
+      pingMs: int('HERALD_WS_PING_MS', 25_000, 50, 600_000),
+      authTimeoutMs: int('HERALD_WS_AUTH_TIMEOUT_MS', 5_000, 50, 60_000),
+      maxConnectionsPerUser: int('HERALD_WS_MAX_CONNECTIONS_PER_USER', 20, 1, 10_000),
+      maxBufferedBytes: int('HERALD_WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    },
     delivery: {
       dispatcher: bool('HERALD_DISPATCHER', true),
       concurrency: int('HERALD_DISPATCH_CONCURRENCY', 32, 1, 10_000),

@@ -16,6 +16,7 @@ import { pushTokenHandlers } from './push-tokens.js';
 
 export { type Authenticator, authInterceptor, createAuthenticator, type Principal } from './auth.js';
 export { errorMappingInterceptor } from './errors.js';
+export { sessionEventToProto } from './inbox.js';
 export { createUserTokenVerifier } from './user-tokens.js';
 
 export interface ApiDeps {

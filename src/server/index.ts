@@ -20,6 +20,7 @@ import { createGroupCommitWriter, type Database, openDatabase } from '../store/i
 import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { createListener, type RequestHandler } from './listener.js';
+import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
 
 export interface Herald {
   readonly port: number;
@@ -28,6 +29,7 @@ export interface Herald {
   /** The admin key created on first start with an empty database, if this start created one. */
   readonly bootstrapKey: string | undefined;
   readonly delivery: DeliveryEngine;
+  readonly websockets: WebSocketBridge;
   /** Graceful shutdown: stop accepting, finish in-flight RPCs within the configured deadline, close the pool. */
   close(): Promise<void>;
 }
@@ -111,6 +113,11 @@ export async function startHerald({
     const listener = createListener(
       withPlainEndpoints({ isReady, registry: metrics.registry }, rpc as RequestHandler),
     );
+    const websockets = attachWebSocketBridge(
+      listener.http1,
+      { authenticate, realtime, database: db, logger, now },
+      { path: '/ws', heartbeatMs: config.streamHeartbeatMs, ...config.websocket },
+    );
     const port = await listener.listen(config.port, config.host);
     const displayHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     logger.info({ port, host: config.host, engine: db.engine, pid: process.pid }, 'herald listening');
@@ -122,12 +129,14 @@ export async function startHerald({
       database: db,
       bootstrapKey,
       delivery,
+      websockets,
       close() {
         closing ??= (async () => {
           logger.info({ inFlight: listener.inFlight() }, 'shutting down');
           // Live streams end at once (clients resume elsewhere); the dispatcher stops claiming and finishes
           // its attempts while the RPCs drain.
           streamsClosing.abort();
+          const wsClosed = websockets.close();
           const dispatching = delivery.close(config.shutdownTimeoutMs);
           await listener.close(config.shutdownTimeoutMs, () => {
             logger.warn(
@@ -138,6 +147,7 @@ export async function startHerald({
             shutdown.abort(new ConnectError('server is shutting down; retry', Code.Unavailable));
           });
           await dispatching;
+          await wsClosed;
           await realtime.close();
           if (!database) await db.close();
           logger.info('stopped');

@@ -152,3 +152,12 @@ export async function markInAppDelivered(
     [userId, JSON.stringify(notificationIds)],
   );
 }
+
+/** The user's highest inbox seq (0 when the inbox is empty). */
+export async function latestInboxSeq(sqlRunner: SqlRunner, userId: string): Promise<number> {
+  const [row] = await sqlRunner.query<{ seq: string | null }>(
+    'select max(seq)::text as seq from notifications where user_id = $1 and inbox',
+    [userId],
+  );
+  return Number(row?.seq ?? 0);
+}

@@ -1,0 +1,323 @@
+// The WebSocket bridge (`/ws` on the one port, HTTP/1.1 upgrade) for browsers and clients that cannot use
+// Connect streaming. JSON frames; the schema is in the README.
+//
+// Authentication: a token in `Sec-WebSocket-Protocol` (offer `herald.v1` and `bearer.<token>`), or a first
+// frame `{"type":"auth","token":"..."}` within the auth timeout; failure closes with 1008. A user token
+// follows its own user; an API key with the `read` scope names the user (`user_id` in the auth frame or the
+// `user_id` query parameter). Success sends `connection_ack` with the connection id and the user's latest
+// seq; the client then sends `resume {after_seq}` to start its inbox session.
+//
+// Limits: frames over 64 KiB close with 1009; bad JSON or an unknown frame gets an `error` frame and the
+// connection stays; a protocol ping every `pingMs`, and a connection that misses two pongs is closed; a
+// connection whose unsent data passes `maxBufferedBytes` is closed with 1013 so one slow consumer cannot grow
+// the server's memory; at most `maxConnectionsPerUser` connections per user on this instance.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type JsonValue, toJson } from '@bufbuild/protobuf';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { StreamNotificationsResponseSchema } from '../../gen/herald/v1/notification_service_pb.js';
+import { type Authenticator, type Principal, sessionEventToProto } from '../api/index.js';
+import { HeraldError, invalidArgument } from '../core/errors.js';
+import { isUuid } from '../core/ids.js';
+import { checkId } from '../core/rules.js';
+import type { Logger } from '../observability/logger.js';
+import type { InboxSession, Realtime } from '../realtime/index.js';
+import { type Database, latestInboxSeq, type MarkAction, markInbox } from '../store/index.js';
+
+export interface WebSocketOptions {
+  path: string;
+  authTimeoutMs: number;
+  pingMs: number;
+  maxBufferedBytes: number;
+  maxConnectionsPerUser: number;
+  heartbeatMs: number;
+}
+
+export interface WebSocketBridge {
+  /** Connections open on this instance (not counting those closing). */
+  connections(): number;
+  /** Closes every connection with 1001 (going away). */
+  close(): Promise<void>;
+}
+
+const MAX_FRAME_BYTES = 64 * 1024;
+const PROTOCOL = 'herald.v1';
+const BEARER_PREFIX = 'bearer.';
+const MARK_ACTIONS: readonly MarkAction[] = ['read', 'unread', 'seen', 'archived', 'unarchived'];
+
+// Close codes (RFC 6455 §7.4.1).
+const POLICY_VIOLATION = 1008;
+const GOING_AWAY = 1001;
+const TRY_AGAIN_LATER = 1013;
+const SLOW_CONSUMER_GRACE_MS = 5_000;
+
+export function attachWebSocketBridge(
+  http1: Server,
+  deps: {
+    authenticate: Authenticator;
+    realtime: Realtime;
+    database: Database;
+    logger: Logger;
+    now: () => Date;
+  },
+  options: WebSocketOptions,
+): WebSocketBridge {
+  const { realtime, database, logger } = deps;
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+    // Answer with herald.v1 only: the bearer token is never echoed back.
+    handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
+  });
+  const perUser = new Map<string, number>();
+  const live = new Set<WebSocket>();
+
+  http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://herald');
+    if (url.pathname !== options.path) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      // Protocol errors (an oversized frame: 1009) close the connection; the event must still be handled.
+      ws.on('error', (failure) => logger.debug({ err: failure.message }, 'websocket protocol error'));
+      live.add(ws);
+      ws.once('close', () => live.delete(ws));
+      void serve(ws, req, url).catch((error) => {
+        logger.warn({ err: error }, 'websocket connection failed');
+        if (ws.readyState === ws.OPEN) ws.close(1011, 'internal error');
+      });
+    });
+  });
+
+  function send(ws: WebSocket, frame: Record<string, unknown>): void {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify(frame));
+    // A client that does not read: its unsent data grows until the cap, then the connection goes.
+    // The close frame waits behind that data; if the client does not read it within the grace, the socket
+    // is cut.
+    if (ws.bufferedAmount > options.maxBufferedBytes && ws.readyState === ws.OPEN) {
+      ws.close(TRY_AGAIN_LATER, 'slow consumer: too much unsent data');
+      setTimeout(() => ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
+    }
+  }
+
+  function error(ws: WebSocket, message: string): void {
+    send(ws, { type: 'error', message });
+  }
+
+  /** The first credential: from Sec-WebSocket-Protocol, or the auth frame within the timeout. */
+  function credentialOf(
+    ws: WebSocket,
+    req: IncomingMessage,
+  ): Promise<{ token: string; userId: string | null } | null> {
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    const bearer = offered.find((p) => p.startsWith(BEARER_PREFIX));
+    if (bearer) return Promise.resolve({ token: bearer.slice(BEARER_PREFIX.length), userId: null });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        ws.off('message', onFirst);
+        resolve(null);
+      }, options.authTimeoutMs);
+      const onFirst = (data: Buffer, isBinary: boolean) => {
+        clearTimeout(timer);
+        const frame = isBinary ? null : parseFrame(data);
+        if (frame?.type === 'auth' && typeof frame.token === 'string') {
+          resolve({ token: frame.token, userId: typeof frame.user_id === 'string' ? frame.user_id : null });
+        } else resolve(null);
+      };
+      ws.once('message', onFirst);
+    });
+  }
+
+  function userOf(principal: Principal, requested: string | null): string {
+    if (principal.kind === 'user') {
+      if (requested && requested !== principal.userId) {
+        throw new HeraldError('permission_denied', 'a user token may only follow its own user');
+      }
+      return principal.userId;
+    }
+    if (!principal.scopes.has('read') && !principal.scopes.has('admin')) {
+      throw new HeraldError('permission_denied', 'API key lacks the "read" scope');
+    }
+    const problem = checkId(requested ?? '');
+    if (problem) throw invalidArgument('user_id', problem);
+    return requested!;
+  }
+
+  async function serve(ws: WebSocket, req: IncomingMessage, url: URL): Promise<void> {
+    const credential = await credentialOf(ws, req);
+    if (!credential) {
+      ws.close(POLICY_VIOLATION, 'authentication required');
+      return;
+    }
+    let userId: string;
+    try {
+      const principal = await deps.authenticate(`Bearer ${credential.token}`);
+      userId = userOf(principal, credential.userId ?? url.searchParams.get('user_id'));
+    } catch (failure) {
+      ws.close(
+        POLICY_VIOLATION,
+        failure instanceof HeraldError ? failure.message.slice(0, 120) : 'authentication failed',
+      );
+      return;
+    }
+    if (ws.readyState !== ws.OPEN) return;
+    const count = perUser.get(userId) ?? 0;
+    if (count >= options.maxConnectionsPerUser) {
+      ws.close(POLICY_VIOLATION, `at most ${options.maxConnectionsPerUser} connections per user`);
+      return;
+    }
+    perUser.set(userId, count + 1);
+    const connectionId = randomUUID();
+    let session: InboxSession | null = null;
+    let opening = false;
+
+    // Liveness: a protocol ping every pingMs; two unanswered in a row and the connection is gone.
+    let missed = 0;
+    ws.on('pong', () => {
+      missed = 0;
+    });
+    const pinger = setInterval(() => {
+      if (++missed > 2) {
+        ws.terminate();
+        return;
+      }
+      ws.ping();
+    }, options.pingMs);
+    const heartbeat = setInterval(
+      () => send(ws, { type: 'heartbeat', server_time: deps.now().toISOString() }),
+      options.heartbeatMs,
+    );
+
+    ws.on('close', () => {
+      clearInterval(pinger);
+      clearInterval(heartbeat);
+      const left = (perUser.get(userId) ?? 1) - 1;
+      if (left <= 0) perUser.delete(userId);
+      else perUser.set(userId, left);
+      void session?.close();
+    });
+
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const frame = isBinary ? null : parseFrame(data);
+      if (!frame || typeof frame.type !== 'string') {
+        error(ws, 'frames are JSON objects with a "type"');
+        return;
+      }
+      void handle(frame).catch((failure: unknown) =>
+        error(ws, failure instanceof HeraldError ? failure.message : 'internal error'),
+      );
+    });
+
+    async function handle(frame: Record<string, unknown>): Promise<void> {
+      switch (frame.type) {
+        case 'resume': {
+          const afterSeq = frame.after_seq ?? 0;
+          if (typeof afterSeq !== 'number' || !Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+            throw invalidArgument('after_seq', 'must be a whole number, 0 or more');
+          }
+          if (session || opening)
+            throw new HeraldError('failed_precondition', 'the session is already open', 'resume');
+          opening = true;
+          session = await realtime.openSession({
+            userId,
+            afterSeq,
+            emit: (event) =>
+              send(
+                ws,
+                toFrame(
+                  toJson(StreamNotificationsResponseSchema, sessionEventToProto(event), {
+                    alwaysEmitImplicit: true,
+                  }),
+                ),
+              ),
+          });
+          if (ws.readyState !== ws.OPEN) await session.close();
+          return;
+        }
+        case 'ack': {
+          const ids = uuids(frame.ids, 'ids');
+          await realtime.acknowledge(userId, ids);
+          return;
+        }
+        case 'mark': {
+          const ids = uuids(frame.ids, 'ids');
+          const action = frame.action;
+          if (typeof action !== 'string' || !MARK_ACTIONS.includes(action as MarkAction)) {
+            throw invalidArgument('action', `must be one of ${MARK_ACTIONS.join(', ')}`);
+          }
+          await markAndAnnounce(userId, ids, action as MarkAction);
+          return;
+        }
+        case 'ping':
+          send(ws, { type: 'pong' });
+          return;
+        default:
+          throw invalidArgument('type', `unknown frame type "${String(frame.type).slice(0, 40)}"`);
+      }
+    }
+
+    send(ws, {
+      type: 'connection_ack',
+      connection_id: connectionId,
+      server_seq: await latestInboxSeq(database.sql, userId),
+    });
+  }
+
+  async function markAndAnnounce(userId: string, ids: string[], action: MarkAction): Promise<void> {
+    if (ids.length === 0) throw invalidArgument('ids', 'must name at least one notification');
+    const result = await markInbox(database.sql, userId, { ids, upToSeq: null }, action, deps.now());
+    if (result.ids.length === 0) return;
+    const iso = (d: Date | null) => d?.toISOString() ?? null;
+    await realtime.bus.publish({
+      kind: 'state',
+      userId,
+      ids: result.ids,
+      action,
+      readAt: iso(result.readAt),
+      seenAt: iso(result.seenAt),
+      archivedAt: iso(result.archivedAt),
+    });
+    await realtime.bus.publish({ kind: 'unread_count', userId, count: result.unreadCount });
+  }
+
+  return {
+    connections: () => [...live].filter((ws) => ws.readyState === ws.OPEN).length,
+    async close() {
+      for (const ws of live) ws.close(GOING_AWAY, 'server shutting down');
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function parseFrame(data: Buffer): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(data.toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function uuids(value: unknown, field: string): string[] {
+  if (!Array.isArray(value) || value.length > 1_000) {
+    throw invalidArgument(field, 'must be a list of at most 1000 ids');
+  }
+  return value.map((id, i) => {
+    if (typeof id !== 'string' || !isUuid(id)) throw invalidArgument(`${field}[${i}]`, 'must be a UUID');
+    return id.toLowerCase();
+  });
+}
+
+/** A stream event as a frame: `{type: "notification", notification: {...}}` (protobuf JSON names). */
+function toFrame(json: JsonValue): Record<string, unknown> {
+  const event = json as Record<string, unknown>;
+  const [key, value] = Object.entries(event)[0] ?? ['heartbeat', {}];
+  const type = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return { type, [type]: value };
+}
