@@ -30,7 +30,12 @@ export interface Config {
   redisUrl: string | undefined;
   /** Heartbeat events on idle StreamNotifications calls and WebSocket connections, so proxies keep them open. */
   streamHeartbeatMs: number;
-  websocket: { pingMs: number; authTimeoutMs: number; maxConnectionsPerUser: number; maxBufferedBytes: number };
+  websocket: {
+    pingMs: number;
+    authTimeoutMs: number;
+    maxConnectionsPerUser: number;
+    maxBufferedBytes: number;
+  };
   delivery: DeliveryConfig;
 }
 

@@ -203,26 +203,12 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
       if (req.notificationIds.length > 0 && req.upToSeq !== 0n) {
         throw invalidArgument('up_to_seq', 'cannot be combined with notification_ids');
       }
-      const result = await markInbox(
-        database.sql,
+      const result = await realtime.mark(
         userId,
         { ids: req.notificationIds.map((id) => id.toLowerCase()), upToSeq: Number(req.upToSeq) },
         action,
         now(),
       );
-      if (result.ids.length > 0) {
-        const iso = (d: Date | null) => d?.toISOString() ?? null;
-        await realtime.bus.publish({
-          kind: 'state',
-          userId,
-          ids: result.ids,
-          action,
-          readAt: iso(result.readAt),
-          seenAt: iso(result.seenAt),
-          archivedAt: iso(result.archivedAt),
-        });
-        await realtime.bus.publish({ kind: 'unread_count', userId, count: result.unreadCount });
-      }
       return create(MarkNotificationsResponseSchema, {
         updated: BigInt(result.ids.length),
         unreadCount: BigInt(result.unreadCount),

@@ -3,7 +3,14 @@
 import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
 import { createGroupWriter } from '../store/group-commit.js';
-import { markInAppDelivered, markInAppSent } from '../store/inbox.js';
+import {
+  type MarkAction,
+  type MarkResult,
+  type MarkTarget,
+  markInAppDelivered,
+  markInAppSent,
+  markInbox,
+} from '../store/inbox.js';
 import type { Bus } from './bus.js';
 import { type InboxSession, openInboxSession, type SessionOptions } from './session.js';
 
@@ -17,6 +24,8 @@ export interface Realtime {
   openSession(options: Pick<SessionOptions, 'userId' | 'afterSeq' | 'emit'>): Promise<InboxSession>;
   /** A client acknowledged these notifications. */
   acknowledge(userId: string, notificationIds: readonly string[]): Promise<void>;
+  /** Changes inbox state and pushes it (`state`, `unread_count`) to every live session of the user. */
+  mark(userId: string, target: MarkTarget, action: MarkAction, at: Date): Promise<MarkResult>;
   close(): Promise<void>;
 }
 
@@ -44,6 +53,23 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
         },
       }),
     acknowledge: (userId, ids) => markInAppDelivered(database.sql, userId, ids),
+    async mark(userId, target, action, at) {
+      const result = await markInbox(database.sql, userId, target, action, at);
+      if (result.ids.length > 0) {
+        const iso = (d: Date | null) => d?.toISOString() ?? null;
+        await bus.publish({
+          kind: 'state',
+          userId,
+          ids: result.ids,
+          action,
+          readAt: iso(result.readAt),
+          seenAt: iso(result.seenAt),
+          archivedAt: iso(result.archivedAt),
+        });
+        await bus.publish({ kind: 'unread_count', userId, count: result.unreadCount });
+      }
+      return result;
+    },
     close: () => bus.close(),
   };
 }

@@ -23,7 +23,7 @@ import { isUuid } from '../core/ids.js';
 import { checkId } from '../core/rules.js';
 import type { Logger } from '../observability/logger.js';
 import type { InboxSession, Realtime } from '../realtime/index.js';
-import { type Database, latestInboxSeq, type MarkAction, markInbox } from '../store/index.js';
+import { type Database, latestInboxSeq, type MarkAction } from '../store/index.js';
 
 export interface WebSocketOptions {
   path: string;
@@ -269,19 +269,7 @@ export function attachWebSocketBridge(
 
   async function markAndAnnounce(userId: string, ids: string[], action: MarkAction): Promise<void> {
     if (ids.length === 0) throw invalidArgument('ids', 'must name at least one notification');
-    const result = await markInbox(database.sql, userId, { ids, upToSeq: null }, action, deps.now());
-    if (result.ids.length === 0) return;
-    const iso = (d: Date | null) => d?.toISOString() ?? null;
-    await realtime.bus.publish({
-      kind: 'state',
-      userId,
-      ids: result.ids,
-      action,
-      readAt: iso(result.readAt),
-      seenAt: iso(result.seenAt),
-      archivedAt: iso(result.archivedAt),
-    });
-    await realtime.bus.publish({ kind: 'unread_count', userId, count: result.unreadCount });
+    await realtime.mark(userId, { ids, upToSeq: null }, action, deps.now());
   }
 
   return {
