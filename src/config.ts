@@ -26,10 +26,12 @@ export interface Config {
   logLevel: string;
   /** Server processes sharing the port (node:cluster); more than one needs DATABASE_URL. */
   workers: number;
-  /** Shared rate-limit buckets live here when set; in process otherwise. */
+  /** Redis: the real-time bus across instances and shared rate-limit buckets; in process otherwise. */
   redisUrl: string | undefined;
   /** Heartbeat events on idle StreamNotifications calls and WebSocket connections, so proxies keep them open. */
   streamHeartbeatMs: number;
+  /** With REDIS_URL: how long an instance's entry in the connection registry lives without a refresh. */
+  registryTtlMs: number;
   websocket: {
     pingMs: number;
     authTimeoutMs: number;
@@ -144,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: int('HERALD_WORKERS', 1, 1, 64),
     redisUrl: str('REDIS_URL'),
     streamHeartbeatMs: int('HERALD_STREAM_HEARTBEAT_MS', 20_000, 100, 600_000),
+    registryTtlMs: int('HERALD_REGISTRY_TTL_MS', 60_000, 300, 3_600_000),
     websocket: {
       pingMs: int('HERALD_WS_PING_MS', 25_000, 50, 600_000),
       authTimeoutMs: int('HERALD_WS_AUTH_TIMEOUT_MS', 5_000, 50, 60_000),

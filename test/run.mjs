@@ -13,7 +13,7 @@ const requirements = [
     hint: 'set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test',
   },
   {
-    name: 'Redis suites (shared rate limits)',
+    name: 'Redis suites (shared rate limits; the real-time bus across instances, which also needs PostgreSQL and redis-server)',
     variable: 'REDIS_URL',
     present: Boolean(process.env.REDIS_URL),
     hint: 'set REDIS_URL=redis://127.0.0.1:6379',

@@ -6,6 +6,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext } from '@connectrpc/connect';
 import {
+  type BroadcastSystemMessageRequest,
   type CreateWebhookEndpointRequest,
   EscalationCondition,
   type PreviewTemplateRequest,
@@ -28,6 +29,7 @@ import { isUuid } from '../core/ids.js';
 import { checkId, checkLocale, checkTextLength, containsNul } from '../core/rules.js';
 import { createTemplateRenderer, selectTemplateLocale } from '../core/templates.js';
 import type { ConfigCache } from '../delivery/config-cache.js';
+import type { Realtime } from '../realtime/index.js';
 import {
   createWebhookEndpoint,
   type Database,
@@ -56,6 +58,7 @@ import { channelFromProto, channelToProtoValue, notificationToProto } from './co
 
 export interface AdminDeps {
   database: Database;
+  realtime: Realtime;
   deliveryConfig: ConfigCache;
   /** The webhook SSRF guard: endpoints that resolve to refused addresses are rejected at once. */
   webhookGuard: AddressGuard;
@@ -70,6 +73,7 @@ const MAX_DESCRIPTION_CHARS = 1024;
 const MAX_EVENT_TYPES = 100;
 const DEFAULT_OVERLAP_SECONDS = 24 * 3600;
 const MAX_OVERLAP_SECONDS = 7 * 24 * 3600;
+const MAX_SYSTEM_MESSAGE_BYTES = 16 * 1024;
 const EVENT_PATTERN = /^[A-Za-z0-9._:@-]{1,126}(\.\*)?$/;
 
 const conditionNames = new Map<EscalationCondition, 'read' | 'seen' | null>([
@@ -207,7 +211,7 @@ function recipientOf(r: Recipient | undefined) {
   };
 }
 
-export function adminHandlers({ database, deliveryConfig, webhookGuard }: AdminDeps) {
+export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime }: AdminDeps) {
   const renderer = createTemplateRenderer();
   const lookupAll = promisify(webhookGuard.lookup);
   const db = database.db;
@@ -413,6 +417,18 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard }: AdminD
       const row = await rotateWebhookSecret(db, id, generateWebhookSecret(), until);
       if (!row) throw new HeraldError('not_found', 'no such webhook endpoint', 'id');
       return changed({ secret: row.secret, previousSecretExpiresAt: ts(until) });
+    },
+
+    async broadcastSystemMessage(req: BroadcastSystemMessageRequest, ctx: HandlerContext) {
+      admin(ctx);
+      const type = requireId('type', req.type);
+      const data = (req.data ?? {}) as Record<string, unknown>;
+      if (containsNul(data)) throw invalidArgument('data', 'must not contain NUL characters');
+      if (Buffer.byteLength(JSON.stringify(data)) > MAX_SYSTEM_MESSAGE_BYTES) {
+        throw invalidArgument('data', `must be at most ${MAX_SYSTEM_MESSAGE_BYTES} bytes as JSON`);
+      }
+      await realtime.bus.broadcast({ type, data });
+      return {};
     },
 
     async replayDelivery(req: { deliveryId: string }, ctx: HandlerContext) {

@@ -24,7 +24,6 @@ import {
   type Database,
   type MarkAction as DomainMarkAction,
   listInbox,
-  markInbox,
   unreadCount,
 } from '../store/index.js';
 import { actingUser } from './auth.js';

@@ -16,6 +16,7 @@ import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } 
 import type { Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { createMemoryBus, createRealtime } from '../realtime/index.js';
+import { createRedisBus } from '../realtime/redis-bus.js';
 import { createGroupCommitWriter, type Database, openDatabase } from '../store/index.js';
 import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
@@ -86,7 +87,14 @@ export async function startHerald({
       now,
       providers: deliveryProviders,
     });
-    const realtime = createRealtime({ database: db, bus: createMemoryBus(), logger });
+    const bus = config.redisUrl
+      ? await createRedisBus({
+          url: config.redisUrl,
+          registryTtlMs: config.registryTtlMs,
+          onError: (error) => logger.warn({ err: (error as Error).message }, 'redis bus unavailable'),
+        })
+      : createMemoryBus();
+    const realtime = createRealtime({ database: db, bus, logger });
     const streamsClosing = new AbortController();
     const shutdown = new AbortController();
     // Every in-flight RPC listens on this signal; more than ten at once is normal, not a leak.

@@ -1,0 +1,171 @@
+// The Redis bus: several instances, one logical bus (see bus.ts for the guarantee: events are hints).
+//
+// - Registry: `herald:rt:u:<user>` is a sorted set of the instances holding that user's sessions, scored by
+//   when the entry expires. Each instance refreshes its entries every third of the TTL, so the entries of an
+//   instance that died vanish within the TTL.
+// - Routing: an event for a user is published, by one Lua script (one round trip), to the channel of every
+//   instance in the user's set: `herald:rt:i:<instance>`. Broadcasts go to `herald:rt:all`.
+// - Outage: sessions stay up. When the connection comes back, the instance re-registers its users and
+//   wakes every local session with a catch-up hint, so each re-reads Postgres from the last seq it sent; and
+//   it publishes the events it could not publish meanwhile (the latest per user and kind), for sessions on
+//   instances that were back before it. Nothing committed during the outage is lost.
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Bus, BusEvent, SystemEvent } from './bus.js';
+
+export interface RedisBusOptions {
+  url: string;
+  /** How long a registry entry lives without a refresh (an instance that died drops out after this). */
+  registryTtlMs: number;
+  onError: (error: unknown) => void;
+}
+
+const USER_KEY = 'herald:rt:u:';
+const INSTANCE_CHANNEL = 'herald:rt:i:';
+const BROADCAST_CHANNEL = 'herald:rt:all';
+
+// KEYS[1] = the user's set; ARGV[1] = now (ms), ARGV[2] = the message, ARGV[3] = the channel prefix.
+const ROUTE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local instances = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, instance in ipairs(instances) do
+  redis.call('PUBLISH', ARGV[3] .. instance, ARGV[2])
+end
+return #instances`;
+
+type RoutedRedis = Redis & {
+  route(key: string, now: number, message: string, prefix: string): Promise<number>;
+};
+
+export async function createRedisBus(
+  options: RedisBusOptions,
+): Promise<Bus & { readonly instanceId: string }> {
+  const instanceId = randomUUID();
+  const pub = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false }) as RoutedRedis;
+  const sub = new Redis(options.url, { maxRetriesPerRequest: null });
+  pub.defineCommand('route', { numberOfKeys: 1, lua: ROUTE });
+  pub.on('error', options.onError);
+  sub.on('error', options.onError);
+
+  const users = new Map<string, Set<(event: BusEvent) => void>>();
+  // Events that could not be published while Redis was away, the latest per user and kind, sent when it is
+  // back (a subscriber that reconnected before this instance would otherwise miss them).
+  const pending = new Map<string, BusEvent>();
+  const everyone = new Set<(event: SystemEvent) => void>();
+  let connectedOnce = false;
+
+  async function register(userIds: readonly string[]): Promise<void> {
+    if (userIds.length === 0) return;
+    const until = Date.now() + options.registryTtlMs;
+    const batch = pub.multi();
+    for (const userId of userIds) {
+      batch.zadd(USER_KEY + userId, until, instanceId);
+      batch.pexpire(USER_KEY + userId, options.registryTtlMs * 2);
+    }
+    await batch.exec();
+  }
+
+  sub.on('message', (channel: string, message: string) => {
+    if (channel === BROADCAST_CHANNEL) {
+      const event = JSON.parse(message) as SystemEvent;
+      for (const listener of everyone) listener(event);
+      return;
+    }
+    const event = JSON.parse(message) as BusEvent;
+    for (const listener of users.get(event.userId) ?? []) listener(event);
+  });
+  // After an outage, once both connections are back: re-register every local user, then make every local
+  // session re-read Postgres. In that order, a Send committed after the registration reaches the session
+  // through the bus, and one committed before it is found by the re-read.
+  let outage = false;
+  function recover(): void {
+    if (!outage || pub.status !== 'ready' || sub.status !== 'ready') return;
+    outage = false;
+    register([...users.keys()]).then(
+      () => {
+        for (const [userId, listeners] of users) {
+          for (const listener of listeners)
+            listener({ kind: 'notification', userId, seq: Number.MAX_SAFE_INTEGER });
+        }
+      },
+      (error: unknown) => {
+        outage = true; // the next 'ready' tries again
+        options.onError(error);
+      },
+    );
+  }
+  for (const connection of [pub, sub]) {
+    connection.on('close', () => {
+      if (connectedOnce) outage = true;
+    });
+    connection.on('ready', recover);
+  }
+
+  async function route(event: BusEvent): Promise<void> {
+    await pub.route(USER_KEY + event.userId, Date.now(), JSON.stringify(event), INSTANCE_CHANNEL);
+  }
+  pub.on('ready', () => {
+    const held = [...pending.values()];
+    pending.clear();
+    for (const event of held) route(event).catch(() => pending.set(`${event.userId}\n${event.kind}`, event));
+  });
+
+  await sub.subscribe(INSTANCE_CHANNEL + instanceId, BROADCAST_CHANNEL);
+  connectedOnce = true;
+  const refresher = setInterval(
+    () => {
+      register([...users.keys()]).catch(options.onError);
+      recover();
+    },
+    Math.max(50, Math.floor(options.registryTtlMs / 3)),
+  );
+  refresher.unref();
+
+  return {
+    instanceId,
+    async publish(event) {
+      try {
+        await route(event);
+      } catch (error) {
+        pending.set(`${event.userId}\n${event.kind}`, event);
+        throw error;
+      }
+    },
+    async subscribe(userId, listener) {
+      let set = users.get(userId);
+      if (!set) {
+        set = new Set();
+        users.set(userId, set);
+        // Registered before the session replays, so nothing committed after the replay is routed past it.
+        await register([userId]).catch(options.onError);
+      }
+      set.add(listener);
+      return () => {
+        set.delete(listener);
+        if (set.size > 0 || users.get(userId) !== set) return;
+        users.delete(userId);
+        pub.zrem(USER_KEY + userId, instanceId).catch(options.onError);
+      };
+    },
+    async broadcast(event) {
+      await pub.publish(BROADCAST_CHANNEL, JSON.stringify(event));
+    },
+    onBroadcast(listener) {
+      everyone.add(listener);
+      return () => everyone.delete(listener);
+    },
+    async close() {
+      clearInterval(refresher);
+      const held = [...users.keys()];
+      users.clear();
+      everyone.clear();
+      if (held.length > 0 && pub.status === 'ready') {
+        const batch = pub.multi();
+        for (const userId of held) batch.zrem(USER_KEY + userId, instanceId);
+        await batch.exec().catch(options.onError);
+      }
+      sub.disconnect();
+      pub.disconnect();
+    },
+  };
+}

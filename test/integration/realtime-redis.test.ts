@@ -1,0 +1,140 @@
+// Several instances on one PostgreSQL database and one Redis: a Send handled by instance A reaches the user's
+// stream on instance B; a broadcast reaches clients on every instance; when B goes away the client resumes on
+// A and misses nothing; when Redis restarts mid-stream, nothing sent during the outage is lost. Uses a private
+// redis-server (it is killed and restarted here). Needs PostgreSQL and Redis (REDIS_URL says Redis is
+// available on this machine).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Channel, type HeraldClient, type StreamNotificationsResponse } from '../../clients/node/index.js';
+import { postgresEngine, type TestDatabase } from '../support/engines.js';
+import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { until } from '../support/until.js';
+
+function follow(client: HeraldClient, userId: string, afterSeq = 0n) {
+  const events: StreamNotificationsResponse[] = [];
+  const controller = new AbortController();
+  const done = (async () => {
+    try {
+      for await (const e of client.streamNotifications({ userId, afterSeq }, { signal: controller.signal })) {
+        events.push(e);
+      }
+    } catch {
+      // Ended by stop() or by the server going away; the test checks what arrived.
+    }
+  })();
+  return {
+    events,
+    seqs: () => events.flatMap((e) => (e.event.case === 'notification' ? [Number(e.event.value.seq)] : [])),
+    async stop() {
+      controller.abort();
+      await done;
+    },
+    ended: done,
+  };
+}
+
+const available = Boolean(process.env.TEST_DATABASE_URL && process.env.REDIS_URL);
+
+describe.runIf(available)('real time across instances (PostgreSQL + Redis)', () => {
+  let redis: PrivateRedis;
+  let db: TestDatabase;
+  let a: TestServer;
+  let b: TestServer;
+  const settings = () => ({ REDIS_URL: redis.url, HERALD_REGISTRY_TTL_MS: '3000', HERALD_LOG_LEVEL: 'warn' });
+
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    db = await postgresEngine(process.env.TEST_DATABASE_URL!).open();
+    a = await startTestServer(postgresEngine(''), { db, overrides: settings() });
+    b = await startTestServer(postgresEngine(''), { db, overrides: settings() });
+  });
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop().catch(() => {});
+    await db?.destroy();
+    await redis?.stop();
+  });
+
+  const sendVia = (server: TestServer, userId: string, title: string) =>
+    server
+      .client({ apiKey: a.adminKey })
+      .send({ userId, type: 'chat.message', title, channels: [Channel.IN_APP] });
+
+  it("delivers a Send handled by A to the user's stream on B", async () => {
+    const stream = follow(b.client({ apiKey: a.adminKey }), 'multi-1');
+    await until('connected', 5_000, () =>
+      stream.events.some((e) => e.event.case === 'unreadCount') ? true : undefined,
+    );
+    const sent = await sendVia(a, 'multi-1', 'from A');
+    await until('received on B', 5_000, () => (stream.seqs().includes(Number(sent.seq)) ? true : undefined));
+    await stream.stop();
+  });
+
+  it('broadcasts a system message to clients on every instance', async () => {
+    const onA = follow(a.client({ apiKey: a.adminKey }), 'multi-2');
+    const wsOnB = new WebSocket(`${b.url.replace('http', 'ws')}/ws`, [
+      'herald.v1',
+      `bearer.${await b.userToken('multi-3')}`,
+    ]);
+    const frames: Record<string, unknown>[] = [];
+    wsOnB.on('message', (data) => frames.push(JSON.parse(String(data))));
+    await until('ws ack', 5_000, () => (frames.some((f) => f.type === 'connection_ack') ? true : undefined));
+    wsOnB.send(JSON.stringify({ type: 'resume', after_seq: 0 }));
+    await until('ws session', 5_000, () =>
+      frames.some((f) => f.type === 'unread_count') ? true : undefined,
+    );
+    await until('stream session', 5_000, () => (onA.events.length > 0 ? true : undefined));
+    await a.adminService().broadcastSystemMessage({ type: 'maintenance.scheduled', data: { at: '02:00' } });
+    await until('both got it', 5_000, () =>
+      onA.events.some((e) => e.event.case === 'system') && frames.some((f) => f.type === 'system')
+        ? true
+        : undefined,
+    );
+    const system = frames.find((f) => f.type === 'system')!.system as Record<string, unknown>;
+    expect(system).toEqual({ type: 'maintenance.scheduled', data: { at: '02:00' } });
+    wsOnB.close();
+    await onA.stop();
+  });
+
+  it('survives a Redis restart mid-stream: what was sent during the outage arrives once Redis is back', async () => {
+    const stream = follow(b.client({ apiKey: a.adminKey }), 'multi-4');
+    await until('connected', 5_000, () =>
+      stream.events.some((e) => e.event.case === 'unreadCount') ? true : undefined,
+    );
+    await redis.kill();
+    const during = await sendVia(a, 'multi-4', 'during the outage'); // the Send itself never depends on Redis
+    await redis.start();
+    await until('caught up after the outage', 20_000, () =>
+      stream.seqs().includes(Number(during.seq)) ? true : undefined,
+    );
+    const after = await sendVia(a, 'multi-4', 'after');
+    await until('live again', 10_000, () => (stream.seqs().includes(Number(after.seq)) ? true : undefined));
+    expect(stream.seqs()).toEqual([Number(during.seq), Number(after.seq)]);
+    await stream.stop();
+  });
+
+  it('lets a client whose instance went away resume on another one without missing anything', async () => {
+    const userId = 'multi-5';
+    const onB = follow(b.client({ apiKey: a.adminKey }), userId);
+    await until('connected', 5_000, () =>
+      onB.events.some((e) => e.event.case === 'unreadCount') ? true : undefined,
+    );
+    const sender = (async () => {
+      const seqs: number[] = [];
+      for (let i = 0; i < 60; i++) seqs.push(Number((await sendVia(a, userId, `m${i}`)).seq));
+      return seqs;
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await b.stop(); // B goes away: its streams end
+    await onB.ended;
+    const seen = onB.seqs();
+    const onA = follow(a.client({ apiKey: a.adminKey }), userId, BigInt(seen.at(-1) ?? 0));
+    const sent = await sender;
+    await until('all on A', 10_000, () =>
+      seen.length + onA.seqs().length >= sent.length ? true : undefined,
+    );
+    await onA.stop();
+    expect([...seen, ...onA.seqs()]).toEqual(sent);
+  });
+});
