@@ -20,6 +20,7 @@ import { createRedisBus } from '../realtime/redis-bus.js';
 import { createGroupCommitWriter, type Database, openDatabase } from '../store/index.js';
 import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
+import { withInboxPage } from './inbox-page.js';
 import { createListener, type RequestHandler } from './listener.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
 
@@ -119,7 +120,7 @@ export async function startHerald({
       shutdownSignal: shutdown.signal,
     });
     const listener = createListener(
-      withPlainEndpoints({ isReady, registry: metrics.registry }, rpc as RequestHandler),
+      withPlainEndpoints({ isReady, registry: metrics.registry }, withInboxPage(rpc as RequestHandler)),
     );
     const websockets = attachWebSocketBridge(
       listener.http1,

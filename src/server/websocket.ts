@@ -14,11 +14,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type JsonValue, toJson } from '@bufbuild/protobuf';
+import { toJson } from '@bufbuild/protobuf';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { StreamNotificationsResponseSchema } from '../../gen/herald/v1/notification_service_pb.js';
 import { type Authenticator, type Principal, sessionEventToProto } from '../api/index.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
+import { frameOf } from '../core/frames.js';
 import { isUuid } from '../core/ids.js';
 import { checkId } from '../core/rules.js';
 import type { Logger } from '../observability/logger.js';
@@ -228,7 +229,7 @@ export function attachWebSocketBridge(
             emit: (event) =>
               send(
                 ws,
-                toFrame(
+                frameOf(
                   toJson(StreamNotificationsResponseSchema, sessionEventToProto(event), {
                     alwaysEmitImplicit: true,
                   }),
@@ -300,12 +301,4 @@ function uuids(value: unknown, field: string): string[] {
     if (typeof id !== 'string' || !isUuid(id)) throw invalidArgument(`${field}[${i}]`, 'must be a UUID');
     return id.toLowerCase();
   });
-}
-
-/** A stream event as a frame: `{type: "notification", notification: {...}}` (protobuf JSON names). */
-function toFrame(json: JsonValue): Record<string, unknown> {
-  const event = json as Record<string, unknown>;
-  const [key, value] = Object.entries(event)[0] ?? ['heartbeat', {}];
-  const type = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-  return { type, [type]: value };
 }

@@ -185,8 +185,10 @@ describe.each(engines())('delivery engine on $name', (engine) => {
         return rows.length === count ? rows.map((r) => Number(r.ms)) : undefined;
       });
       const elapsed = starts.at(-1)! - starts[0]!;
-      // (50 ms slack: with Redis the tokens are counted on Redis's clock, the start times on ours.)
-      expect(elapsed).toBeGreaterThanOrEqual(((count - 5) / 20) * 1000 - 50);
+      // 10% slack: a start time is taken after the token, so event-loop lag on a loaded machine (and, with
+      // Redis, the tokens being counted on Redis's clock) shifts it; without the limit all 40 would start
+      // within a few tens of milliseconds.
+      expect(elapsed).toBeGreaterThanOrEqual(((count - 5) / 20) * 1000 * 0.9);
       // ...and not much slower either: the limiter does not starve the channel.
       expect(elapsed).toBeLessThan(((count - 5) / 20) * 1000 + 1500);
       const last = batch.results.at(-1)!;

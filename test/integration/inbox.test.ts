@@ -108,13 +108,13 @@ describe.each(engines())('inbox on $name', (engine) => {
       stream = follow(server.admin(), userId, BigInt(seen.at(-1) ?? 0));
     }
     await sender;
-    await until('all 1,000', 20_000, () => (seen.length + stream.seqs().length >= 1_000 ? true : undefined));
+    await until('all 1,000', 60_000, () => (seen.length + stream.seqs().length >= 1_000 ? true : undefined));
     await stream.stop();
     seen.push(...stream.seqs());
     expect(seen).toHaveLength(1_000);
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
     expect(new Set(seen).size).toBe(1_000);
-  });
+  }, 90_000);
 
   it('pages the inbox newest first with an opaque cursor and keeps unread counts exact past 100', async () => {
     const userId = 'list-1';

@@ -1,0 +1,128 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+// The demo inbox page in headless Chromium, using the browser client: a notification sent by the test shows
+// up within a second over Connect streaming and over the WebSocket fallback; after the server restarts, the
+// page receives what was stored while it was down.
+import net from 'node:net';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Channel } from '../../clients/node/index.js';
+import { planDeliveries } from '../../src/core/planning.js';
+import { type NewNotification, storeNotifications } from '../../src/store/index.js';
+import { chromiumArgs, chromiumAvailable, chromiumPath } from '../support/browser.js';
+import { pgliteEngine, type TestDatabase } from '../support/engines.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe.runIf(chromiumAvailable)('demo inbox page in headless Chromium', () => {
+  let browser: Browser;
+  let db: TestDatabase;
+  let server: TestServer;
+  let port: number;
+  let readKey: string;
+
+  const start = () =>
+    startTestServer(pgliteEngine, {
+      db,
+      overrides: { HERALD_PORT: String(port), HERALD_BOOTSTRAP_ADMIN_KEY: 'false' },
+    });
+
+  beforeAll(async () => {
+    browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
+    db = await pgliteEngine.open();
+    port = await freePort();
+    server = await start();
+    readKey = await server.keyWith('read');
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+    await db?.destroy();
+  });
+
+  async function openInbox(userId: string, transport: 'connect' | 'websocket'): Promise<Page> {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/inbox#user=${userId}&token=${readKey}&transport=${transport}`);
+    await page.waitForFunction(
+      (t) => document.getElementById('status')?.textContent === `live (${t})`,
+      transport,
+      { timeout: 10_000 },
+    );
+    return page;
+  }
+
+  const titles = (page: Page) => page.$$eval('#list .title', (items) => items.map((i) => i.textContent));
+
+  for (const transport of ['connect', 'websocket'] as const) {
+    it(`shows a notification within a second over ${transport}`, async () => {
+      const userId = `browser-${transport}`;
+      const page = await openInbox(userId, transport);
+      const title = `Hello over ${transport}`;
+      const sentAt = Date.now();
+      await server.admin().send({ userId, type: 'chat.message', title, channels: [Channel.IN_APP] });
+      await page.waitForFunction(
+        (expected) =>
+          Array.from(document.querySelectorAll('#list .title')).some((el) => el.textContent === expected),
+        title,
+        { timeout: 1_000 },
+      );
+      expect(Date.now() - sentAt).toBeLessThan(1_000);
+      expect(await page.textContent('#unread')).toBe('(1)');
+      await page.close();
+    });
+  }
+
+  it('receives after a server restart what was stored while the server was down', async () => {
+    const userId = 'browser-restart';
+    const page = await openInbox(userId, 'connect');
+    await server.admin().send({ userId, type: 'chat.message', title: 'before', channels: [Channel.IN_APP] });
+    await page.waitForFunction(() => document.querySelectorAll('#list li').length === 1, null, {
+      timeout: 5_000,
+    });
+
+    await server.stop();
+    await page.waitForFunction(
+      () => document.getElementById('status')?.textContent === 'reconnecting…',
+      null,
+      {
+        timeout: 5_000,
+      },
+    );
+    const item = (title: string): NewNotification => ({
+      userId,
+      recipient: {},
+      type: 'chat.message',
+      priority: 2,
+      data: {},
+      title,
+      body: null,
+      channels: ['in_app'],
+      idempotencyKey: null,
+      requestHash: null,
+      sendAt: null,
+      expiresAt: null,
+    });
+    await storeNotifications(db.database, null, [item('while down 1'), item('while down 2')], (i) => ({
+      critical: false,
+      deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
+      wakesDispatcher: false,
+    }));
+
+    server = await start();
+    await page.waitForFunction(() => document.querySelectorAll('#list li').length === 3, null, {
+      timeout: 10_000,
+    });
+    expect(await titles(page)).toEqual(['while down 2', 'while down 1', 'before']);
+    await page.close();
+  });
+});
