@@ -19,7 +19,8 @@ import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import { limits } from '../core/rules.js';
 import type { ConfigCache } from '../delivery/config-cache.js';
-import type { Realtime } from '../realtime/index.js';
+import { CRITICAL_PRIORITY } from '../delivery/config-cache.js';
+import type { Realtime, WireInboxRow } from '../realtime/index.js';
 import {
   cancelNotification,
   type Database,
@@ -52,16 +53,42 @@ export function notificationHandlers({
   now,
 }: NotificationHandlersDeps) {
   /** Tells the recipients' live sessions, on every instance, that their inbox grew. */
-  async function announce(items: NewNotification[], results: StoredSend[]): Promise<void> {
-    const latest = new Map<string, number>();
+  async function announce(
+    items: NewNotification[],
+    results: StoredSend[],
+    senderKeyId: string,
+  ): Promise<void> {
+    const perUser = new Map<string, { seq: number; count: number; row: WireInboxRow }>();
     results.forEach((result, i) => {
       if (result.replay || !result.deliveries.some((d) => d.channel === 'in_app' && d.status === 'queued'))
         return;
-      const userId = items[i]!.userId;
-      latest.set(userId, Math.max(latest.get(userId) ?? 0, result.seq));
+      const item = items[i]!;
+      const row: WireInboxRow = {
+        id: result.notificationId,
+        userId: item.userId,
+        seq: result.seq,
+        type: item.type,
+        priority: item.priority,
+        critical: item.priority === CRITICAL_PRIORITY,
+        data: item.data,
+        title: item.title,
+        body: item.body,
+        senderKeyId,
+        idempotencyKey: item.idempotencyKey,
+        sendAt: result.sendAt.toISOString(),
+        expiresAt: item.expiresAt?.toISOString() ?? null,
+        createdAt: result.createdAt.toISOString(),
+      };
+      const seen = perUser.get(item.userId);
+      if (!seen || result.seq > seen.seq)
+        perUser.set(item.userId, { seq: result.seq, count: (seen?.count ?? 0) + 1, row });
+      else seen.count++;
     });
     await Promise.all(
-      [...latest].map(([userId, seq]) => realtime.bus.publish({ kind: 'notification', userId, seq })),
+      [...perUser].map(([userId, { seq, count, row }]) =>
+        // Several new notifications for one user: the sessions read them from Postgres.
+        realtime.bus.publish({ kind: 'notification', userId, seq, ...(count === 1 ? { row } : {}) }),
+      ),
     );
   }
 
@@ -80,7 +107,7 @@ export function notificationHandlers({
       );
       // Committed: live sessions may now read it. A bus failure loses no notification (sessions replay
       // from Postgres on reconnect), so it does not fail the Send.
-      await announce(items, results).catch(() => {});
+      await announce(items, results, senderKeyId).catch(() => {});
       return results;
     } catch (error) {
       if (error instanceof IdempotencyConflictError) {

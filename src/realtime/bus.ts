@@ -1,14 +1,36 @@
 // The bus carries real-time events between instances: to the connections of one user (wherever they are
-// held) and to every connection (broadcast). It is a hint, not the record: a notification event only says
-// "this user has new notifications up to seq N"; sessions read them from Postgres, so an event lost or
-// reordered in transit can delay a notification but never drop or duplicate one.
+// held) and to every connection (broadcast). It is a hint, not the record: a notification event says "this
+// user has new notifications up to seq N"; a session reads them from Postgres unless N directly follows the
+// last seq it wrote and the event carries the notification. So an event lost or reordered in transit can
+// delay a notification but never drop, duplicate or reorder one.
 //
 // Implementations: in memory (one instance; the default) and Redis pub/sub (several instances). Same
 // interface, same test suite.
 
+/** An inbox notification as it travels on the bus (dates as ISO strings, so every bus can carry it). */
+export interface WireInboxRow {
+  id: string;
+  userId: string;
+  seq: number;
+  type: string;
+  priority: number;
+  critical: boolean;
+  data: Record<string, unknown>;
+  title: string | null;
+  body: string | null;
+  senderKeyId: string | null;
+  idempotencyKey: string | null;
+  sendAt: string;
+  expiresAt: string | null;
+  createdAt: string;
+}
+
 export type BusEvent =
-  /** New inbox notifications for the user, up to and including `seq`. */
-  | { kind: 'notification'; userId: string; seq: number }
+  /**
+   * New inbox notifications for the user, up to and including `seq`. `row` is that notification when it is
+   * the user's only new one; a session whose last seq is `seq - 1` may write it without reading Postgres.
+   */
+  | { kind: 'notification'; userId: string; seq: number; row?: WireInboxRow }
   /** Notifications changed state (read, seen, archived, ...), possibly on another device. */
   | {
       kind: 'state';

@@ -14,7 +14,7 @@ import {
 import type { Bus } from './bus.js';
 import { type InboxSession, openInboxSession, type SessionOptions } from './session.js';
 
-export type { Bus, BusEvent, SystemEvent } from './bus.js';
+export type { Bus, BusEvent, SystemEvent, WireInboxRow } from './bus.js';
 export { createMemoryBus } from './bus.js';
 export type { InboxSession, SessionEvent } from './session.js';
 

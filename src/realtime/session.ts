@@ -5,7 +5,21 @@
 // exactly once, in seq order, however the bus orders or drops its hints.
 import type { Database } from '../store/database.js';
 import { type InboxRow, inboxAfter, unreadCount } from '../store/inbox.js';
-import type { Bus, BusEvent, SystemEvent } from './bus.js';
+import type { Bus, BusEvent, SystemEvent, WireInboxRow } from './bus.js';
+
+function fromWire(row: WireInboxRow): InboxRow {
+  return {
+    ...row,
+    inbox: true,
+    cancelledAt: null,
+    readAt: null,
+    seenAt: null,
+    archivedAt: null,
+    sendAt: new Date(row.sendAt),
+    expiresAt: row.expiresAt ? new Date(row.expiresAt) : null,
+    createdAt: new Date(row.createdAt),
+  };
+}
 
 export type SessionEvent =
   | { kind: 'notification'; row: InboxRow }
@@ -79,10 +93,22 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
     else emit(event);
   }
 
+  /** The common case: the hint carries the notification right after the last one written. */
+  function writeCarried(row: WireInboxRow): void {
+    lastSeq = row.seq;
+    emit({ kind: 'notification', row: fromWire(row) });
+    options.onWritten?.([row.id]);
+    unreadCount(database.sql, userId).then((count) => {
+      if (!closed) emit({ kind: 'unread_count', count });
+    }, options.onError);
+  }
+
   const unsubscribe = await bus.subscribe(userId, (event) => {
-    if (event.kind === 'notification') {
-      if (event.seq > lastSeq) catchUp().catch(options.onError);
-    } else deliver(event);
+    if (event.kind !== 'notification') return deliver(event);
+    if (event.seq <= lastSeq || closed) return;
+    // Only when nothing can lie in between (seqs are per user and consecutive): otherwise read Postgres.
+    if (started && !reading && event.row && event.seq === lastSeq + 1) writeCarried(event.row);
+    else catchUp().catch(options.onError);
   });
   const stopBroadcast = bus.onBroadcast((event) => deliver({ kind: 'system', event }));
   try {

@@ -41,6 +41,8 @@ export interface StoredDelivery {
 export interface StoredSend {
   notificationId: string;
   seq: number;
+  createdAt: Date;
+  sendAt: Date;
   deliveries: StoredDelivery[];
   /** True when an earlier Send with the same idempotency key answered this one. */
   replay: boolean;
@@ -119,7 +121,7 @@ from idempotency_keys
 where sender_key_id = $1::uuid and key in (select jsonb_array_elements_text($2::text::jsonb))`;
 
 const ORIGINALS = `
-select n.id::text as notification_id, n.seq::text as seq,
+select n.id::text as notification_id, n.seq::text as seq, n.created_at, n.send_at,
        d.id::text as delivery_id, d.channel, d.status, d.reason
 from notifications n left join deliveries d on d.notification_id = n.id
 where n.id in (select jsonb_array_elements_text($1::text::jsonb)::uuid)
@@ -227,7 +229,7 @@ notified as (
                  and p.skip_reason is null),
          n.data, n.title, n.body, n.sender_key_id, n.idempotency_key, n.send_at, n.expires_at
   from numbered n
-  returning id
+  returning id, created_at, send_at
 ),
 delivered as (
   insert into deliveries (id, notification_id, user_id, channel, step, cancel_unless, endpoint_id, status,
@@ -240,14 +242,16 @@ delivered as (
 -- Wakes the dispatchers (LISTEN herald_deliveries) once this commits; only when a delivery is due now on a
 -- channel that is dispatched, since every NOTIFY briefly serialises commits.
 woken as materialized (select pg_notify('herald_deliveries', '') from (select 1) one where $4::boolean)
-select n.idx, n.id::text as notification_id, n.seq::text as seq,
+select n.idx, n.id::text as notification_id, n.seq::text as seq, x.created_at, x.send_at,
        d.id::text as delivery_id, d.channel, d.status, d.reason, (select count(*) from woken) as woke
-from numbered n left join delivered d on d.notification_id = n.id
+from numbered n join notified x on x.id = n.id left join delivered d on d.notification_id = n.id
 order by n.idx, d.id`;
 
 interface ResultRow extends Record<string, unknown> {
   notification_id: string;
   seq: string;
+  created_at: Date | string;
+  send_at: Date | string;
   delivery_id: string | null;
   channel: string | null;
   status: string | null;
@@ -364,7 +368,14 @@ function groupResults(rows: ResultRow[]): Map<string, StoredSend> {
   for (const row of rows) {
     let result = results.get(row.notification_id);
     if (!result) {
-      result = { notificationId: row.notification_id, seq: Number(row.seq), deliveries: [], replay: false };
+      result = {
+        notificationId: row.notification_id,
+        seq: Number(row.seq),
+        createdAt: new Date(row.created_at),
+        sendAt: new Date(row.send_at),
+        deliveries: [],
+        replay: false,
+      };
       results.set(row.notification_id, result);
     }
     if (row.delivery_id) {
