@@ -63,24 +63,29 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
       return reading;
     }
     reading = (async () => {
-      let wrote = false;
+      // Hints that arrive while reading (or while counting) set readAgain; the loop only ends once a pass
+      // started after the last of them.
       do {
-        readAgain = false;
-        const rows = await inboxAfter(database.db, userId, lastSeq, PAGE);
-        if (closed) return;
-        for (const row of rows) {
-          if (row.seq <= lastSeq) continue;
-          lastSeq = row.seq;
-          emit({ kind: 'notification', row });
+        let wrote = false;
+        do {
+          readAgain = false;
+          const rows = await inboxAfter(database.db, userId, lastSeq, PAGE);
+          if (closed) return;
+          for (const row of rows) {
+            if (row.seq <= lastSeq) continue;
+            lastSeq = row.seq;
+            emit({ kind: 'notification', row });
+          }
+          if (rows.length > 0) {
+            wrote = true;
+            options.onWritten?.(rows.map((r) => r.id));
+          }
+          if (rows.length === PAGE) readAgain = true;
+        } while (readAgain && !closed);
+        if (wrote && started && !closed) {
+          emit({ kind: 'unread_count', count: await unreadCount(database.sql, userId) });
         }
-        if (rows.length > 0) {
-          wrote = true;
-          options.onWritten?.(rows.map((r) => r.id));
-        }
-        if (rows.length === PAGE) readAgain = true;
       } while (readAgain && !closed);
-      if (wrote && started && !closed)
-        emit({ kind: 'unread_count', count: await unreadCount(database.sql, userId) });
     })().finally(() => {
       reading = null;
     });

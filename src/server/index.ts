@@ -97,6 +97,8 @@ export async function startHerald({
       : createMemoryBus();
     const realtime = createRealtime({ database: db, bus, logger });
     const streamsClosing = new AbortController();
+    // Every open stream listens on it; thousands at once is the normal case, not a leak.
+    setMaxListeners(0, streamsClosing.signal);
     const shutdown = new AbortController();
     // Every in-flight RPC listens on this signal; more than ten at once is normal, not a leak.
     setMaxListeners(0, shutdown.signal);

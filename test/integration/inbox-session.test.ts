@@ -113,4 +113,48 @@ describe('inbox session', () => {
     expect(counts.at(-1)).toBe(7);
     await session.close();
   });
+
+  it('does not leave a notification behind when its hint arrives while the session counts unread', async () => {
+    const bus = createMemoryBus();
+    const user = 'session-2';
+    const slowCounts = {
+      ...db.database,
+      sql: {
+        ...db.database.sql,
+        // Widens the window between the read and the unread count, where the hint used to be dropped.
+        query: async (text: string, params: readonly (string | number | boolean | null)[]) => {
+          if (text.includes('count(*)')) await new Promise((resolve) => setTimeout(resolve, 300));
+          return db.database.sql.query(text, params);
+        },
+      },
+    } as typeof db.database;
+    const events: SessionEvent[] = [];
+    const session = await openInboxSession({
+      database: slowCounts,
+      bus,
+      userId: user,
+      afterSeq: 0,
+      emit: (event) => events.push(event),
+      onError: (error) => {
+        throw error;
+      },
+    });
+    const storeFor = async (title: string) =>
+      (
+        await storeNotifications(db.database, null, [{ ...item(title), userId: user }], (i) => ({
+          critical: false,
+          deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
+          wakesDispatcher: false,
+        }))
+      )[0]!;
+    const titles = () => events.flatMap((e) => (e.kind === 'notification' ? [e.row.title] : []));
+    // Two hints without rows (a batch): the first starts a read; the second lands during its count.
+    const a = await storeFor('a');
+    await bus.publish({ kind: 'notification', userId: user, seq: a.seq });
+    await until('a written', 5_000, () => (titles().includes('a') ? true : undefined));
+    const b = await storeFor('b');
+    await bus.publish({ kind: 'notification', userId: user, seq: b.seq });
+    await until('b written without another hint', 5_000, () => (titles().includes('b') ? true : undefined));
+    await session.close();
+  });
 });

@@ -1,0 +1,373 @@
+// `npm run bench -- fanout`: 10,000 WebSocket connections (one user each) on one Herald instance — server
+// RSS per idle connection, a unicast burst (one notification per user) and a broadcast burst — against a bare
+// `ws` server with the same clients in the same run.
+//
+//   npm run bench -- fanout [--connections 10000] [--processes 4] [--broadcasts 20] [--batch 500]
+//                           [--senders 4] [--connect-concurrency 50] [--settle 2] [--timeout 120]
+//                           [--servers herald,bare] [--pglite] [--cpu-prof]
+//   BENCH_DATABASE_URL=postgres://... (else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test)
+//
+// Clients: --processes child processes (at least one per 2,500 sockets), child k connecting from 127.0.0.(k+2),
+// each user with a JWT in the subprotocol and `resume after_seq 0`, as a browser would. Herald: unicast by
+// SendBatch (--batch per call, --senders calls at a time, IN_APP), broadcast by BroadcastSystemMessage (all
+// --broadcasts started at once). Bare ws: one frame per connection, each encoded for its user; broadcast frames
+// encoded once and written to every connection (as Socket.IO does). Latency = hand-over (call start) to
+// arrival; rate = arrivals / (first hand-over - last arrival). RSS is read after a forced full GC (Herald:
+// over its inspector, started with --inspect=127.0.0.1:0) and --settle seconds. Environment variables the
+// server understands (HERALD_DB_POOL_MAX, HERALD_STREAM_HEARTBEAT_MS, REDIS_URL, ...) are passed on to it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createBenchDatabase } from './lib/bench-database.js';
+import { Cleanup } from './lib/cleanup.js';
+import { backgroundLoad } from './lib/cpu.js';
+import { type ClientGroup, startClientGroup } from './lib/realtime-fanout-clients.js';
+import {
+  type DeliveryResult,
+  deliveriesPerSecond,
+  type FanoutSettings,
+  measureServer,
+  type ServerRun,
+} from './lib/realtime-fanout-measure.js';
+import {
+  type FanoutServer,
+  startBareFanoutServer,
+  startHeraldFanoutServer,
+} from './lib/realtime-fanout-servers.js';
+import {
+  CPU_HEADER,
+  CPU_LEGEND,
+  cpuCells,
+  integer,
+  kib,
+  latencyCells,
+  mib,
+  percent,
+  renderTable,
+} from './lib/realtime-report.js';
+import { ensureJwtSecret } from './lib/realtime-token.js';
+import { type Target, targetTable } from './lib/report.js';
+
+const TARGET_RATIO = 0.7;
+const TARGET_RSS_PER_CONNECTION = 12 * 1024;
+/** One process may hold about 19,900 sockets here (ulimit -n 20000); stay far below. */
+const MAX_SOCKETS_PER_PROCESS = 2_500;
+const USER_PREFIX = 'fan-user-';
+const SERVERS = ['herald', 'bare'] as const;
+type ServerName = (typeof SERVERS)[number];
+
+interface Options extends FanoutSettings {
+  processes: number;
+  batchSize: number;
+  senders: number;
+  connectConcurrency: number;
+  servers: ServerName[];
+  pglite: boolean;
+  cpuProfDir: string | undefined;
+  serverUrl: string;
+}
+
+function positiveInteger(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new Error(`${name} must be a positive whole number (got "${raw}")`);
+  }
+  return value;
+}
+
+function isServerName(value: string): value is ServerName {
+  return SERVERS.some((name) => name === value);
+}
+
+function parseOptions(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    options: {
+      connections: { type: 'string' },
+      processes: { type: 'string' },
+      broadcasts: { type: 'string' },
+      batch: { type: 'string' },
+      senders: { type: 'string' },
+      'connect-concurrency': { type: 'string' },
+      settle: { type: 'string' },
+      timeout: { type: 'string' },
+      servers: { type: 'string' },
+      pglite: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'boolean', default: false },
+    },
+  });
+  const servers = (values.servers ?? SERVERS.join(',')).split(',').map((s) => s.trim());
+  const unknown = servers.filter((s) => !isServerName(s));
+  if (unknown.length > 0)
+    throw new Error(`--servers: unknown ${unknown.join(', ')} (known: ${SERVERS.join(', ')})`);
+  const connections = positiveInteger('--connections', values.connections, 10_000);
+  const processes = Math.max(
+    positiveInteger('--processes', values.processes, 4),
+    Math.ceil(connections / MAX_SOCKETS_PER_PROCESS),
+  );
+  if (processes > 250)
+    throw new Error('--processes: at most 250 source addresses (127.0.0.2 .. 127.0.0.251)');
+  const timeoutMs = positiveInteger('--timeout', values.timeout, 120) * 1000;
+  return {
+    connections,
+    processes: Math.min(processes, connections),
+    broadcasts: positiveInteger('--broadcasts', values.broadcasts, 20),
+    batchSize: positiveInteger('--batch', values.batch, 500),
+    senders: positiveInteger('--senders', values.senders, 4),
+    connectConcurrency: positiveInteger('--connect-concurrency', values['connect-concurrency'], 50),
+    settleMs: positiveInteger('--settle', values.settle, 2) * 1000,
+    connectTimeoutMs: timeoutMs,
+    phaseTimeoutMs: timeoutMs,
+    servers: servers.filter(isServerName),
+    pglite: values.pglite ?? false,
+    cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'herald-bench-prof-')) : undefined,
+    serverUrl:
+      process.env.BENCH_DATABASE_URL ??
+      process.env.TEST_DATABASE_URL ??
+      'postgres://postgres@127.0.0.1:5432/test',
+  };
+}
+
+function progress(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+/** Client children, child k holding users [k * per, ...) from 127.0.0.(k + 2). */
+function startClientGroups(options: Options, jwtSecret: string, cleanup: Cleanup): ClientGroup[] {
+  const per = Math.ceil(options.connections / options.processes);
+  const groups: ClientGroup[] = [];
+  for (let k = 0; k * per < options.connections; k++) {
+    const group = startClientGroup({
+      userPrefix: USER_PREFIX,
+      firstUser: k * per,
+      count: Math.min(per, options.connections - k * per),
+      localAddress: `127.0.0.${k + 2}`,
+      jwtSecret,
+      concurrency: options.connectConcurrency,
+    });
+    cleanup.add(`stop ws clients ${group.localAddress}`, () => group.stop());
+    groups.push(group);
+  }
+  return groups;
+}
+
+async function startHerald(
+  options: Options,
+  cleanup: Cleanup,
+): Promise<{ server: FanoutServer; engine: string }> {
+  const common = {
+    userPrefix: USER_PREFIX,
+    batchSize: options.batchSize,
+    senders: options.senders,
+    cpuProfDir: options.cpuProfDir,
+  };
+  if (options.pglite) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-bench-fanout-'));
+    cleanup.add(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+    const server = await startHeraldFanoutServer({
+      ...common,
+      databaseUrl: undefined,
+      dataDir: dir,
+      databaseName: undefined,
+    });
+    return { server, engine: 'PGlite (embedded)' };
+  }
+  const database = await createBenchDatabase(options.serverUrl);
+  cleanup.add(`drop database ${database.name}`, () => database.drop());
+  progress(`PostgreSQL: database ${database.name}`);
+  const server = await startHeraldFanoutServer({
+    ...common,
+    databaseUrl: database.url,
+    dataDir: undefined,
+    databaseName: database.name,
+  });
+  return { server, engine: `PostgreSQL ${await database.serverVersion()}` };
+}
+
+async function runServer(
+  name: ServerName,
+  options: Options,
+  groups: ClientGroup[],
+  cleanup: Cleanup,
+): Promise<{ run: ServerRun; engine: string | undefined }> {
+  const { server, engine } =
+    name === 'herald'
+      ? await startHerald(options, cleanup)
+      : { server: await startBareFanoutServer(), engine: undefined };
+  cleanup.add(`stop ${server.label}`, () => server.stop());
+  try {
+    return { run: await measureServer(server, groups, options, progress), engine };
+  } finally {
+    await server.stop();
+  }
+}
+
+function idleTable(runs: ServerRun[]): string {
+  const header = [
+    'server',
+    'connected',
+    'failed',
+    'connect s',
+    'conn/s',
+    'RSS before',
+    'RSS after',
+    'per connection',
+  ];
+  const rows = runs.map(({ label, idle }) => [
+    label,
+    integer(idle.connected),
+    integer(idle.failed),
+    (idle.connectMs / 1000).toFixed(1),
+    integer(idle.connected / (idle.connectMs / 1000)),
+    mib(idle.rssBefore),
+    mib(idle.rssAfter),
+    kib(rssPerConnection(idle)),
+  ]);
+  return renderTable(header, rows, 1);
+}
+
+function rssPerConnection(idle: ServerRun['idle']): number {
+  return idle.connected > 0 ? (idle.rssAfter - idle.rssBefore) / idle.connected : Number.NaN;
+}
+
+function deliveryTable(runs: ServerRun[]): string {
+  const header = ['server', 'phase', 'delivered', 'frames/s', 'p50 ms', 'p99 ms', 'max ms', ...CPU_HEADER];
+  const rows = runs.flatMap((run) =>
+    [run.unicast, run.broadcast].map((d) => [
+      run.label,
+      d.kind,
+      `${integer(d.received)}/${integer(d.expected)}`,
+      integer(deliveriesPerSecond(d)),
+      ...latencyCells(d.latenciesMs),
+      ...cpuCells(d.cpu),
+    ]),
+  );
+  return renderTable(header, rows, 2);
+}
+
+/** A rate only counts when everything arrived. */
+function rateRatio(a: DeliveryResult | undefined, b: DeliveryResult | undefined): number | undefined {
+  if (!a || !b || a.received < a.expected || b.received < b.expected) return undefined;
+  return deliveriesPerSecond(a) / deliveriesPerSecond(b);
+}
+
+function targets(herald: ServerRun | undefined, bare: ServerRun | undefined): Target[] {
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  return [
+    {
+      label: 'unicast deliveries/s, Herald / bare ws',
+      value: rateRatio(herald?.unicast, bare?.unicast),
+      format: pct,
+      pass: (v) => v >= TARGET_RATIO,
+      target: `>= ${TARGET_RATIO * 100}%`,
+    },
+    {
+      label: 'broadcast frames/s, Herald / bare ws',
+      value: rateRatio(herald?.broadcast, bare?.broadcast),
+      format: pct,
+      pass: (v) => v >= TARGET_RATIO,
+      target: `>= ${TARGET_RATIO * 100}%`,
+    },
+    {
+      label: 'Herald RSS per idle connection',
+      value: herald ? rssPerConnection(herald.idle) : undefined,
+      format: kib,
+      pass: (v) => v <= TARGET_RSS_PER_CONNECTION,
+      target: `<= ${kib(TARGET_RSS_PER_CONNECTION)}`,
+    },
+  ];
+}
+
+function problems(runs: ServerRun[]): string[] {
+  return runs.flatMap((run) => {
+    const notes: string[] = [];
+    if (run.idle.failed > 0)
+      notes.push(`${run.idle.failed} connections failed; first: ${run.idle.firstError}`);
+    if (!run.idle.forcedGc) notes.push('RSS read without a forced GC (settle wait only)');
+    for (const d of [run.unicast, run.broadcast]) {
+      if (!d.quiet) notes.push(`${d.kind}: the server was still busy when the phase started`);
+      if (!d.completed) notes.push(`${d.kind}: not everything arrived within --timeout`);
+      if (d.received < d.expected) notes.push(`${d.kind}: ${d.expected - d.received} never arrived`);
+      if (d.duplicates > 0) notes.push(`${d.kind}: ${d.duplicates} duplicates`);
+      if (d.unexpected > 0) notes.push(`${d.kind}: ${d.unexpected} frames for the wrong user or malformed`);
+      if (d.failures.length > 0)
+        notes.push(`${d.kind}: ${d.failures.length} failed calls; first: ${d.failures[0]}`);
+    }
+    if (run.closed > 0)
+      notes.push(`${run.closed} connections closed by the server; first: ${run.firstClose}`);
+    return notes.map((n) => `${run.label}: ${n}`);
+  });
+}
+
+// Above this, other processes are competing for the cores and the figures are not representative.
+const BUSY_MACHINE = 0.1;
+
+function printReport(
+  options: Options,
+  env: { backgroundLoad: number; engine: string | undefined },
+  runs: ServerRun[],
+) {
+  const cpus = os.cpus();
+  const herald = runs.find((r) => r.label === 'Herald');
+  const bare = runs.find((r) => r.label === 'bare ws');
+  const per = Math.ceil(options.connections / options.processes);
+  const out = [
+    '',
+    `Herald WebSocket fanout benchmark — ${cpus.length} CPUs (${cpus[0]?.model ?? 'unknown'}), Node ${process.version}`,
+    `machine busy before the run: ${percent(env.backgroundLoad)} of all cores` +
+      (env.backgroundLoad > BUSY_MACHINE ? ' — OTHER PROCESSES ARE COMPETING; see "other CPU"' : ''),
+    `Herald: child process (src/main.ts serve, --inspect=127.0.0.1:0 for GC) on ${env.engine ?? '-'}, ` +
+      `bus ${process.env.REDIS_URL ? 'Redis (REDIS_URL)' : 'in memory'}, ` +
+      `HERALD_DB_POOL_MAX=${process.env.HERALD_DB_POOL_MAX ?? '10 (default)'}, ` +
+      `HERALD_STREAM_HEARTBEAT_MS=${process.env.HERALD_STREAM_HEARTBEAT_MS ?? '20000 (default)'}; ` +
+      `unicast by SendBatch of ${options.batchSize} (${options.senders} at a time), broadcast by ` +
+      `BroadcastSystemMessage (${options.broadcasts} at once)`,
+    'bare ws: ws 8 in a child process, same handshake; unicast = one frame per connection, encoded per user; ' +
+      'broadcast = each frame encoded once, the same bytes written to every connection',
+    `clients: ${options.connections} WebSockets, one user each (JWT subprotocol, resume after_seq 0), in ` +
+      `${options.processes} child processes of <= ${per} from 127.0.0.2 .. 127.0.0.${options.processes + 1}, ` +
+      `${options.connectConcurrency} handshakes at a time per process`,
+    `RSS: VmRSS of the server process after a forced full GC and ${options.settleMs / 1000} s, before connecting ` +
+      '(after 100 connections opened and closed as a warm-up) and with every connection idle (session live); ' +
+      'per connection = difference / connections',
+    '',
+    idleTable(runs),
+    '',
+    'frames/s = frames received / (first hand-over - last arrival); latency = hand-over to arrival',
+    deliveryTable(runs),
+    CPU_LEGEND,
+    '',
+    'Targets (same clients, same run):',
+    targetTable(targets(herald, bare)),
+  ];
+  const notes = problems(runs);
+  if (notes.length > 0) out.push('', 'Problems:', ...notes.map((n) => `  ${n}`));
+  const serverLog = herald?.serverLog ?? [];
+  if (serverLog.length > 0)
+    out.push('', 'Herald warnings/errors (stderr):', ...serverLog.map((l) => `  ${l}`));
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+export async function main(args: string[] = []): Promise<void> {
+  const options = parseOptions(args);
+  const cleanup = new Cleanup();
+  const detach = cleanup.onInterrupt();
+  try {
+    const load = await backgroundLoad(1_000);
+    const jwtSecret = ensureJwtSecret();
+    const groups = startClientGroups(options, jwtSecret, cleanup);
+    const runs: ServerRun[] = [];
+    let engine: string | undefined;
+    for (const name of options.servers) {
+      const result = await runServer(name, options, groups, cleanup);
+      runs.push(result.run);
+      engine ??= result.engine;
+    }
+    printReport(options, { backgroundLoad: load, engine }, runs);
+  } finally {
+    await cleanup.runAll();
+    detach();
+  }
+}
