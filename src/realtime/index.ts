@@ -10,6 +10,7 @@ import {
   markInAppDelivered,
   markInAppSent,
   markInbox,
+  unreadCounts,
 } from '../store/inbox.js';
 import type { Bus } from './bus.js';
 import { type InboxSession, openInboxSession, type SessionOptions } from './session.js';
@@ -39,6 +40,11 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
     },
     { maxStatements: 1, maxItems: 5_000 },
   );
+  // Many sessions count at once under load (a burst to many users): one statement for all of them.
+  const countUnread = createGroupWriter((userIds: string[]) => unreadCounts(database.sql, userIds), {
+    maxStatements: 2,
+    maxItems: 1_000,
+  });
   const onError = (error: unknown) => logger.warn({ err: error }, 'real-time session error');
   return {
     bus,
@@ -48,6 +54,7 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
         database,
         bus,
         onError,
+        countUnread: async (userId) => (await countUnread([userId]))[0]!,
         onWritten: (ids) => {
           writeSent(ids).catch(onError);
         },

@@ -36,6 +36,8 @@ export interface SessionOptions {
   emit: (event: SessionEvent) => void;
   /** Notifications just written to this client (in-app delivery status: sent). */
   onWritten?: (notificationIds: string[]) => void;
+  /** The user's exact unread count (sessions share statements through it); one query per call otherwise. */
+  countUnread?: (userId: string) => Promise<number>;
   onError: (error: unknown) => void;
 }
 
@@ -49,6 +51,7 @@ const PAGE = 500;
 
 export async function openInboxSession(options: SessionOptions): Promise<InboxSession> {
   const { database, bus, userId, emit } = options;
+  const countUnread = options.countUnread ?? ((user: string) => unreadCount(database.sql, user));
   let lastSeq = options.afterSeq;
   let closed = false;
   let started = false;
@@ -83,7 +86,7 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
           if (rows.length === PAGE) readAgain = true;
         } while (readAgain && !closed);
         if (wrote && started && !closed) {
-          emit({ kind: 'unread_count', count: await unreadCount(database.sql, userId) });
+          emit({ kind: 'unread_count', count: await countUnread(userId) });
         }
       } while (readAgain && !closed);
     })().finally(() => {
@@ -103,7 +106,7 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
     lastSeq = row.seq;
     emit({ kind: 'notification', row: fromWire(row) });
     options.onWritten?.([row.id]);
-    unreadCount(database.sql, userId).then((count) => {
+    countUnread(userId).then((count) => {
       if (!closed) emit({ kind: 'unread_count', count });
     }, options.onError);
   }
@@ -120,7 +123,7 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
     await catchUp();
     if (reading) await reading;
     started = true;
-    emit({ kind: 'unread_count', count: await unreadCount(database.sql, userId) });
+    emit({ kind: 'unread_count', count: await countUnread(userId) });
     for (const event of held.splice(0)) emit(event);
   } catch (error) {
     unsubscribe();

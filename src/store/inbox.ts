@@ -60,6 +60,21 @@ export async function unreadCount(sqlRunner: SqlRunner, userId: string): Promise
   return Number(row?.n ?? 0);
 }
 
+/** Exact unread counts of several users in one statement, in the order asked. */
+export async function unreadCounts(sqlRunner: SqlRunner, userIds: readonly string[]): Promise<number[]> {
+  const rows = await sqlRunner.query<{ user_id: string; n: string }>(
+    // One index lookup per user (notifications_unread), not a scan of the table.
+    `select u.user_id, c.n from jsonb_array_elements_text($1::text::jsonb) as u(user_id)
+     cross join lateral (
+       select count(*)::text as n from notifications n
+       where n.user_id = u.user_id and n.inbox and n.read_at is null and n.archived_at is null
+     ) c`,
+    [JSON.stringify([...new Set(userIds)])],
+  );
+  const byUser = new Map(rows.map((r) => [r.user_id, Number(r.n)]));
+  return userIds.map((id) => byUser.get(id) ?? 0);
+}
+
 export type MarkAction = 'read' | 'unread' | 'seen' | 'archived' | 'unarchived';
 
 export interface MarkTarget {
