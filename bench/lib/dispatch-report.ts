@@ -1,25 +1,10 @@
 // The dispatch benchmark's tables: one row per phase, then the targets with PASS/MISS (report.ts's format).
-
 import { type DispatchPhase, deliveriesPerSecond } from './dispatch-measure.js';
 import { percentile } from './load.js';
-import { type Target, targetTable } from './report.js';
+import { integer, ms, percent, renderTable, type Target, targetTable } from './report.js';
 
 // Above this much CPU taken by unrelated processes, a phase's figures are not representative.
 const CONTENDED = 0.25;
-
-const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-const ms = (value: number) => (Number.isNaN(value) ? '-' : value.toFixed(1));
-const percent = (value: number | undefined) => (value === undefined ? '-' : `${Math.round(value * 100)}%`);
-
-function renderTable(header: string[], rows: string[][], leftAligned: number): string {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, c) => (c < leftAligned ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
 
 export function dispatchTable(phases: DispatchPhase[]): string {
   const header = [

@@ -1,6 +1,9 @@
 // Table rendering and number formats for the real-time benchmarks (the layout of report.ts's tables).
 import { percentile } from './load.js';
 import type { RealtimeCpu } from './realtime-cpu.js';
+import { ms, percent, renderTable } from './report.js';
+
+export { ms, percent, renderTable };
 
 // Above this much CPU taken by unrelated processes, a phase's figures are not representative.
 export const CONTENDED = 0.25;
@@ -8,21 +11,8 @@ export const CONTENDED = 0.25;
 const integerFormat = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
 export const integer = (value: number) => (Number.isFinite(value) ? integerFormat.format(value) : '-');
-export const ms = (value: number) => (Number.isNaN(value) ? '-' : value.toFixed(1));
-export const percent = (value: number | undefined) =>
-  value === undefined || Number.isNaN(value) ? '-' : `${Math.round(value * 100)}%`;
 export const kib = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KB` : '-');
 export const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
-
-export function renderTable(header: string[], rows: string[][], leftAligned: number): string {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, c) => (c < leftAligned ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
 
 /** p50, p99 and max of an ascending array, formatted. */
 export function latencyCells(sorted: Float64Array): string[] {

@@ -32,11 +32,13 @@ export function isContended(result: LoadResult): boolean {
   return result.cpu.other > CONTENDED;
 }
 
-const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-const ms = (value: number) => (Number.isNaN(value) ? '-' : value.toFixed(1));
-const percent = (value: number | undefined) => (value === undefined ? '-' : `${Math.round(value * 100)}%`);
+export const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+export const ms = (value: number) => (Number.isNaN(value) ? '-' : value.toFixed(1));
+export const percent = (value: number | undefined) =>
+  value === undefined || Number.isNaN(value) ? '-' : `${Math.round(value * 100)}%`;
 
-function renderTable(header: string[], rows: string[][], leftAligned: number): string {
+/** A plain-text table: the first `leftAligned` columns left-aligned, the rest right-aligned. */
+export function renderTable(header: string[], rows: string[][], leftAligned: number): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (cells: string[]) =>
     cells
