@@ -105,9 +105,9 @@ export function notificationHandlers({
         (item) => deliveryConfig.plan(item),
         writeSends,
       );
-      // Committed: live sessions may now read it. A bus failure loses no notification (sessions replay
-      // from Postgres on reconnect), so it does not fail the Send.
-      await announce(items, results, senderKeyId).catch(() => {});
+      // Committed: live sessions may now read it. The answer does not wait for the bus, and a bus failure
+      // loses no notification (sessions re-read Postgres), so it never fails the Send.
+      announce(items, results, senderKeyId).catch(() => {});
       return results;
     } catch (error) {
       if (error instanceof IdempotencyConflictError) {
