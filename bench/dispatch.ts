@@ -28,6 +28,7 @@ import {
 import { rawUndiciPhase } from './lib/dispatch-raw.js';
 import { startWebhookReceiver, type WebhookReceiver } from './lib/dispatch-receiver.js';
 import { dispatchTable, dispatchTargetTable } from './lib/dispatch-report.js';
+import { benchServerUrl, positiveInteger } from './lib/options.js';
 
 const TARGETS = { heraldOverPgBoss: 1, heraldOverRaw: 0.25 };
 /** POSTs made before the phases so the receiver's code is compiled for every phase alike. */
@@ -51,15 +52,6 @@ interface Options {
   timeoutMs: number;
   users: number;
   serverUrl: string;
-}
-
-function positiveInteger(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new Error(`${name} must be a positive whole number (got "${raw}")`);
-  }
-  return value;
 }
 
 function parseOptions(args: string[]): Options {
@@ -96,10 +88,7 @@ function parseOptions(args: string[]): Options {
     verifyEvery: positiveInteger('--verify-every', values['verify-every'], 50),
     timeoutMs: positiveInteger('--timeout', values.timeout, 120) * 1000,
     users: positiveInteger('--users', values.users, 10_000),
-    serverUrl:
-      process.env.BENCH_DATABASE_URL ??
-      process.env.TEST_DATABASE_URL ??
-      'postgres://postgres@127.0.0.1:5432/test',
+    serverUrl: benchServerUrl(),
   };
 }
 

@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { createBenchDatabase } from './lib/bench-database.js';
 import { Cleanup } from './lib/cleanup.js';
 import { backgroundLoad } from './lib/cpu.js';
+import { benchServerUrl, positiveInteger } from './lib/options.js';
 import { type ClientGroup, startClientGroup } from './lib/realtime-fanout-clients.js';
 import {
   type DeliveryResult,
@@ -66,15 +67,6 @@ interface Options extends FanoutSettings {
   pglite: boolean;
   cpuProfDir: string | undefined;
   serverUrl: string;
-}
-
-function positiveInteger(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new Error(`${name} must be a positive whole number (got "${raw}")`);
-  }
-  return value;
 }
 
 function isServerName(value: string): value is ServerName {
@@ -123,10 +115,7 @@ function parseOptions(args: string[]): Options {
     servers: servers.filter(isServerName),
     pglite: values.pglite ?? false,
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'herald-bench-prof-')) : undefined,
-    serverUrl:
-      process.env.BENCH_DATABASE_URL ??
-      process.env.TEST_DATABASE_URL ??
-      'postgres://postgres@127.0.0.1:5432/test',
+    serverUrl: benchServerUrl(),
   };
 }
 

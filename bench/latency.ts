@@ -22,6 +22,7 @@ import { Cleanup } from './lib/cleanup.js';
 import { backgroundLoad } from './lib/cpu.js';
 import { type HeraldChild, startHeraldChild } from './lib/herald-child.js';
 import { percentile } from './lib/load.js';
+import { benchServerUrl, positiveNumber } from './lib/options.js';
 import { RawGrpcClient } from './lib/raw-grpc.js';
 import { type RealtimeCpu, startCpuWindow } from './lib/realtime-cpu.js';
 import { analyze, missingUsers, type TransportResult } from './lib/realtime-latency-analysis.js';
@@ -68,14 +69,6 @@ interface Options {
   serverUrl: string;
 }
 
-function positiveNumber(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0)
-    throw new Error(`${name} must be a positive number (got "${raw}")`);
-  return value;
-}
-
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
     args,
@@ -100,10 +93,7 @@ function parseOptions(args: string[]): Options {
     grpcConnections: Math.floor(positiveNumber('--grpc-connections', values['grpc-connections'], users)),
     drainTimeoutMs: positiveNumber('--drain-timeout', values['drain-timeout'], 15) * 1000,
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'herald-bench-prof-')) : undefined,
-    serverUrl:
-      process.env.BENCH_DATABASE_URL ??
-      process.env.TEST_DATABASE_URL ??
-      'postgres://postgres@127.0.0.1:5432/test',
+    serverUrl: benchServerUrl(),
   };
 }
 

@@ -18,6 +18,7 @@ import { backgroundLoad } from './lib/cpu.js';
 import { createClients, heraldSend, heraldSendBatch } from './lib/herald-calls.js';
 import { type HeraldChild, startHeraldChild } from './lib/herald-child.js';
 import { type Call, percentile, runLoad } from './lib/load.js';
+import { benchServerUrl, positiveNumber } from './lib/options.js';
 import { openRawPglite, rawPgliteSend } from './lib/raw-pglite.js';
 import { openRawPool, rawSendBatched, rawSendPerTransaction } from './lib/raw-postgres.js';
 import {
@@ -49,14 +50,6 @@ const TARGET_SEND_RATIO = 0.6;
 const TARGET_SEND_P99_MS = 25;
 const TARGET_BATCH_RATIO = 0.5;
 
-function positiveNumber(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0)
-    throw new Error(`${name} must be a positive number (got "${raw}")`);
-  return value;
-}
-
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
     args,
@@ -84,10 +77,7 @@ function parseOptions(args: string[]): Options {
     batchSize,
     pglite: !values['no-pglite'],
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'herald-bench-prof-')) : undefined,
-    serverUrl:
-      process.env.BENCH_DATABASE_URL ??
-      process.env.TEST_DATABASE_URL ??
-      'postgres://postgres@127.0.0.1:5432/test',
+    serverUrl: benchServerUrl(),
   };
 }
 
