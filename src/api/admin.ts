@@ -36,6 +36,7 @@ import {
   deleteRoutingRule,
   deleteTemplate,
   deleteWebhookEndpoint,
+  findDelivery,
   findTemplates,
   getNotificationDetail,
   getRoutingRule,
@@ -434,11 +435,7 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
     async replayDelivery(req: { deliveryId: string }, ctx: HandlerContext) {
       admin(ctx);
       const id = requireUuid('delivery_id', req.deliveryId);
-      const rows = await database.sql.query<{ notification_id: string; status: string }>(
-        'select notification_id::text as notification_id, status from deliveries where id = $1::uuid',
-        [id],
-      );
-      const found = rows[0];
+      const found = await findDelivery(database.sql, id);
       if (!found) throw new HeraldError('not_found', 'no such delivery', 'delivery_id');
       if (!(await replayDelivery(database.sql, id))) {
         throw new HeraldError(

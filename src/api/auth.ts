@@ -86,7 +86,8 @@ export function principalOf(ctx: HandlerContext): Principal {
   return principal;
 }
 
-function hasScope(principal: Extract<Principal, { kind: 'service' }>, scope: ApiKeyScope): boolean {
+/** An admin key holds every scope. */
+export function hasScope(principal: Extract<Principal, { kind: 'service' }>, scope: ApiKeyScope): boolean {
   return principal.scopes.has(scope) || principal.scopes.has('admin');
 }
 

@@ -14,7 +14,13 @@ import { notificationHandlers } from './notifications.js';
 import { preferenceHandlers } from './preferences.js';
 import { pushTokenHandlers } from './push-tokens.js';
 
-export { type Authenticator, authInterceptor, createAuthenticator, type Principal } from './auth.js';
+export {
+  type Authenticator,
+  authInterceptor,
+  createAuthenticator,
+  hasScope,
+  type Principal,
+} from './auth.js';
 export { errorMappingInterceptor } from './errors.js';
 export { sessionEventToProto } from './inbox.js';
 export { createUserTokenVerifier } from './user-tokens.js';

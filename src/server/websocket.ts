@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import { toJson } from '@bufbuild/protobuf';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { StreamNotificationsResponseSchema } from '../../gen/herald/v1/notification_service_pb.js';
-import { type Authenticator, type Principal, sessionEventToProto } from '../api/index.js';
+import { type Authenticator, hasScope, type Principal, sessionEventToProto } from '../api/index.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { frameOf } from '../core/frames.js';
 import { isUuid } from '../core/ids.js';
@@ -140,7 +140,7 @@ export function attachWebSocketBridge(
       }
       return principal.userId;
     }
-    if (!principal.scopes.has('read') && !principal.scopes.has('admin')) {
+    if (!hasScope(principal, 'read')) {
       throw new HeraldError('permission_denied', 'API key lacks the "read" scope');
     }
     const problem = checkId(requested ?? '');

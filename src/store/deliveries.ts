@@ -294,6 +294,18 @@ export async function cancelNotification(sql: SqlRunner, notificationId: string)
   return rows.length;
 }
 
+/** A delivery's notification and status, or undefined. */
+export async function findDelivery(
+  sql: SqlRunner,
+  deliveryId: string,
+): Promise<{ notification_id: string; status: string } | undefined> {
+  const rows = await sql.query<{ notification_id: string; status: string }>(
+    'select notification_id::text as notification_id, status from deliveries where id = $1::uuid',
+    [deliveryId],
+  );
+  return rows[0];
+}
+
 /** Queues a failed or expired delivery again with a fresh set of attempts; false when it is not in such a state. */
 export async function replayDelivery(sql: SqlRunner, deliveryId: string): Promise<boolean> {
   const rows = await sql.query(
