@@ -23,7 +23,7 @@ import { frameOf } from '../core/frames.js';
 import { isUuid } from '../core/ids.js';
 import { checkId } from '../core/rules.js';
 import type { Logger } from '../observability/logger.js';
-import type { InboxSession, Realtime } from '../realtime/index.js';
+import type { InboxSession, Realtime, SessionEvent, SystemEvent } from '../realtime/index.js';
 import { type Database, latestInboxSeq, type MarkAction } from '../store/index.js';
 
 export interface WebSocketOptions {
@@ -73,7 +73,27 @@ export function attachWebSocketBridge(
     handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
   });
   const perUser = new Map<string, number>();
-  const live = new Set<WebSocket>();
+  /** Every open connection; `missed` counts unanswered pings, `userId` is set once authenticated. */
+  const live = new Map<WebSocket, { missed: number; userId: string | null }>();
+  // A broadcast goes to every connection: its frame is encoded once, every connection gets the same bytes.
+  const systemFrames = new WeakMap<SystemEvent, Buffer>();
+
+  // One timer each for every connection, not two per connection. Liveness: a protocol ping every pingMs;
+  // two unanswered in a row and the connection is gone.
+  const pinger = setInterval(() => {
+    for (const [ws, state] of live) {
+      if (ws.readyState !== ws.OPEN) continue;
+      if (++state.missed > 2) ws.terminate();
+      else ws.ping();
+    }
+  }, options.pingMs);
+  // Heartbeats keep proxies from closing quiet connections; one frame, encoded once per beat.
+  const heartbeat = setInterval(() => {
+    const frame = Buffer.from(JSON.stringify({ type: 'heartbeat', server_time: deps.now().toISOString() }));
+    for (const [ws, state] of live) if (state.userId !== null) send(ws, frame);
+  }, options.heartbeatMs);
+  pinger.unref();
+  heartbeat.unref();
 
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://herald');
@@ -84,7 +104,8 @@ export function attachWebSocketBridge(
     wss.handleUpgrade(req, socket, head, (ws) => {
       // Protocol errors (an oversized frame: 1009) close the connection; the event must still be handled.
       ws.on('error', (failure) => logger.debug({ err: failure.message }, 'websocket protocol error'));
-      live.add(ws);
+      live.set(ws, { missed: 0, userId: null });
+      ws.on('pong', onPong);
       ws.once('close', () => live.delete(ws));
       void serve(ws, req, url).catch((error) => {
         logger.warn({ err: error }, 'websocket connection failed');
@@ -93,9 +114,28 @@ export function attachWebSocketBridge(
     });
   });
 
-  function send(ws: WebSocket, frame: Record<string, unknown>): void {
+  function onPong(this: WebSocket): void {
+    const state = live.get(this);
+    if (state) state.missed = 0;
+  }
+
+  /** The JSON text of a session event's frame (a broadcast's is encoded once for every connection). */
+  function encode(event: SessionEvent): string | Buffer {
+    if (event.kind === 'system') {
+      let frame = systemFrames.get(event.event);
+      if (!frame) {
+        frame = Buffer.from(encodeProtoFrame(event));
+        systemFrames.set(event.event, frame);
+      }
+      return frame;
+    }
+    return encodeProtoFrame(event);
+  }
+
+  function send(ws: WebSocket, frame: Record<string, unknown> | string | Buffer): void {
     if (ws.readyState !== ws.OPEN) return;
-    ws.send(JSON.stringify(frame));
+    if (Buffer.isBuffer(frame)) ws.send(frame, { binary: false });
+    else ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
     // A client that does not read: its unsent data grows until the cap, then the connection goes.
     // The close frame waits behind that data; if the client does not read it within the grace, the socket
     // is cut.
@@ -176,26 +216,9 @@ export function attachWebSocketBridge(
     let session: InboxSession | null = null;
     let opening = false;
 
-    // Liveness: a protocol ping every pingMs; two unanswered in a row and the connection is gone.
-    let missed = 0;
-    ws.on('pong', () => {
-      missed = 0;
-    });
-    const pinger = setInterval(() => {
-      if (++missed > 2) {
-        ws.terminate();
-        return;
-      }
-      ws.ping();
-    }, options.pingMs);
-    const heartbeat = setInterval(
-      () => send(ws, { type: 'heartbeat', server_time: deps.now().toISOString() }),
-      options.heartbeatMs,
-    );
+    live.get(ws)!.userId = userId;
 
     ws.on('close', () => {
-      clearInterval(pinger);
-      clearInterval(heartbeat);
       const left = (perUser.get(userId) ?? 1) - 1;
       if (left <= 0) perUser.delete(userId);
       else perUser.set(userId, left);
@@ -226,15 +249,7 @@ export function attachWebSocketBridge(
           session = await realtime.openSession({
             userId,
             afterSeq,
-            emit: (event) =>
-              send(
-                ws,
-                frameOf(
-                  toJson(StreamNotificationsResponseSchema, sessionEventToProto(event), {
-                    alwaysEmitImplicit: true,
-                  }),
-                ),
-              ),
+            emit: (event) => send(ws, encode(event)),
           });
           if (ws.readyState !== ws.OPEN) await session.close();
           return;
@@ -274,12 +289,21 @@ export function attachWebSocketBridge(
   }
 
   return {
-    connections: () => [...live].filter((ws) => ws.readyState === ws.OPEN).length,
+    connections: () => [...live.keys()].filter((ws) => ws.readyState === ws.OPEN).length,
     async close() {
-      for (const ws of live) ws.close(GOING_AWAY, 'server shutting down');
+      clearInterval(pinger);
+      clearInterval(heartbeat);
+      for (const ws of live.keys()) ws.close(GOING_AWAY, 'server shutting down');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+function encodeProtoFrame(event: SessionEvent): string {
+  const json = toJson(StreamNotificationsResponseSchema, sessionEventToProto(event), {
+    alwaysEmitImplicit: true,
+  });
+  return JSON.stringify(frameOf(json));
 }
 
 function parseFrame(data: Buffer): Record<string, unknown> | null {

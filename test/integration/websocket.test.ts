@@ -51,6 +51,7 @@ describe.each(engines())('WebSocket bridge on $name', (engine) => {
       overrides: {
         HERALD_WS_AUTH_TIMEOUT_MS: '300',
         HERALD_WS_PING_MS: '100',
+        HERALD_STREAM_HEARTBEAT_MS: '200',
         HERALD_WS_MAX_CONNECTIONS_PER_USER: '3',
         HERALD_WS_MAX_BUFFERED_BYTES: String(64 * 1024),
       },
@@ -204,5 +205,19 @@ describe.each(engines())('WebSocket bridge on $name', (engine) => {
     expect((await laptop.next('unread_count')).unread_count).toEqual({ count: '0' });
     phone.ws.close();
     laptop.ws.close();
+  });
+
+  it('writes a broadcast, encoded once, to every session of every user, and heartbeats on an idle connection', async () => {
+    const users = ['ws-b1', 'ws-b2', 'ws-b2'];
+    const clients = await Promise.all(users.map(async (u) => (await userClient(u)).client));
+    for (const client of clients) client.send({ type: 'resume', after_seq: 0 });
+    for (const client of clients) await client.next('unread_count');
+    await server.adminService().broadcastSystemMessage({ type: 'deploy.soon', data: { in: '5m' } });
+    for (const client of clients) {
+      expect((await client.next('system')).system).toEqual({ type: 'deploy.soon', data: { in: '5m' } });
+    }
+    const beat = await clients[0]!.next('heartbeat');
+    expect(Date.parse(String(beat.server_time))).toBeGreaterThan(Date.now() - 60_000);
+    for (const client of clients) client.ws.close();
   });
 });
