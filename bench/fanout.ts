@@ -4,7 +4,7 @@
 //
 //   npm run bench -- fanout [--connections 10000] [--processes 4] [--broadcasts 20] [--batch 500]
 //                           [--senders 4] [--connect-concurrency 50] [--settle 2] [--timeout 120]
-//                           [--servers herald,bare] [--pglite] [--cpu-prof]
+//                           [--servers herald,bare] [--pglite] [--cpu-prof (Herald, per phase)]
 //   BENCH_DATABASE_URL=postgres://... (else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test)
 //
 // Clients: --processes child processes (at least one per 2,500 sockets), child k connecting from 127.0.0.(k+2),
@@ -290,6 +290,22 @@ function problems(runs: ServerRun[]): string[] {
   });
 }
 
+/** The unicast's ceiling: Herald's Sends alone, with nobody connected, against bare ws's unicast. */
+function storeOnlyLines(herald: ServerRun | undefined, bare: ServerRun | undefined): string[] {
+  const alone = herald?.storeOnly;
+  if (!alone) return [];
+  const rate = alone.notifications / (alone.elapsedMs / 1000);
+  const ratio = bare ? percent(rate / deliveriesPerSecond(bare.unicast)) : '-';
+  const failed =
+    alone.failures.length > 0 ? ` (${alone.failures.length} failed; first: ${alone.failures[0]})` : '';
+  return [
+    '',
+    `Herald's unicast ceiling: the same SendBatch calls to ${integer(alone.notifications)} users with nobody ` +
+      `connected (stored, written to no socket) took ${integer(alone.elapsedMs)} ms = ` +
+      `${integer(rate)} notifications/s = ${ratio} of bare ws unicast${failed}`,
+  ];
+}
+
 // Above this, other processes are competing for the cores and the figures are not representative.
 const BUSY_MACHINE = 0.1;
 
@@ -328,6 +344,8 @@ function printReport(
     deliveryTable(runs),
     CPU_LEGEND,
     '',
+    ...storeOnlyLines(herald, bare),
+    '',
     'Targets (same clients, same run):',
     targetTable(targets(herald, bare)),
   ];
@@ -355,6 +373,10 @@ export async function main(args: string[] = []): Promise<void> {
       engine ??= result.engine;
     }
     printReport(options, { backgroundLoad: load, engine }, runs);
+    if (options.cpuProfDir)
+      process.stdout.write(
+        `\nCPU profiles of Herald, one per phase: ${options.cpuProfDir}/herald-*.cpuprofile\n`,
+      );
   } finally {
     await cleanup.runAll();
     detach();

@@ -45,6 +45,8 @@ export interface DeliveryResult {
 export interface ServerRun {
   label: string;
   idle: IdleResult;
+  /** The unicast's Sends with nobody connected (Herald only). */
+  storeOnly: { notifications: number; elapsedMs: number; failures: string[] } | undefined;
   unicast: DeliveryResult;
   broadcast: DeliveryResult;
   /** Live connections the server closed during the run. */
@@ -155,6 +157,7 @@ async function deliveryPhase(
     groups.map((g) => g.pid),
   );
   const completing = Promise.all(groups.map((g) => g.waitComplete(phase, settings.phaseTimeoutMs)));
+  const stopProfile = await server.profile(kind);
   const failures =
     kind === 'unicast'
       ? await server.unicast(settings.connections, (first, count, at) =>
@@ -165,6 +168,7 @@ async function deliveryPhase(
         });
   const completed = (await completing).every(Boolean);
   const cpu = stopCpu();
+  await stopProfile();
   const arrivals = await Promise.all(groups.map((g) => g.collect()));
   const summary = summarize(kind, groups, arrivals, sentAt, idle.connected * messages);
   return { result: { ...summary, cpu, completed, quiet, failures }, arrivals };
@@ -184,9 +188,16 @@ export async function measureServer(
     const unicast = await deliveryPhase('unicast', 1, server, groups, idle, settings);
     progress(`  ${server.label}: ${settings.broadcasts} broadcasts`);
     const broadcast = await deliveryPhase('broadcast', 2, server, groups, idle, settings);
+    let storeOnly: ServerRun['storeOnly'];
+    if (server.storeOnly) {
+      progress(`  ${server.label}: the same Sends with nobody connected`);
+      await waitUntilQuiet({ serverPid: server.pid, database: server.database }, QUIET_TIMEOUT_MS);
+      storeOnly = { notifications: settings.connections, ...(await server.storeOnly(settings.connections)) };
+    }
     return {
       label: server.label,
       idle,
+      storeOnly,
       unicast: unicast.result,
       broadcast: broadcast.result,
       closed: broadcast.arrivals.reduce((sum, a) => sum + a.closed, 0),

@@ -1,6 +1,7 @@
 // The two servers the fanout benchmark compares, behind one shape: Herald (child process, notifications by
 // SendBatch, broadcasts by AdminService.BroadcastSystemMessage) and the bare `ws` baseline (child process,
 // driven over IPC). Each reports when it handed work over, so latency is measured from that moment.
+import path from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import {
   Channel,
@@ -14,7 +15,12 @@ import { type HeraldChild, startHeraldChild } from './herald-child.js';
 import { RawGrpcClient } from './raw-grpc.js';
 import { startBareServer } from './realtime-bare-server.js';
 import { BROADCAST_TYPE } from './realtime-fanout-clients.js';
-import { collectGarbageOverInspector, inspectorUrl, isInspectorNotice } from './realtime-memory.js';
+import {
+  collectGarbageOverInspector,
+  inspectorUrl,
+  isInspectorNotice,
+  profileOverInspector,
+} from './realtime-memory.js';
 import { BODY, TITLE } from './workload.js';
 
 export const UNICAST_TYPE = 'bench.fanout.unicast';
@@ -30,8 +36,15 @@ export interface FanoutServer {
   readonly database: string | undefined;
   /** A full GC in the server before its RSS is read; false when that is not possible. */
   collectGarbage(): Promise<boolean>;
+  /** With --cpu-prof, profiles the server over one phase; the returned function stops and writes it. */
+  profile(phase: string): Promise<() => Promise<void>>;
   /** One notification to each of users 0..count-1; `sent` is told when each slice was handed over. */
   unicast(count: number, sent: (first: number, count: number, at: number) => void): Promise<string[]>;
+  /**
+   * Herald only: the unicast's Sends to `count` users nobody is connected as (stored, written to no socket),
+   * first hand-over to last answer: the ceiling the unicast burst cannot pass.
+   */
+  storeOnly?(count: number): Promise<{ elapsedMs: number; failures: string[] }>;
   /** `messages` broadcasts, all started at once; `sent` is told when each was handed over. */
   broadcast(messages: number, sent: (index: number, at: number) => void): Promise<string[]>;
   /** Warnings and errors the server logged. */
@@ -54,7 +67,7 @@ function startHeraldWithInspector(options: HeraldFanoutOptions) {
     return startHeraldChild({
       databaseUrl: options.databaseUrl,
       dataDir: options.dataDir,
-      cpuProfDir: options.cpuProfDir,
+      cpuProfDir: undefined,
     });
   } finally {
     if (saved === undefined) delete process.env.NODE_OPTIONS;
@@ -70,7 +83,7 @@ export interface HeraldFanoutOptions {
   batchSize: number;
   /** SendBatch calls in flight at once. */
   senders: number;
-  /** Directory for a V8 CPU profile of Herald, or undefined. */
+  /** Directory for V8 CPU profiles of Herald, one per phase (herald-<phase>.cpuprofile), or undefined. */
   cpuProfDir: string | undefined;
 }
 
@@ -83,7 +96,11 @@ export async function startHeraldFanoutServer(options: HeraldFanoutOptions): Pro
   );
   const admin = createHeraldAdminClient({ baseUrl: child.url, apiKey: child.apiKey });
 
-  async function unicast(count: number, sent: (first: number, count: number, at: number) => void) {
+  async function unicast(
+    count: number,
+    sent: (first: number, count: number, at: number) => void,
+    userPrefix = options.userPrefix,
+  ) {
     const failures: string[] = [];
     let next = 0;
     const worker = async (client: RawGrpcClient) => {
@@ -93,7 +110,7 @@ export async function startHeraldFanoutServer(options: HeraldFanoutOptions): Pro
         next += size;
         const request = create(SendBatchRequestSchema, {
           requests: Array.from({ length: size }, (_, i) => ({
-            userId: `${options.userPrefix}${first + i}`,
+            userId: `${userPrefix}${first + i}`,
             type: UNICAST_TYPE,
             title: TITLE,
             body: BODY,
@@ -143,7 +160,17 @@ export async function startHeraldFanoutServer(options: HeraldFanoutOptions): Pro
       await collectGarbageOverInspector(inspector);
       return true;
     },
-    unicast,
+    async profile(phase) {
+      const dir = options.cpuProfDir;
+      if (!inspector || !dir) return async () => {};
+      return profileOverInspector(inspector, path.join(dir, `herald-${phase}.cpuprofile`));
+    },
+    unicast: (count, sent) => unicast(count, sent),
+    async storeOnly(count) {
+      const started = performance.now();
+      const failures = await unicast(count, () => {}, `${options.userPrefix}offline-`);
+      return { elapsedMs: performance.now() - started, failures };
+    },
     broadcast,
     logLines: () => child.logLines().filter((line) => !isInspectorNotice(line)),
     async stop() {
@@ -164,6 +191,7 @@ export async function startBareFanoutServer(): Promise<FanoutServer> {
       await bare.collectGarbage();
       return true;
     },
+    profile: async () => async () => {},
     async unicast(count, sent) {
       sent(0, count, epochNow());
       const written = await bare.unicast(UNICAST_TYPE, TITLE, BODY);

@@ -1,12 +1,13 @@
 // Server memory for the fanout benchmark: resident set size from /proc, read after a full garbage
 // collection so it counts what live connections hold, not garbage not yet collected. Herald's child is
 // started with its inspector on a free port (NODE_OPTIONS=--inspect=127.0.0.1:0), and the collection is
-// asked for over the DevTools protocol (HeapProfiler.collectGarbage), without touching Herald's code.
-import { readFileSync } from 'node:fs';
+// asked for over the DevTools protocol (HeapProfiler.collectGarbage), without touching Herald's code; the
+// same session profiles one phase of a run (Profiler.start/stop) when --cpu-prof asks for it.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 
 const INSPECTOR_URL = /Debugger listening on (ws:\/\/\S+)/;
-const GC_TIMEOUT_MS = 15_000;
+const CALL_TIMEOUT_MS = 15_000;
 
 /** VmRSS of one process in bytes. */
 export function residentBytes(pid: number): number {
@@ -35,27 +36,73 @@ export function isInspectorNotice(line: string): boolean {
   );
 }
 
-/** Runs a full GC in the process behind `url` (a DevTools WebSocket) and resolves when it is done. */
-export function collectGarbageOverInspector(url: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    const finish = (error?: Error) => {
-      clearTimeout(timer);
-      ws.terminate();
-      if (error) reject(error);
-      else resolve();
-    };
-    const timer = setTimeout(
-      () => finish(new Error(`no GC answer within ${GC_TIMEOUT_MS} ms`)),
-      GC_TIMEOUT_MS,
-    );
-    ws.on('error', (error) => finish(error));
-    ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })));
-    ws.on('message', (data) => {
-      const answer: unknown = JSON.parse(data.toString());
-      if (typeof answer === 'object' && answer !== null && 'id' in answer && answer.id === 1) {
-        finish('error' in answer ? new Error(JSON.stringify(answer.error)) : undefined);
-      }
+/** One DevTools protocol session with the process behind `url` (a WebSocket), one call at a time. */
+export class InspectorSession {
+  private readonly ws: WebSocket;
+  private readonly opened: Promise<void>;
+  private nextId = 1;
+  private readonly pending = new Map<number, (answer: { result?: unknown; error?: unknown }) => void>();
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 1024 * 1024 * 1024 });
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
     });
-  });
+    this.ws.on('error', () => {});
+    this.ws.on('message', (data) => {
+      const answer = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: unknown };
+      if (answer.id !== undefined) this.pending.get(answer.id)?.(answer);
+    });
+  }
+
+  async call(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+    await this.opened;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`no answer to ${method} within ${CALL_TIMEOUT_MS} ms`));
+      }, CALL_TIMEOUT_MS);
+      this.pending.set(id, (answer) => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        if (answer.error) reject(new Error(`${method}: ${JSON.stringify(answer.error)}`));
+        else resolve(answer.result);
+      });
+      this.ws.send(JSON.stringify({ id, method, params }));
+    });
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+/** Runs a full GC in the process behind `url` (a DevTools WebSocket) and resolves when it is done. */
+export async function collectGarbageOverInspector(url: string): Promise<void> {
+  const session = new InspectorSession(url);
+  try {
+    await session.call('HeapProfiler.collectGarbage');
+  } finally {
+    session.close();
+  }
+}
+
+/**
+ * Starts V8's CPU profiler in the process behind `url`; the returned function stops it and writes the profile
+ * (a .cpuprofile file, for Chrome DevTools or `node --cpu-prof` tooling) to `file`.
+ */
+export async function profileOverInspector(url: string, file: string): Promise<() => Promise<void>> {
+  const session = new InspectorSession(url);
+  await session.call('Profiler.enable');
+  await session.call('Profiler.start');
+  return async () => {
+    try {
+      const { profile } = (await session.call('Profiler.stop')) as { profile: unknown };
+      writeFileSync(file, JSON.stringify(profile));
+    } finally {
+      session.close();
+    }
+  };
 }

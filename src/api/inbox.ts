@@ -210,7 +210,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
       );
       return create(MarkNotificationsResponseSchema, {
         updated: BigInt(result.ids.length),
-        unreadCount: BigInt(result.unreadCount),
+        unreadCount: BigInt(result.unread.count),
       });
     },
   };

@@ -41,7 +41,10 @@ export type BusEvent =
       seenAt: string | null;
       archivedAt: string | null;
     }
-  | { kind: 'unread_count'; userId: string; count: number };
+  /** Events may have been lost (the bus was down): read Postgres again, notifications and count. */
+  | { kind: 'resync'; userId: string }
+  /** The exact unread count after a state change (see UnreadState: `seq` and `version` place it in time). */
+  | { kind: 'unread_count'; userId: string; count: number; seq: number; version: number };
 
 /** An ephemeral message to every connected client; never stored. */
 export interface SystemEvent {

@@ -10,7 +10,7 @@ import {
   markInAppDelivered,
   markInAppSent,
   markInbox,
-  unreadCounts,
+  unreadStates,
 } from '../store/inbox.js';
 import type { Bus } from './bus.js';
 import { type InboxSession, openInboxSession, type SessionOptions } from './session.js';
@@ -40,8 +40,8 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
     },
     { maxStatements: 1, maxItems: 5_000 },
   );
-  // Many sessions count at once under load (a burst to many users): one statement for all of them.
-  const countUnread = createGroupWriter((userIds: string[]) => unreadCounts(database.sql, userIds), {
+  // Many sessions start at once under load (a reconnect storm): one statement reads all their counts.
+  const readUnread = createGroupWriter((userIds: string[]) => unreadStates(database.sql, userIds), {
     maxStatements: 2,
     maxItems: 1_000,
   });
@@ -54,7 +54,7 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
         database,
         bus,
         onError,
-        countUnread: async (userId) => (await countUnread([userId]))[0]!,
+        unreadState: async (userId) => (await readUnread([userId]))[0]!,
         onWritten: (ids) => {
           writeSent(ids).catch(onError);
         },
@@ -73,7 +73,7 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
           seenAt: iso(result.seenAt),
           archivedAt: iso(result.archivedAt),
         });
-        await bus.publish({ kind: 'unread_count', userId, count: result.unreadCount });
+        await bus.publish({ kind: 'unread_count', userId, ...result.unread });
       }
       return result;
     },

@@ -84,8 +84,7 @@ export async function createRedisBus(
     register([...users.keys()]).then(
       () => {
         for (const [userId, listeners] of users) {
-          for (const listener of listeners)
-            listener({ kind: 'notification', userId, seq: Number.MAX_SAFE_INTEGER });
+          for (const listener of listeners) listener({ kind: 'resync', userId });
         }
       },
       (error: unknown) => {

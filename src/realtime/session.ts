@@ -3,8 +3,13 @@
 // the seam. It subscribes before it replays, and every notification event from the bus makes it read
 // Postgres again from the last seq it sent, so whatever commits during or after the replay is picked up
 // exactly once, in seq order, however the bus orders or drops its hints.
+//
+// The unread count is exact without a query per notification: the session reads it once (an UnreadState:
+// the count of every inbox notification up to a seq, after a number of marks), then adds each unread
+// notification it writes beyond that seq. Marks publish their own state; the session takes it only from a
+// later version, and reads Postgres again when it cannot place one.
 import type { Database } from '../store/database.js';
-import { type InboxRow, inboxAfter, unreadCount } from '../store/inbox.js';
+import { type InboxRow, inboxAfter, type UnreadState, unreadStates } from '../store/inbox.js';
 import type { Bus, BusEvent, SystemEvent, WireInboxRow } from './bus.js';
 
 function fromWire(row: WireInboxRow): InboxRow {
@@ -36,8 +41,8 @@ export interface SessionOptions {
   emit: (event: SessionEvent) => void;
   /** Notifications just written to this client (in-app delivery status: sent). */
   onWritten?: (notificationIds: string[]) => void;
-  /** The user's exact unread count (sessions share statements through it); one query per call otherwise. */
-  countUnread?: (userId: string) => Promise<number>;
+  /** The user's unread state (sessions share statements through it); one query per call otherwise. */
+  unreadState?: (userId: string) => Promise<UnreadState>;
   onError: (error: unknown) => void;
 }
 
@@ -49,50 +54,86 @@ export interface InboxSession {
 
 const PAGE = 500;
 
+type UnreadCountEvent = Extract<BusEvent, { kind: 'unread_count' }>;
+
 export async function openInboxSession(options: SessionOptions): Promise<InboxSession> {
   const { database, bus, userId, emit } = options;
-  const countUnread = options.countUnread ?? ((user: string) => unreadCount(database.sql, user));
+  const readUnread =
+    options.unreadState ?? (async (user: string) => (await unreadStates(database.sql, [user]))[0]!);
   let lastSeq = options.afterSeq;
   let closed = false;
   let started = false;
   const held: SessionEvent[] = [];
   let reading: Promise<void> | null = null;
   let readAgain = false;
+  /** What the client was last told (or will be, once started); null until first read. */
+  let unread: UnreadState | null = null;
+  let recount = true;
 
-  /** Reads and writes everything after lastSeq; concurrent requests fold into one more pass. */
+  /** A notification was written: it counts if it is unread and the count does not already hold it. */
+  function counted(row: Pick<InboxRow, 'seq' | 'readAt' | 'archivedAt'>): void {
+    if (!unread || row.seq <= unread.seq) return;
+    if (!row.readAt && !row.archivedAt) unread.count += 1;
+    unread.seq = row.seq;
+  }
+
+  function emitCount(): void {
+    if (unread && started && !closed) emit({ kind: 'unread_count', count: unread.count });
+  }
+
+  /**
+   * Reads and writes everything after lastSeq (first the unread state, when asked to); concurrent requests
+   * fold into one more pass. Nothing else writes notifications while a pass runs.
+   */
   function catchUp(): Promise<void> {
     if (reading) {
       readAgain = true;
       return reading;
     }
     reading = (async () => {
-      // Hints that arrive while reading (or while counting) set readAgain; the loop only ends once a pass
-      // started after the last of them.
+      let changed = false;
       do {
-        let wrote = false;
-        do {
-          readAgain = false;
-          const rows = await inboxAfter(database.db, userId, lastSeq, PAGE);
-          if (closed) return;
-          for (const row of rows) {
-            if (row.seq <= lastSeq) continue;
-            lastSeq = row.seq;
-            emit({ kind: 'notification', row });
-          }
-          if (rows.length > 0) {
-            wrote = true;
-            options.onWritten?.(rows.map((r) => r.id));
-          }
-          if (rows.length === PAGE) readAgain = true;
-        } while (readAgain && !closed);
-        if (wrote && started && !closed) {
-          emit({ kind: 'unread_count', count: await countUnread(userId) });
+        readAgain = false;
+        if (recount) {
+          // Before the rows: a notification committed after this read has a larger seq, and is added below.
+          recount = false;
+          const state = await readUnread(userId);
+          if (!unread || state.version >= unread.version) unread = { ...state };
+          changed = true;
         }
-      } while (readAgain && !closed);
+        const rows = await inboxAfter(database.db, userId, lastSeq, PAGE);
+        if (closed) return;
+        for (const row of rows) {
+          if (row.seq <= lastSeq) continue;
+          lastSeq = row.seq;
+          counted(row);
+          emit({ kind: 'notification', row });
+        }
+        if (rows.length > 0) {
+          changed = true;
+          options.onWritten?.(rows.map((r) => r.id));
+        }
+        if (rows.length === PAGE) readAgain = true;
+      } while ((readAgain || recount) && !closed);
+      if (changed) emitCount();
     })().finally(() => {
       reading = null;
     });
     return reading;
+  }
+
+  /** A count from a mark: newer than what the session holds, or a reason to read it again. */
+  function takeCount(event: UnreadCountEvent): void {
+    if (!unread || event.version <= unread.version) return;
+    if (event.seq >= lastSeq && !reading) {
+      // It covers every notification written so far (and any up to its seq still to come).
+      unread = { count: event.count, seq: event.seq, version: event.version };
+      emitCount();
+    } else {
+      // Notifications were written after the mark counted: it cannot say which of them are unread now.
+      recount = true;
+      catchUp().catch(options.onError);
+    }
   }
 
   function deliver(event: SessionEvent): void {
@@ -104,27 +145,43 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
   /** The common case: the hint carries the notification right after the last one written. */
   function writeCarried(row: WireInboxRow): void {
     lastSeq = row.seq;
-    emit({ kind: 'notification', row: fromWire(row) });
+    const written = fromWire(row);
+    counted(written);
+    emit({ kind: 'notification', row: written });
     options.onWritten?.([row.id]);
-    countUnread(userId).then((count) => {
-      if (!closed) emit({ kind: 'unread_count', count });
-    }, options.onError);
+    emitCount();
   }
 
+  const pendingCounts: UnreadCountEvent[] = [];
   const unsubscribe = await bus.subscribe(userId, (event) => {
-    if (event.kind !== 'notification') return deliver(event);
-    if (event.seq <= lastSeq || closed) return;
-    // Only when nothing can lie in between (seqs are per user and consecutive): otherwise read Postgres.
-    if (started && !reading && event.row && event.seq === lastSeq + 1) writeCarried(event.row);
-    else catchUp().catch(options.onError);
+    if (closed) return;
+    switch (event.kind) {
+      case 'notification':
+        if (event.seq <= lastSeq) return;
+        // Only when nothing can lie in between (seqs are per user and consecutive): otherwise read Postgres.
+        if (started && !reading && event.row && event.seq === lastSeq + 1) writeCarried(event.row);
+        else catchUp().catch(options.onError);
+        return;
+      case 'resync':
+        recount = true;
+        catchUp().catch(options.onError);
+        return;
+      case 'unread_count':
+        if (started) takeCount(event);
+        else pendingCounts.push(event);
+        return;
+      default:
+        deliver(event);
+    }
   });
   const stopBroadcast = bus.onBroadcast((event) => deliver({ kind: 'system', event }));
   try {
     await catchUp();
     if (reading) await reading;
     started = true;
-    emit({ kind: 'unread_count', count: await countUnread(userId) });
+    emitCount();
     for (const event of held.splice(0)) emit(event);
+    for (const event of pendingCounts.splice(0)) takeCount(event);
   } catch (error) {
     unsubscribe();
     stopBroadcast();

@@ -74,7 +74,14 @@ export function attachWebSocketBridge(
   });
   const perUser = new Map<string, number>();
   /** Every open connection; `missed` counts unanswered pings, `userId` is set once authenticated. */
-  const live = new Map<WebSocket, { missed: number; userId: string | null }>();
+  const live = new Map<WebSocket, { socket: Duplex; missed: number; userId: string | null }>();
+  // Frames written to one connection in one turn of the event loop (a notification and its unread count, a
+  // page of replay) leave in one write: the socket is corked at the first and uncorked after the turn.
+  const corked = new Set<Duplex>();
+  const uncorkAll = () => {
+    for (const socket of corked) socket.uncork();
+    corked.clear();
+  };
   // A broadcast goes to every connection: its frame is encoded once, every connection gets the same bytes.
   const systemFrames = new WeakMap<SystemEvent, Buffer>();
 
@@ -104,7 +111,7 @@ export function attachWebSocketBridge(
     wss.handleUpgrade(req, socket, head, (ws) => {
       // Protocol errors (an oversized frame: 1009) close the connection; the event must still be handled.
       ws.on('error', (failure) => logger.debug({ err: failure.message }, 'websocket protocol error'));
-      live.set(ws, { missed: 0, userId: null });
+      live.set(ws, { socket, missed: 0, userId: null });
       ws.on('pong', onPong);
       ws.once('close', () => live.delete(ws));
       void serve(ws, req, url).catch((error) => {
@@ -134,6 +141,12 @@ export function attachWebSocketBridge(
 
   function send(ws: WebSocket, frame: Record<string, unknown> | string | Buffer): void {
     if (ws.readyState !== ws.OPEN) return;
+    const socket = live.get(ws)?.socket;
+    if (socket && !corked.has(socket)) {
+      if (corked.size === 0) process.nextTick(uncorkAll);
+      socket.cork();
+      corked.add(socket);
+    }
     if (Buffer.isBuffer(frame)) ws.send(frame, { binary: false });
     else ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
     // A client that does not read: its unsent data grows until the cap, then the connection goes.

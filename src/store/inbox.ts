@@ -60,19 +60,36 @@ export async function unreadCount(sqlRunner: SqlRunner, userId: string): Promise
   return Number(row?.n ?? 0);
 }
 
-/** Exact unread counts of several users in one statement, in the order asked. */
-export async function unreadCounts(sqlRunner: SqlRunner, userIds: readonly string[]): Promise<number[]> {
-  const rows = await sqlRunner.query<{ user_id: string; n: string }>(
-    // One index lookup per user (notifications_unread), not a scan of the table.
-    `select u.user_id, c.n from jsonb_array_elements_text($1::text::jsonb) as u(user_id)
+/**
+ * An exact unread count and where it stands: it counts every inbox notification of the user with seq <= `seq`
+ * (any notification committed later has a larger seq: seqs are handed out under the recipient's row lock),
+ * after `version` state changes (marks). A live session adds the notifications it writes after `seq` and
+ * takes a newer count only from a later version, so counts that travel by different paths cannot go back.
+ */
+export interface UnreadState {
+  count: number;
+  seq: number;
+  version: number;
+}
+
+/** The unread states of several users in one statement (one snapshot each), in the order asked. */
+export async function unreadStates(sqlRunner: SqlRunner, userIds: readonly string[]): Promise<UnreadState[]> {
+  const rows = await sqlRunner.query<{ user_id: string; n: string; seq: string; version: string }>(
+    // Index lookups per user (notifications_unread, notifications_user_seq), not a scan of the inbox.
+    `select u.user_id, c.n,
+            coalesce((select max(seq) from notifications m where m.user_id = u.user_id), 0)::text as seq,
+            coalesce((select inbox_version from recipients r where r.user_id = u.user_id), 0)::text as version
+     from jsonb_array_elements_text($1::text::jsonb) as u(user_id)
      cross join lateral (
        select count(*)::text as n from notifications n
        where n.user_id = u.user_id and n.inbox and n.read_at is null and n.archived_at is null
      ) c`,
     [JSON.stringify([...new Set(userIds)])],
   );
-  const byUser = new Map(rows.map((r) => [r.user_id, Number(r.n)]));
-  return userIds.map((id) => byUser.get(id) ?? 0);
+  const byUser = new Map(
+    rows.map((r) => [r.user_id, { count: Number(r.n), seq: Number(r.seq), version: Number(r.version) }]),
+  );
+  return userIds.map((id) => byUser.get(id) ?? { count: 0, seq: 0, version: 0 });
 }
 
 export type MarkAction = 'read' | 'unread' | 'seen' | 'archived' | 'unarchived';
@@ -88,7 +105,8 @@ export interface MarkResult {
   readAt: Date | null;
   seenAt: Date | null;
   archivedAt: Date | null;
-  unreadCount: number;
+  /** Exact, after the change. */
+  unread: UnreadState;
 }
 
 const SET: Record<MarkAction, string> = {
@@ -119,6 +137,13 @@ export function markInbox(
 ): Promise<MarkResult> {
   const byIds = target.ids.length > 0;
   return db.transaction(async (tx) => {
+    // The recipient's row lock first (as Send takes it): marks of one user follow one another, each after
+    // the Sends before it have committed, so each count sees everything before it and versions are ordered.
+    const [stamp] = await tx.query<{ last_seq: string; version: string }>(
+      `update recipients set inbox_version = inbox_version + 1 where user_id = $1
+       returning last_seq::text, inbox_version::text as version`,
+      [userId],
+    );
     const rows = await tx.query<{
       id: string;
       read_at: Date | null;
@@ -137,7 +162,11 @@ export function markInbox(
       readAt: first?.read_at ? new Date(first.read_at) : null,
       seenAt: first?.seen_at ? new Date(first.seen_at) : null,
       archivedAt: first?.archived_at ? new Date(first.archived_at) : null,
-      unreadCount: await unreadCount(tx, userId),
+      unread: {
+        count: await unreadCount(tx, userId),
+        seq: Number(stamp?.last_seq ?? 0),
+        version: Number(stamp?.version ?? 0),
+      },
     };
   });
 }

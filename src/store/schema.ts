@@ -27,6 +27,8 @@ export const recipients = pgTable('recipients', {
   timezone: text('timezone'),
   // The last seq handed out to this user's notifications; incremented under the row lock in Send.
   lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+  /** Bumped by every inbox state change (mark), so live sessions can order the unread counts they get. */
+  inboxVersion: bigint('inbox_version', { mode: 'number' }).notNull().default(0),
   createdAt: createdAt(),
   updatedAt: timestamptz('updated_at').notNull().defaultNow(),
 });

@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planDeliveries } from '../../src/core/planning.js';
 import { createMemoryBus, type SessionEvent, type WireInboxRow } from '../../src/realtime/index.js';
 import { openInboxSession } from '../../src/realtime/session.js';
-import { type NewNotification, type StoredSend, storeNotifications } from '../../src/store/index.js';
+import {
+  markInbox,
+  type NewNotification,
+  type StoredSend,
+  storeNotifications,
+} from '../../src/store/index.js';
 import { pgliteEngine, type TestDatabase } from '../support/engines.js';
 import { until } from '../support/until.js';
 
@@ -114,23 +119,42 @@ describe('inbox session', () => {
     await session.close();
   });
 
-  it('does not leave a notification behind when its hint arrives while the session counts unread', async () => {
-    const bus = createMemoryBus();
-    const user = 'session-2';
-    const slowCounts = {
+  /** A database whose unread-state reads are counted, and slowed by `delayMs` when asked. */
+  function watchedCounts(delayMs: () => number) {
+    const calls = { counts: 0 };
+    const database = {
       ...db.database,
       sql: {
         ...db.database.sql,
-        // Widens the window between the read and the unread count, where the hint used to be dropped.
         query: async (text: string, params: readonly (string | number | boolean | null)[]) => {
-          if (text.includes('count(*)')) await new Promise((resolve) => setTimeout(resolve, 300));
+          if (text.includes('count(*)')) {
+            calls.counts += 1;
+            await new Promise((resolve) => setTimeout(resolve, delayMs()));
+          }
           return db.database.sql.query(text, params);
         },
       },
     } as typeof db.database;
+    return { database, calls };
+  }
+
+  const storeFor = async (user: string, title: string) =>
+    (
+      await storeNotifications(db.database, null, [{ ...item(title), userId: user }], (i) => ({
+        critical: false,
+        deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
+        wakesDispatcher: false,
+      }))
+    )[0]!;
+
+  it('counts unread exactly without a query per notification, and takes a mark only from a later version', async () => {
+    const bus = createMemoryBus();
+    const user = 'session-3';
+    const { database, calls } = watchedCounts(() => 0);
     const events: SessionEvent[] = [];
+    const first = await storeFor(user, 'n1');
     const session = await openInboxSession({
-      database: slowCounts,
+      database,
       bus,
       userId: user,
       afterSeq: 0,
@@ -139,22 +163,98 @@ describe('inbox session', () => {
         throw error;
       },
     });
-    const storeFor = async (title: string) =>
-      (
-        await storeNotifications(db.database, null, [{ ...item(title), userId: user }], (i) => ({
-          critical: false,
-          deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
-          wakesDispatcher: false,
-        }))
-      )[0]!;
+    const counts = () => events.flatMap((e) => (e.kind === 'unread_count' ? [e.count] : []));
+    expect(counts()).toEqual([1]);
+    const stored = [first];
+    for (const title of ['n2', 'n3', 'n4']) {
+      const s = await storeFor(user, title);
+      stored.push(s);
+      await bus.publish({
+        kind: 'notification',
+        userId: user,
+        seq: s.seq,
+        row: { ...wire(s, title), userId: user },
+      });
+    }
+    expect(counts()).toEqual([1, 2, 3, 4]);
+    expect(calls.counts).toBe(1); // the one read at the start
+
+    // Marks as Herald publishes them: the mark's own exact state, placed by seq and version.
+    const read = await markInbox(
+      db.database.sql,
+      user,
+      { ids: [], upToSeq: stored[1]!.seq },
+      'read',
+      new Date(),
+    );
+    expect(read.unread.count).toBe(2);
+    await bus.publish({ kind: 'unread_count', userId: user, ...read.unread });
+    expect(counts().at(-1)).toBe(2);
+    // An older one arriving late (or a duplicate) is left alone.
+    await bus.publish({
+      kind: 'unread_count',
+      userId: user,
+      count: 99,
+      seq: read.unread.seq,
+      version: read.unread.version,
+    });
+    await bus.publish({ kind: 'unread_count', userId: user, count: 98, seq: 0, version: 0 });
+    expect(counts().at(-1)).toBe(2);
+
+    // A newer mark that counted before a notification the session has already written: the session cannot
+    // tell whether that one is still unread, so it reads its state again (the truth: n3, n4 and n5).
+    const fifth = await storeFor(user, 'n5');
+    await bus.publish({
+      kind: 'notification',
+      userId: user,
+      seq: fifth.seq,
+      row: { ...wire(fifth, 'n5'), userId: user },
+    });
+    expect(counts().at(-1)).toBe(3);
+    await bus.publish({
+      kind: 'unread_count',
+      userId: user,
+      count: 0,
+      seq: fifth.seq - 1,
+      version: read.unread.version + 1,
+    });
+    await until('read again', 5_000, () => (calls.counts === 2 ? true : undefined));
+    await until('the truth', 5_000, () =>
+      counts().at(-1) === 3 && counts().length === 7 ? true : undefined,
+    );
+    expect(counts()).toEqual([1, 2, 3, 4, 2, 3, 3]);
+    await session.close();
+  });
+
+  it('does not leave a notification behind when its hint arrives while the session reads its unread state', async () => {
+    const bus = createMemoryBus();
+    const user = 'session-2';
+    let delay = 0;
+    const { database } = watchedCounts(() => delay);
+    const events: SessionEvent[] = [];
+    const session = await openInboxSession({
+      database,
+      bus,
+      userId: user,
+      afterSeq: 0,
+      emit: (event) => events.push(event),
+      onError: (error) => {
+        throw error;
+      },
+    });
     const titles = () => events.flatMap((e) => (e.kind === 'notification' ? [e.row.title] : []));
-    // Two hints without rows (a batch): the first starts a read; the second lands during its count.
-    const a = await storeFor('a');
+    const a = await storeFor(user, 'a');
     await bus.publish({ kind: 'notification', userId: user, seq: a.seq });
     await until('a written', 5_000, () => (titles().includes('a') ? true : undefined));
-    const b = await storeFor('b');
+    // A resync (the bus was down) makes the session read its state, slowly; a hint without its row lands
+    // during that read and must not be lost.
+    delay = 300;
+    await bus.publish({ kind: 'resync', userId: user });
+    const b = await storeFor(user, 'b');
     await bus.publish({ kind: 'notification', userId: user, seq: b.seq });
     await until('b written without another hint', 5_000, () => (titles().includes('b') ? true : undefined));
+    const counts = events.flatMap((e) => (e.kind === 'unread_count' ? [e.count] : []));
+    expect(counts.at(-1)).toBe(2);
     await session.close();
   });
 });

@@ -182,6 +182,31 @@ describe.each(engines())('inbox on $name', (engine) => {
     expect(unarchived.notifications.map((n) => n.id)).toEqual([sent[4]!.notificationId]);
   });
 
+  it('keeps the live unread count exact while devices mark at once and Sends keep coming', async () => {
+    const userId = 'mark-race';
+    const sent = [];
+    for (let i = 0; i < 12; i++) sent.push(await send(userId, `r${i}`));
+    const device = follow(server.admin(), userId);
+    await until('connected', 5_000, () => (device.lastUnread() === 12 ? true : undefined));
+    // Twelve marks from "different devices" at once, with four more Sends among them: each mark answers the
+    // count after itself, and the stream must end on the truth however its events were ordered.
+    const marks = sent.map((s) =>
+      server
+        .admin()
+        .markNotifications({ userId, notificationIds: [s.notificationId], action: MarkAction.READ }),
+    );
+    const more = [0, 1, 2, 3].map((i) => send(userId, `late${i}`));
+    const answers = await Promise.all(marks);
+    await Promise.all(more);
+    expect(answers.every((a) => a.updated === 1n)).toBe(true);
+    await until('the true count', 5_000, () => (device.lastUnread() === 4 ? true : undefined));
+    const list = await server.admin().listNotifications({ userId, unreadOnly: true, limit: 100 });
+    expect([list.unreadCount, list.notifications.length]).toEqual([4n, 4]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(device.lastUnread()).toBe(4);
+    await device.stop();
+  });
+
   it('marks an in-app delivery sent once it is written to a live connection', async () => {
     const userId = 'status-1';
     const stream = follow(server.admin(), userId);

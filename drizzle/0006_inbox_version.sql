@@ -1,0 +1,1 @@
+ALTER TABLE "recipients" ADD COLUMN "inbox_version" bigint DEFAULT 0 NOT NULL;
