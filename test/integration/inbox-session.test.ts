@@ -3,7 +3,7 @@
 // once, in seq order. Runs on the embedded engine (the session logic is the same on both).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planDeliveries } from '../../src/core/planning.js';
-import { createMemoryBus, type SessionEvent, type WireInboxRow } from '../../src/realtime/index.js';
+import { type Bus, createMemoryBus, type SessionEvent, type WireInboxRow } from '../../src/realtime/index.js';
 import { openInboxSession } from '../../src/realtime/session.js';
 import {
   markInbox,
@@ -59,29 +59,34 @@ describe('inbox session', () => {
   });
   afterAll(() => db?.destroy());
 
-  const store = async (title: string) =>
+  const storeFor = async (user: string, title: string) =>
     (
-      await storeNotifications(db.database, null, [item(title)], (i) => ({
+      await storeNotifications(db.database, null, [{ ...item(title), userId: user }], (i) => ({
         critical: false,
         deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
         wakesDispatcher: false,
       }))
     )[0]!;
+  const store = (title: string) => storeFor(userId, title);
 
-  it('writes each notification once and in order, however the hints arrive', async () => {
-    const bus = createMemoryBus();
-    for (const title of ['one', 'two']) await store(title);
-    const events: SessionEvent[] = [];
-    const session = await openInboxSession({
-      database: db.database,
+  /** A live session whose events are collected in `events`; any session error fails the test. */
+  const follow = (database: typeof db.database, bus: Bus, user: string, events: SessionEvent[]) =>
+    openInboxSession({
+      database,
       bus,
-      userId,
+      userId: user,
       afterSeq: 0,
       emit: (event) => events.push(event),
       onError: (error) => {
         throw error;
       },
     });
+
+  it('writes each notification once and in order, however the hints arrive', async () => {
+    const bus = createMemoryBus();
+    for (const title of ['one', 'two']) await store(title);
+    const events: SessionEvent[] = [];
+    const session = await follow(db.database, bus, userId, events);
     const titles = () => events.flatMap((e) => (e.kind === 'notification' ? [e.row.title] : []));
     expect(titles()).toEqual(['one', 'two']);
 
@@ -138,31 +143,13 @@ describe('inbox session', () => {
     return { database, calls };
   }
 
-  const storeFor = async (user: string, title: string) =>
-    (
-      await storeNotifications(db.database, null, [{ ...item(title), userId: user }], (i) => ({
-        critical: false,
-        deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
-        wakesDispatcher: false,
-      }))
-    )[0]!;
-
   it('counts unread exactly without a query per notification, and takes a mark only from a later version', async () => {
     const bus = createMemoryBus();
     const user = 'session-3';
     const { database, calls } = watchedCounts(() => 0);
     const events: SessionEvent[] = [];
     const first = await storeFor(user, 'n1');
-    const session = await openInboxSession({
-      database,
-      bus,
-      userId: user,
-      afterSeq: 0,
-      emit: (event) => events.push(event),
-      onError: (error) => {
-        throw error;
-      },
-    });
+    const session = await follow(database, bus, user, events);
     const counts = () => events.flatMap((e) => (e.kind === 'unread_count' ? [e.count] : []));
     expect(counts()).toEqual([1]);
     const stored = [first];
@@ -232,16 +219,7 @@ describe('inbox session', () => {
     let delay = 0;
     const { database } = watchedCounts(() => delay);
     const events: SessionEvent[] = [];
-    const session = await openInboxSession({
-      database,
-      bus,
-      userId: user,
-      afterSeq: 0,
-      emit: (event) => events.push(event),
-      onError: (error) => {
-        throw error;
-      },
-    });
+    const session = await follow(database, bus, user, events);
     const titles = () => events.flatMap((e) => (e.kind === 'notification' ? [e.row.title] : []));
     const a = await storeFor(user, 'a');
     await bus.publish({ kind: 'notification', userId: user, seq: a.seq });
