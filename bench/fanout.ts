@@ -203,6 +203,7 @@ function idleTable(runs: ServerRun[]): string {
     'RSS before',
     'RSS after',
     'per connection',
+    'V8 heap per connection',
   ];
   const rows = runs.map(({ label, idle }) => [
     label,
@@ -213,6 +214,7 @@ function idleTable(runs: ServerRun[]): string {
     mib(idle.rssBefore),
     mib(idle.rssAfter),
     kib(rssPerConnection(idle)),
+    kib(idle.connected > 0 ? (idle.heapAfter - idle.heapBefore) / idle.connected : Number.NaN),
   ]);
   return renderTable(header, rows, 1);
 }
@@ -336,7 +338,8 @@ function printReport(
       `${options.connectConcurrency} handshakes at a time per process`,
     `RSS: VmRSS of the server process after a forced full GC and ${options.settleMs / 1000} s, before connecting ` +
       '(after 100 connections opened and closed as a warm-up) and with every connection idle (session live); ' +
-      'per connection = difference / connections',
+      'per connection = difference / connections (V8 heap in use after the same GCs, for reference: RSS also ' +
+      'moves with heap pages kept from earlier garbage)',
     '',
     idleTable(runs),
     '',

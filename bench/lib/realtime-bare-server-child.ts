@@ -80,7 +80,7 @@ async function run(command: BareServerCommand): Promise<void> {
       session.connect();
       await session.post('HeapProfiler.collectGarbage');
       session.disconnect();
-      send({ kind: 'gc-done', connections: connections.size });
+      send({ kind: 'gc-done', connections: connections.size, heapUsed: process.memoryUsage().heapUsed });
       return;
     }
   }

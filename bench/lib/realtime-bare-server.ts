@@ -35,7 +35,7 @@ function isListening(value: unknown): value is { kind: 'listening'; port: number
 }
 
 function isDone(kind: string) {
-  return (value: unknown): value is { kind: string; connections: number } =>
+  return (value: unknown): value is { kind: string; connections: number; heapUsed?: number } =>
     isObject(value) && value.kind === kind && Number.isSafeInteger(value.connections);
 }
 
@@ -46,8 +46,8 @@ export interface BareServer {
   /** Resolves once a frame was written to every connection; to how many. */
   unicast(type: string, title: string, body: string): Promise<number>;
   broadcast(type: string, data: Record<string, number>): Promise<number>;
-  /** A full garbage collection in the server, before its RSS is read. */
-  collectGarbage(): Promise<void>;
+  /** A full garbage collection in the server, before its RSS is read; resolves to the V8 heap then in use. */
+  collectGarbage(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -56,10 +56,12 @@ export async function startBareServer(): Promise<BareServer> {
     new URL('./realtime-bare-server-child.ts', import.meta.url),
     'bare ws server',
   );
-  const command = async (message: BareServerCommand, reply: string): Promise<number> => {
+  const exchange = (message: BareServerCommand, reply: string) => {
     child.send(message);
-    return (await child.next(isDone(reply), COMMAND_TIMEOUT_MS, `${reply} reply`)).connections;
+    return child.next(isDone(reply), COMMAND_TIMEOUT_MS, `${reply} reply`);
   };
+  const command = async (message: BareServerCommand, reply: string) =>
+    (await exchange(message, reply)).connections;
   try {
     const { port } = await child.next(isListening, START_TIMEOUT_MS, 'listening message');
     return {
@@ -67,9 +69,7 @@ export async function startBareServer(): Promise<BareServer> {
       url: `ws://127.0.0.1:${port}/ws`,
       unicast: (type, title, body) => command({ kind: 'unicast', type, title, body }, 'unicast-sent'),
       broadcast: (type, data) => command({ kind: 'broadcast', type, data }, 'broadcast-sent'),
-      collectGarbage: async () => {
-        await command({ kind: 'gc' }, 'gc-done');
-      },
+      collectGarbage: async () => (await exchange({ kind: 'gc' }, 'gc-done')).heapUsed ?? Number.NaN,
       stop: () => child.stop(),
     };
   } catch (error) {

@@ -21,6 +21,9 @@ export interface IdleResult {
   connectMs: number;
   rssBefore: number;
   rssAfter: number;
+  /** V8 heap in use after the forced GCs (NaN without them): steadier than RSS, which moves with old pages. */
+  heapBefore: number;
+  heapAfter: number;
   /** Whether RSS was read after a forced full GC (else after the settle wait only). */
   forcedGc: boolean;
 }
@@ -69,10 +72,10 @@ export function deliveriesPerSecond(result: DeliveryResult): number {
 async function settledRss(
   server: FanoutServer,
   settleMs: number,
-): Promise<{ rss: number; forcedGc: boolean }> {
-  const forcedGc = await server.collectGarbage().catch(() => false);
+): Promise<{ rss: number; heap: number; forcedGc: boolean }> {
+  const heap = await server.collectGarbage().catch(() => null);
   await sleep(settleMs);
-  return { rss: residentBytes(server.pid), forcedGc };
+  return { rss: residentBytes(server.pid), heap: heap ?? Number.NaN, forcedGc: heap !== null };
 }
 
 /**
@@ -104,6 +107,8 @@ async function connectIdle(
     connectMs,
     rssBefore: before.rss,
     rssAfter: after.rss,
+    heapBefore: before.heap,
+    heapAfter: after.heap,
     forcedGc: before.forcedGc && after.forcedGc,
   };
 }

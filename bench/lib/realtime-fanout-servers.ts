@@ -34,8 +34,8 @@ export interface FanoutServer {
   readonly wsUrl: string;
   /** The PostgreSQL database whose backends count as the server's, if any. */
   readonly database: string | undefined;
-  /** A full GC in the server before its RSS is read; false when that is not possible. */
-  collectGarbage(): Promise<boolean>;
+  /** A full GC in the server before its RSS is read, to the V8 heap then in use; null when not possible. */
+  collectGarbage(): Promise<number | null>;
   /** With --cpu-prof, profiles the server over one phase; the returned function stops and writes it. */
   profile(phase: string): Promise<() => Promise<void>>;
   /** One notification to each of users 0..count-1; `sent` is told when each slice was handed over. */
@@ -156,9 +156,7 @@ export async function startHeraldFanoutServer(options: HeraldFanoutOptions): Pro
     wsUrl: `${child.url.replace(/^http/, 'ws')}/ws`,
     database: options.databaseName,
     async collectGarbage() {
-      if (!inspector) return false;
-      await collectGarbageOverInspector(inspector);
-      return true;
+      return inspector ? collectGarbageOverInspector(inspector) : null;
     },
     async profile(phase) {
       const dir = options.cpuProfDir;
@@ -187,10 +185,7 @@ export async function startBareFanoutServer(): Promise<FanoutServer> {
     pid: bare.pid,
     wsUrl: bare.url,
     database: undefined,
-    async collectGarbage() {
-      await bare.collectGarbage();
-      return true;
-    },
+    collectGarbage: () => bare.collectGarbage(),
     profile: async () => async () => {},
     async unicast(count, sent) {
       sent(0, count, epochNow());

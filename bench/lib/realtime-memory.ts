@@ -79,11 +79,16 @@ export class InspectorSession {
   }
 }
 
-/** Runs a full GC in the process behind `url` (a DevTools WebSocket) and resolves when it is done. */
-export async function collectGarbageOverInspector(url: string): Promise<void> {
+/**
+ * Runs a full GC in the process behind `url` (a DevTools WebSocket); resolves, once it is done, to the V8 heap
+ * then in use (bytes).
+ */
+export async function collectGarbageOverInspector(url: string): Promise<number> {
   const session = new InspectorSession(url);
   try {
     await session.call('HeapProfiler.collectGarbage');
+    const { usedSize } = (await session.call('Runtime.getHeapUsage')) as { usedSize: number };
+    return usedSize;
   } finally {
     session.close();
   }

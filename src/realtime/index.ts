@@ -46,19 +46,19 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
     maxItems: 1_000,
   });
   const onError = (error: unknown) => logger.warn({ err: error }, 'real-time session error');
+  // Shared by every session (one set of functions, not one per connection).
+  const shared = {
+    database,
+    bus,
+    onError,
+    unreadState: async (userId: string) => (await readUnread([userId]))[0]!,
+    onWritten: (ids: string[]) => {
+      writeSent(ids).catch(onError);
+    },
+  };
   return {
     bus,
-    openSession: (o) =>
-      openInboxSession({
-        ...o,
-        database,
-        bus,
-        onError,
-        unreadState: async (userId) => (await readUnread([userId]))[0]!,
-        onWritten: (ids) => {
-          writeSent(ids).catch(onError);
-        },
-      }),
+    openSession: (o) => openInboxSession({ ...shared, userId: o.userId, afterSeq: o.afterSeq, emit: o.emit }),
     acknowledge: (userId, ids) => markInAppDelivered(database.sql, userId, ids),
     async mark(userId, target, action, at) {
       const result = await markInbox(database.sql, userId, target, action, at);

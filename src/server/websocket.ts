@@ -69,6 +69,8 @@ export function attachWebSocketBridge(
     noServer: true,
     maxPayload: MAX_FRAME_BYTES,
     perMessageDeflate: false,
+    // Connections are tracked in `live`.
+    clientTracking: false,
     // Answer with herald.v1 only: the bearer token is never echoed back.
     handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
   });
@@ -108,18 +110,34 @@ export function attachWebSocketBridge(
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      // Protocol errors (an oversized frame: 1009) close the connection; the event must still be handled.
-      ws.on('error', (failure) => logger.debug({ err: failure.message }, 'websocket protocol error'));
-      live.set(ws, { socket, missed: 0, userId: null });
-      ws.on('pong', onPong);
-      ws.once('close', () => live.delete(ws));
-      void serve(ws, req, url).catch((error) => {
-        logger.warn({ err: error }, 'websocket connection failed');
-        if (ws.readyState === ws.OPEN) ws.close(1011, 'internal error');
-      });
-    });
+    // Only these two strings outlive the handshake: a connection must not keep its request (headers, token)
+    // alive for as long as it lasts.
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    const bearer = offered.find((p) => p.startsWith(BEARER_PREFIX))?.slice(BEARER_PREFIX.length) ?? null;
+    const requestedUser = url.searchParams.get('user_id');
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket, bearer, requestedUser));
   });
+
+  function accept(ws: WebSocket, socket: Duplex, bearer: string | null, requestedUser: string | null): void {
+    // Protocol errors (an oversized frame: 1009) close the connection; the event must still be handled.
+    ws.on('error', onProtocolError);
+    live.set(ws, { socket, missed: 0, userId: null });
+    ws.on('pong', onPong);
+    ws.once('close', onClosed);
+    serve(ws, bearer, requestedUser).catch((error) => {
+      logger.warn({ err: error }, 'websocket connection failed');
+      if (ws.readyState === ws.OPEN) ws.close(1011, 'internal error');
+    });
+  }
+
+  // Listeners every connection shares (`this` is the connection).
+  function onProtocolError(failure: Error): void {
+    logger.debug({ err: failure.message }, 'websocket protocol error');
+  }
+
+  function onClosed(this: WebSocket): void {
+    live.delete(this);
+  }
 
   function onPong(this: WebSocket): void {
     const state = live.get(this);
@@ -165,11 +183,9 @@ export function attachWebSocketBridge(
   /** The first credential: from Sec-WebSocket-Protocol, or the auth frame within the timeout. */
   function credentialOf(
     ws: WebSocket,
-    req: IncomingMessage,
+    bearer: string | null,
   ): Promise<{ token: string; userId: string | null } | null> {
-    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    const bearer = offered.find((p) => p.startsWith(BEARER_PREFIX));
-    if (bearer) return Promise.resolve({ token: bearer.slice(BEARER_PREFIX.length), userId: null });
+    if (bearer !== null) return Promise.resolve({ token: bearer, userId: null });
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         ws.off('message', onFirst);
@@ -201,8 +217,8 @@ export function attachWebSocketBridge(
     return requested!;
   }
 
-  async function serve(ws: WebSocket, req: IncomingMessage, url: URL): Promise<void> {
-    const credential = await credentialOf(ws, req);
+  async function serve(ws: WebSocket, bearer: string | null, requestedUser: string | null): Promise<void> {
+    const credential = await credentialOf(ws, bearer);
     if (!credential) {
       ws.close(POLICY_VIOLATION, 'authentication required');
       return;
@@ -210,7 +226,7 @@ export function attachWebSocketBridge(
     let userId: string;
     try {
       const principal = await deps.authenticate(`Bearer ${credential.token}`);
-      userId = userOf(principal, credential.userId ?? url.searchParams.get('user_id'));
+      userId = userOf(principal, credential.userId ?? requestedUser);
     } catch (failure) {
       ws.close(
         POLICY_VIOLATION,
