@@ -60,12 +60,39 @@ export interface Bus {
   /** Delivers to every broadcast listener on every instance. */
   broadcast(event: SystemEvent): Promise<void>;
   onBroadcast(listener: (event: SystemEvent) => void): () => void;
+  /**
+   * Takes one of the user's at most `cap` connections, counted on every instance; false when all are taken.
+   * Every true must be matched by one releaseConnection.
+   */
+  claimConnection(userId: string, cap: number): Promise<boolean>;
+  releaseConnection(userId: string): void;
   close(): Promise<void>;
+}
+
+/** Connections per user held by this instance (the whole count for the memory bus, a share for Redis). */
+export class ConnectionCounts {
+  private readonly counts = new Map<string, number>();
+
+  get(userId: string): number {
+    return this.counts.get(userId) ?? 0;
+  }
+
+  add(userId: string, delta: number): number {
+    const n = this.get(userId) + delta;
+    if (n > 0) this.counts.set(userId, n);
+    else this.counts.delete(userId);
+    return n;
+  }
+
+  entries(): IterableIterator<[string, number]> {
+    return this.counts.entries();
+  }
 }
 
 export function createMemoryBus(): Bus {
   const users = new Map<string, Set<(event: BusEvent) => void>>();
   const everyone = new Set<(event: SystemEvent) => void>();
+  const connections = new ConnectionCounts();
   return {
     async publish(event) {
       for (const listener of users.get(event.userId) ?? []) listener(event);
@@ -88,6 +115,14 @@ export function createMemoryBus(): Bus {
     onBroadcast(listener) {
       everyone.add(listener);
       return () => everyone.delete(listener);
+    },
+    async claimConnection(userId, cap) {
+      if (connections.get(userId) >= cap) return false;
+      connections.add(userId, 1);
+      return true;
+    },
+    releaseConnection(userId) {
+      connections.add(userId, -1);
     },
     async close() {
       users.clear();

@@ -5,13 +5,18 @@
 //   instance that died vanish within the TTL.
 // - Routing: an event for a user is published, by one Lua script (one round trip), to the channel of every
 //   instance in the user's set: `herald:rt:i:<instance>`. Broadcasts go to `herald:rt:all`.
+// - Connections: `herald:rt:n:<user>` is a hash of how many WebSocket connections each instance holds for the
+//   user; a claim counts the fields of instances that are alive (`herald:rt:alive:<instance>`, refreshed with
+//   the registry) and drops the others, so a dead instance's connections stop counting within the TTL. Each
+//   instance writes only its own field, always with its exact local count, and rewrites it on every refresh.
+//   While Redis is away, a claim is decided by this instance's own count.
 // - Outage: sessions stay up. When the connection comes back, the instance re-registers its users and
 //   wakes every local session with a catch-up hint, so each re-reads Postgres from the last seq it sent; and
 //   it publishes the events it could not publish meanwhile (the latest per user and kind), for sessions on
 //   instances that were back before it. Nothing committed during the outage is lost.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Bus, BusEvent, SystemEvent } from './bus.js';
+import { type Bus, type BusEvent, ConnectionCounts, type SystemEvent } from './bus.js';
 
 export interface RedisBusOptions {
   url: string;
@@ -33,8 +38,35 @@ for _, instance in ipairs(instances) do
 end
 return #instances`;
 
+const CONNECTIONS_KEY = 'herald:rt:n:';
+const ALIVE_KEY = 'herald:rt:alive:';
+
+// KEYS[1] = the user's connection counts; ARGV[1] = this instance, ARGV[2] = its count with the new one,
+// ARGV[3] = the cap, ARGV[4] = the alive-key prefix, ARGV[5] = the key's lifetime (ms).
+const CLAIM = `
+local fields = redis.call('HGETALL', KEYS[1])
+local total = tonumber(ARGV[2])
+for i = 1, #fields, 2 do
+  if fields[i] ~= ARGV[1] then
+    if redis.call('EXISTS', ARGV[4] .. fields[i]) == 1 then total = total + tonumber(fields[i + 1])
+    else redis.call('HDEL', KEYS[1], fields[i]) end
+  end
+end
+if total > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
+
 type RoutedRedis = Redis & {
   route(key: string, now: number, message: string, prefix: string): Promise<number>;
+  claim(
+    key: string,
+    instance: string,
+    count: number,
+    cap: number,
+    alive: string,
+    ttl: number,
+  ): Promise<number>;
 };
 
 export async function createRedisBus(
@@ -44,6 +76,7 @@ export async function createRedisBus(
   const pub = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false }) as RoutedRedis;
   const sub = new Redis(options.url, { maxRetriesPerRequest: null });
   pub.defineCommand('route', { numberOfKeys: 1, lua: ROUTE });
+  pub.defineCommand('claim', { numberOfKeys: 1, lua: CLAIM });
   pub.on('error', options.onError);
   sub.on('error', options.onError);
 
@@ -52,7 +85,19 @@ export async function createRedisBus(
   // back (a subscriber that reconnected before this instance would otherwise miss them).
   const pending = new Map<string, BusEvent>();
   const everyone = new Set<(event: SystemEvent) => void>();
+  const connections = new ConnectionCounts();
   let connectedOnce = false;
+
+  /** This instance is alive, and its share of each user's connections is what it holds. */
+  async function refreshConnections(): Promise<void> {
+    const batch = pub.multi();
+    batch.set(ALIVE_KEY + instanceId, '1', 'PX', options.registryTtlMs);
+    for (const [userId, n] of connections.entries()) {
+      batch.hset(CONNECTIONS_KEY + userId, instanceId, n);
+      batch.pexpire(CONNECTIONS_KEY + userId, options.registryTtlMs * 2);
+    }
+    await batch.exec();
+  }
 
   async function register(userIds: readonly string[]): Promise<void> {
     if (userIds.length === 0) return;
@@ -110,10 +155,16 @@ export async function createRedisBus(
   });
 
   await sub.subscribe(INSTANCE_CHANNEL + instanceId, BROADCAST_CHANNEL);
+  // Alive (and this instance's counts written) as soon as the publishing connection is: it may still be
+  // connecting here, and it queues nothing while it is not.
+  const announceAlive = () => refreshConnections().catch(options.onError);
+  pub.on('ready', announceAlive);
+  if (pub.status === 'ready') announceAlive();
   connectedOnce = true;
   const refresher = setInterval(
     () => {
       register([...users.keys()]).catch(options.onError);
+      refreshConnections().catch(options.onError);
       recover();
     },
     Math.max(50, Math.floor(options.registryTtlMs / 3)),
@@ -153,14 +204,37 @@ export async function createRedisBus(
       everyone.add(listener);
       return () => everyone.delete(listener);
     },
+    async claimConnection(userId, cap) {
+      // Reserved first, so concurrent claims on this instance see each other.
+      const mine = connections.add(userId, 1);
+      let granted: boolean;
+      try {
+        const ttl = options.registryTtlMs * 2;
+        granted = (await pub.claim(CONNECTIONS_KEY + userId, instanceId, mine, cap, ALIVE_KEY, ttl)) === 1;
+      } catch (error) {
+        options.onError(error);
+        granted = mine <= cap;
+      }
+      if (!granted) connections.add(userId, -1);
+      return granted;
+    },
+    releaseConnection(userId) {
+      const left = connections.add(userId, -1);
+      const key = CONNECTIONS_KEY + userId;
+      (left > 0 ? pub.hset(key, instanceId, left) : pub.hdel(key, instanceId)).catch(() => {
+        // Redis away: the next refresh writes the exact count again.
+      });
+    },
     async close() {
       clearInterval(refresher);
       const held = [...users.keys()];
       users.clear();
       everyone.clear();
-      if (held.length > 0 && pub.status === 'ready') {
+      if (pub.status === 'ready') {
         const batch = pub.multi();
         for (const userId of held) batch.zrem(USER_KEY + userId, instanceId);
+        for (const [userId] of connections.entries()) batch.hdel(CONNECTIONS_KEY + userId, instanceId);
+        batch.del(ALIVE_KEY + instanceId);
         await batch.exec().catch(options.onError);
       }
       sub.disconnect();

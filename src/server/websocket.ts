@@ -10,7 +10,7 @@
 // Limits: frames over 64 KiB close with 1009; bad JSON or an unknown frame gets an `error` frame and the
 // connection stays; a protocol ping every `pingMs`, and a connection that misses two pongs is closed; a
 // connection whose unsent data passes `maxBufferedBytes` is closed with 1013 so one slow consumer cannot grow
-// the server's memory; at most `maxConnectionsPerUser` connections per user on this instance.
+// the server's memory; at most `maxConnectionsPerUser` connections per user, on all instances together.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -74,7 +74,6 @@ export function attachWebSocketBridge(
     // Answer with herald.v1 only: the bearer token is never echoed back.
     handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
   });
-  const perUser = new Map<string, number>();
   /** Every open connection; `missed` counts unanswered pings, `userId` is set once authenticated. */
   const live = new Map<WebSocket, { socket: Duplex; missed: number; userId: string | null }>();
   // Frames written to one connection in one turn of the event loop (a notification and its unread count, a
@@ -235,12 +234,15 @@ export function attachWebSocketBridge(
       return;
     }
     if (ws.readyState !== ws.OPEN) return;
-    const count = perUser.get(userId) ?? 0;
-    if (count >= options.maxConnectionsPerUser) {
+    // Counted on every instance (with Redis), so a user cannot open the cap once per instance.
+    if (!(await realtime.bus.claimConnection(userId, options.maxConnectionsPerUser))) {
       ws.close(POLICY_VIOLATION, `at most ${options.maxConnectionsPerUser} connections per user`);
       return;
     }
-    perUser.set(userId, count + 1);
+    if (ws.readyState !== ws.OPEN) {
+      realtime.bus.releaseConnection(userId);
+      return;
+    }
     const connectionId = randomUUID();
     let session: InboxSession | null = null;
     let opening = false;
@@ -248,9 +250,7 @@ export function attachWebSocketBridge(
     live.get(ws)!.userId = userId;
 
     ws.on('close', () => {
-      const left = (perUser.get(userId) ?? 1) - 1;
-      if (left <= 0) perUser.delete(userId);
-      else perUser.set(userId, left);
+      realtime.bus.releaseConnection(userId);
       void session?.close();
     });
 

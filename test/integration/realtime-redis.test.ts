@@ -41,7 +41,27 @@ describe.runIf(available)('real time across instances (PostgreSQL + Redis)', () 
   let db: TestDatabase;
   let a: TestServer;
   let b: TestServer;
-  const settings = () => ({ REDIS_URL: redis.url, HERALD_REGISTRY_TTL_MS: '3000', HERALD_LOG_LEVEL: 'warn' });
+  const settings = () => ({
+    REDIS_URL: redis.url,
+    HERALD_REGISTRY_TTL_MS: '3000',
+    HERALD_LOG_LEVEL: 'warn',
+    HERALD_WS_MAX_CONNECTIONS_PER_USER: '2',
+  });
+
+  /** A WebSocket to `server` as `userId`; resolves to it once acknowledged, or to its close code. */
+  async function connect(server: TestServer, userId: string): Promise<WebSocket | number> {
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws`, [
+      'herald.v1',
+      `bearer.${await server.userToken(userId)}`,
+    ]);
+    return new Promise((resolve) => {
+      ws.on('message', (data) => {
+        if (JSON.parse(String(data)).type === 'connection_ack') resolve(ws);
+      });
+      ws.on('close', (code) => resolve(code));
+      ws.on('error', () => {});
+    });
+  }
 
   beforeAll(async () => {
     redis = await startPrivateRedis();
@@ -95,6 +115,22 @@ describe.runIf(available)('real time across instances (PostgreSQL + Redis)', () 
     expect(system).toEqual({ type: 'maintenance.scheduled', data: { at: '02:00' } });
     wsOnB.close();
     await onA.stop();
+  });
+
+  it("caps a user's WebSocket connections across instances", async () => {
+    const first = await connect(a, 'multi-cap');
+    const second = await connect(b, 'multi-cap');
+    expect([first, second].every((c) => c instanceof WebSocket)).toBe(true);
+    expect(await connect(a, 'multi-cap')).toBe(1008);
+    expect(await connect(b, 'multi-cap')).toBe(1008);
+    // One closes on B: its place is free on either instance.
+    (second as WebSocket).close();
+    const third = await until('a free place', 5_000, async () => {
+      const c = await connect(a, 'multi-cap');
+      return c instanceof WebSocket ? c : undefined;
+    });
+    third.close();
+    (first as WebSocket).close();
   });
 
   it('survives a Redis restart mid-stream: what was sent during the outage arrives once Redis is back', async () => {
