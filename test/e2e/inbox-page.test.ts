@@ -7,10 +7,9 @@ import net from 'node:net';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Channel } from '../../clients/node/index.js';
-import { planDeliveries } from '../../src/core/planning.js';
-import { type NewNotification, storeNotifications } from '../../src/store/index.js';
 import { chromiumArgs, chromiumAvailable, chromiumPath } from '../support/browser.js';
 import { pgliteEngine, type TestDatabase } from '../support/engines.js';
+import { storeInApp } from '../support/inbox.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 function freePort(): Promise<number> {
@@ -98,25 +97,7 @@ describe.runIf(chromiumAvailable)('demo inbox page in headless Chromium', () => 
         timeout: 5_000,
       },
     );
-    const item = (title: string): NewNotification => ({
-      userId,
-      recipient: {},
-      type: 'chat.message',
-      priority: 2,
-      data: {},
-      title,
-      body: null,
-      channels: ['in_app'],
-      idempotencyKey: null,
-      requestHash: null,
-      sendAt: null,
-      expiresAt: null,
-    });
-    await storeNotifications(db.database, null, [item('while down 1'), item('while down 2')], (i) => ({
-      critical: false,
-      deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
-      wakesDispatcher: false,
-    }));
+    await storeInApp(db.database, userId, ['while down 1', 'while down 2']);
 
     server = await start();
     await page.waitForFunction(() => document.querySelectorAll('#list li').length === 3, null, {

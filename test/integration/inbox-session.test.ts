@@ -2,36 +2,14 @@
 // notification or not, or never arrive. Whatever the bus does, the client gets every inbox notification
 // once, in seq order. Runs on the embedded engine (the session logic is the same on both).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planDeliveries } from '../../src/core/planning.js';
 import { type Bus, createMemoryBus, type SessionEvent, type WireInboxRow } from '../../src/realtime/index.js';
 import { openInboxSession } from '../../src/realtime/session.js';
-import {
-  markInbox,
-  type NewNotification,
-  type StoredSend,
-  storeNotifications,
-} from '../../src/store/index.js';
+import { markInbox, type StoredSend } from '../../src/store/index.js';
 import { pgliteEngine, type TestDatabase } from '../support/engines.js';
+import { storeInApp } from '../support/inbox.js';
 import { until } from '../support/until.js';
 
 const userId = 'session-1';
-
-function item(title: string): NewNotification {
-  return {
-    userId,
-    recipient: {},
-    type: 'chat.message',
-    priority: 2,
-    data: {},
-    title,
-    body: null,
-    channels: ['in_app'],
-    idempotencyKey: null,
-    requestHash: null,
-    sendAt: null,
-    expiresAt: null,
-  };
-}
 
 function wire(stored: StoredSend, title: string): WireInboxRow {
   return {
@@ -59,14 +37,7 @@ describe('inbox session', () => {
   });
   afterAll(() => db?.destroy());
 
-  const storeFor = async (user: string, title: string) =>
-    (
-      await storeNotifications(db.database, null, [{ ...item(title), userId: user }], (i) => ({
-        critical: false,
-        deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
-        wakesDispatcher: false,
-      }))
-    )[0]!;
+  const storeFor = async (user: string, title: string) => (await storeInApp(db.database, user, [title]))[0]!;
   const store = (title: string) => storeFor(userId, title);
 
   /** A live session whose events are collected in `events`; any session error fails the test. */
