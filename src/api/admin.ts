@@ -63,6 +63,8 @@ export interface AdminDeps {
   deliveryConfig: ConfigCache;
   /** The webhook SSRF guard: endpoints that resolve to refused addresses are rejected at once. */
   webhookGuard: AddressGuard;
+  /** The service's clock: a replayed delivery is due by it. */
+  now: () => Date;
 }
 
 const MAX_STEPS = 10;
@@ -212,7 +214,7 @@ function recipientOf(r: Recipient | undefined) {
   };
 }
 
-export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime }: AdminDeps) {
+export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime, now }: AdminDeps) {
   const renderer = createTemplateRenderer();
   const lookupAll = promisify(webhookGuard.lookup);
   const db = database.db;
@@ -414,7 +416,7 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
         throw invalidArgument('overlap_seconds', `must be 0..${MAX_OVERLAP_SECONDS} (0 = 24 hours)`);
       }
       await existingEndpoint(id);
-      const until = new Date(Date.now() + (req.overlapSeconds || DEFAULT_OVERLAP_SECONDS) * 1000);
+      const until = new Date(now().getTime() + (req.overlapSeconds || DEFAULT_OVERLAP_SECONDS) * 1000);
       const row = await rotateWebhookSecret(db, id, generateWebhookSecret(), until);
       if (!row) throw new HeraldError('not_found', 'no such webhook endpoint', 'id');
       return changed({ secret: row.secret, previousSecretExpiresAt: ts(until) });
@@ -437,7 +439,7 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
       const id = requireUuid('delivery_id', req.deliveryId);
       const found = await findDelivery(database.sql, id);
       if (!found) throw new HeraldError('not_found', 'no such delivery', 'delivery_id');
-      if (!(await replayDelivery(database.sql, id))) {
+      if (!(await replayDelivery(database.sql, id, now()))) {
         throw new HeraldError(
           'failed_precondition',
           `only FAILED or EXPIRED deliveries can be replayed (this one is ${found.status.toUpperCase()})`,

@@ -138,5 +138,9 @@ export function toNewNotification(req: SendRequest, prefix: string, now: Date): 
     expiresAt,
   };
   // The digest is only needed to tell a retry from a different request reusing the key.
-  return { ...item, requestHash: item.idempotencyKey === null ? null : fingerprint(item) };
+  return {
+    ...item,
+    acceptedAt: now,
+    requestHash: item.idempotencyKey === null ? null : fingerprint(item),
+  };
 }

@@ -4,6 +4,10 @@
 // last failed (failover); an open circuit or an empty rate-limit bucket moves on or waits without using up
 // an attempt. The adapter's outcome becomes the delivery's next state, an attempt row, the circuit's count
 // and, for final states, Herald's status events.
+//
+// Every time the runner writes (deferrals, retries, status events) is on the service's clock (`now`), the one
+// the dispatcher claims by. A deferral that made no attempt and is due no later than now would be claimed
+// again at once, in a loop: that is a bug, so it is logged once per delivery and backed off instead.
 import type { Logger } from 'pino';
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
 import { endpointSubscribes } from '../core/planning.js';
@@ -65,6 +69,8 @@ export interface DeliveryRunnerOptions {
   random: () => number;
   logger: Logger;
   onAttempt?: (channel: ChannelName, provider: string, outcome: Outcome['kind']) => void;
+  /** A deferral was due no later than its claim and was backed off (see deferredIntoFuture). */
+  onMisfire?: (channel: ChannelName) => void;
 }
 
 const ERROR_KEPT_CHARS = 1000;
@@ -73,6 +79,12 @@ const INTERNAL_ERROR_DELAY_MS = 30_000;
 const FINISH_STATEMENTS = 1;
 /** Outcomes waiting to be written before runs start waiting for theirs (backpressure on a slow database). */
 const MAX_UNWRITTEN = 512;
+
+/** A deferral that would be claimed again at once waits this long, doubling per repeat for the delivery. */
+const MISFIRE_BACKOFF_MS = 1_000;
+const MISFIRE_BACKOFF_MAX_MS = 60_000;
+/** Deliveries whose misfires are remembered (for logging once and doubling the backoff). */
+const MISFIRES_KEPT = 10_000;
 
 /** Channels whose body is HTML, so template output is escaped. */
 const htmlChannels: ReadonlySet<ChannelName> = new Set(['email']);
@@ -99,10 +111,13 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
     maxItems: 1_000,
   });
 
+  // Delivery id -> deferrals of it that were not in the future (oldest first, bounded).
+  const misfires = new Map<string, number>();
+
   async function run(claim: ClaimedDelivery, signals: RunSignals): Promise<Date | null> {
     let step: Step;
     try {
-      step = await decide(claim, signals);
+      step = deferredIntoFuture(claim, await decide(claim, signals));
     } catch (error) {
       // A bug or a database error before the outcome was known: put the delivery back for later, without
       // using up an attempt. (If even that fails, the lease runs out and another claim takes it.)
@@ -129,6 +144,37 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
     return step.next.status === 'queued' ? (step.next.nextAttemptAt ?? null) : null;
   }
 
+  /**
+   * A claim that ends queued without an attempt (quiet hours, rate limit, open circuit) must be due after the
+   * clock it was claimed by, or the next claim takes it straight back. Retries are not checked here: each
+   * uses up an attempt, so they end by themselves.
+   */
+  function deferredIntoFuture(claim: ClaimedDelivery, step: Step): Step {
+    if ('release' in step || step.attempt || step.next.status !== 'queued') return step;
+    const floor = Math.max(claim.claimed_at.getTime(), options.now().getTime());
+    const at = step.next.nextAttemptAt?.getTime();
+    if (at !== undefined && at > floor) return step;
+    const repeats = (misfires.get(claim.id) ?? 0) + 1;
+    misfires.delete(claim.id);
+    misfires.set(claim.id, repeats);
+    if (misfires.size > MISFIRES_KEPT) misfires.delete(misfires.keys().next().value!);
+    const backoffMs = Math.min(MISFIRE_BACKOFF_MAX_MS, MISFIRE_BACKOFF_MS * 2 ** (repeats - 1));
+    if (repeats === 1) {
+      logger.error(
+        {
+          deliveryId: claim.id,
+          channel: claim.channel,
+          reason: step.next.reason,
+          deferredTo: at === undefined ? null : new Date(at).toISOString(),
+          claimedAt: claim.claimed_at.toISOString(),
+        },
+        'bug: a deferral was not in the future of its claim; backing off instead of claiming it again at once',
+      );
+    }
+    options.onMisfire?.(claim.channel);
+    return { next: { ...step.next, nextAttemptAt: new Date(floor + backoffMs) } };
+  }
+
   async function record(outcome: ClaimOutcome & { claim: ClaimedDelivery }): Promise<void> {
     const events = statusEventsFor(outcome.claim, outcome.next);
     try {
@@ -138,7 +184,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
           ? (await finish([outcome]))[0]
           : await database.sql.transaction(async (tx) => {
               const [finished] = await finishClaims(tx, [outcome]);
-              if (finished) await queueStatusEvents(tx, events);
+              if (finished) await queueStatusEvents(tx, events, options.now());
               return finished;
             });
       if (!kept) {
@@ -259,7 +305,8 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       next: {
         status: 'queued',
         reason: `circuit_open: ${order.map((p) => p.name).join(', ')} unavailable`,
-        nextAttemptAt: new Date(earliest),
+        // The breakers keep their own time (Date.now); what is due is due on the service's clock.
+        nextAttemptAt: new Date(options.now().getTime() + Math.max(0, earliest - Date.now())),
       },
     };
   }

@@ -3,9 +3,15 @@
 // the Send transaction, on a timer for the retries it scheduled itself, and on a slow fallback poll that
 // also picks up leases other dispatchers left behind when they died.
 //
+// Due times are the service's clock (`now`, injected in tests): claims ask for what is due by it, and the
+// timers for retries count down on it. Between claim batches the pump yields to the event loop, so a batch
+// that misbehaves (an engine whose queries never yield, a delivery that keeps coming back) cannot starve
+// timers, streams and health checks.
+//
 // Shutdown: stop claiming, let in-flight attempts finish within the deadline, then abort what is left;
 // every claim ends with its lease released (requeued), so another instance can take it at once.
 import { setMaxListeners } from 'node:events';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ChannelName } from '../core/channels.js';
 import type { Database } from '../store/database.js';
 import { type ClaimedDelivery, claimDueDeliveries, requeueExpiredLeases } from '../store/deliveries.js';
@@ -23,6 +29,8 @@ export interface DispatcherOptions {
   maxAttemptMs: number;
   /** The fallback poll. */
   pollMs: number;
+  /** The service's clock: what is due is due by it. */
+  now: () => Date;
   onError: (error: unknown) => void;
 }
 
@@ -89,7 +97,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         lane.timerAt = Number.POSITIVE_INFINITY;
         void pump(lane);
       },
-      Math.max(0, at - Date.now()),
+      Math.max(0, at - options.now().getTime()),
     );
     lane.timer.unref();
   }
@@ -110,12 +118,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     lane.pumping = true;
     try {
       do {
+        // One claim per turn of the event loop, whatever the engine: timers and I/O run in between.
+        await nextTurn();
+        if (!running) break;
         lane.again = false;
         const limit = wanted(lane);
         if (limit <= 0) break;
         let claimed: ClaimedDelivery[];
         try {
-          claimed = await claimDueDeliveries(options.database.sql, lane.channel, limit, options.leaseMs);
+          claimed = await claimDueDeliveries(
+            options.database.sql,
+            lane.channel,
+            limit,
+            options.leaseMs,
+            options.now(),
+          );
         } catch (error) {
           options.onError(error);
           break; // the poll tries again
@@ -125,7 +142,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           await options.run.release(claimed).catch(options.onError);
           break;
         }
-        const claimedAt = Date.now();
+        const claimedAt = performance.now();
         for (const claim of claimed) lane.ready.push({ claim, claimedAt });
         startReady(lane);
         // A full claim means more may be due: go on (slots freeing up wake the lane too).
@@ -141,14 +158,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const stale: ClaimedDelivery[] = [];
     while (running && lane.inFlight.size < options.concurrency && lane.ready.length > 0) {
       const { claim, claimedAt } = lane.ready.shift()!;
-      if (Date.now() - claimedAt > maxReadyWaitMs) stale.push(claim);
+      if (performance.now() - claimedAt > maxReadyWaitMs) stale.push(claim);
       else start(lane, claim);
     }
     if (stale.length > 0) options.run.release(stale).then(() => pump(lane), options.onError);
   }
   /** The fallback poll: deliveries whose dispatcher died go back to the queue; then every lane looks. */
   function tick(): void {
-    requeueExpiredLeases(options.database.sql).then(wakeAll, (error: unknown) => {
+    requeueExpiredLeases(options.database.sql, options.now()).then(wakeAll, (error: unknown) => {
       options.onError(error);
       wakeAll();
     });

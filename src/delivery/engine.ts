@@ -61,6 +61,12 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     labelNames: ['channel', 'provider', 'outcome'] as const,
     registers: [options.registry],
   });
+  const misfires = new Counter({
+    name: 'herald_delivery_deferral_misfires_total',
+    help: 'Deferrals that were not in the future of their claim and were backed off (a bug: see the error log).',
+    labelNames: ['channel'] as const,
+    registers: [options.registry],
+  });
 
   const runner = createDeliveryRunner({
     database: options.database,
@@ -76,6 +82,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     random: Math.random,
     logger,
     onAttempt: (channel, provider, outcome) => attempts.inc({ channel, provider, outcome }),
+    onMisfire: (channel) => misfires.inc({ channel }),
   });
   const dispatcher = config.dispatcher
     ? createDispatcher({
@@ -86,6 +93,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
         leaseMs: config.leaseMs,
         maxAttemptMs: config.webhookTimeoutMs + MAX_TOKEN_WAIT_MS,
         pollMs: config.pollMs,
+        now: options.now,
         onError: (error) => logger.error({ err: error }, 'dispatcher error'),
       })
     : undefined;

@@ -3,6 +3,11 @@
 // delivery whose lease ran out (its dispatcher died) is claimed again by any instance. Every later write is
 // fenced by the lease it was claimed with, so a dispatcher that lost its lease cannot overwrite the newer
 // claim's outcome.
+//
+// Two clocks, each with one job (docs/architecture.md, "Clocks"). When work is due is the service's clock:
+// Herald computes every next_attempt_at (send_at, retries, quiet hours, rate-limit waits), so every due-time
+// comparison takes the service's `now` as a parameter; none calls the database's now(). Leases are the
+// database's clock: lease_until is set and compared only by SQL here, never by the service.
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
 import { newId } from '../core/ids.js';
 import type { SqlRunner } from './database.js';
@@ -23,6 +28,8 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   first_attempt_at: Date | null;
   /** The lease as text, exactly as stored: the fence for every later write. */
   lease: string;
+  /** The service's clock reading the claim was made at: the delivery was due by then. */
+  claimed_at: Date;
   type: string;
   priority: number;
   critical: boolean;
@@ -60,7 +67,7 @@ export interface ClaimedDelivery extends Record<string, unknown> {
 const CLAIM = `
 with due as (
   select id from deliveries
-  where status = 'queued' and next_attempt_at <= now() and channel = $1
+  where status = 'queued' and next_attempt_at <= $4::timestamptz and channel = $1
   order by next_attempt_at
   limit $2
   for update skip locked
@@ -80,7 +87,7 @@ select c.id::text as id, c.notification_id::text as notification_id, c.user_id, 
        pf.channels as pref_channels, pf.types as pref_types, pf.quiet_start, pf.quiet_end, pf.quiet_timezone,
        e.url as endpoint_url, e.enabled as endpoint_enabled, e.disabled_reason as endpoint_disabled_reason,
        e.secret as endpoint_secret,
-       case when e.previous_secret_until > now() then e.previous_secret end as endpoint_previous_secret,
+       case when e.previous_secret_until > $4::timestamptz then e.previous_secret end as endpoint_previous_secret,
        e.failing_since is not null as endpoint_failing,
        case c.channel
          when 'email' then exists (select 1 from suppressions s where s.channel = 'email' and s.address = r.email)
@@ -95,30 +102,31 @@ left join webhook_endpoints e on e.id = c.endpoint_id
 order by c.next_attempt_at`;
 
 /**
- * Puts deliveries whose lease ran out (their dispatcher died mid-attempt) back in the queue, due now, so the
- * next claim takes them; their attempt counts stay as they were. Returns how many.
+ * Puts deliveries whose lease ran out (their dispatcher died mid-attempt) back in the queue, due at `now`,
+ * so the next claim takes them; their attempt counts stay as they were. Returns how many.
  */
-export async function requeueExpiredLeases(sql: SqlRunner): Promise<number> {
+export async function requeueExpiredLeases(sql: SqlRunner, now: Date): Promise<number> {
   const rows = await sql.query(
-    `update deliveries set status = 'queued', lease_until = null, next_attempt_at = now(), updated_at = now(),
+    `update deliveries set status = 'queued', lease_until = null, next_attempt_at = $1::timestamptz, updated_at = now(),
        reason = 'lease_expired: requeued after its dispatcher stopped answering'
      where id in (
        select id from deliveries where status = 'sending' and lease_until < now()
        for update skip locked)
      returning id`,
-    [],
+    [now.toISOString()],
   );
   return rows.length;
 }
 
-/** Claims up to `limit` due deliveries of a channel, leased for `leaseMs`. */
+/** Claims up to `limit` deliveries of a channel due at `now` (the service's clock), leased for `leaseMs`. */
 export async function claimDueDeliveries(
   sql: SqlRunner,
   channel: ChannelName,
   limit: number,
   leaseMs: number,
+  now: Date,
 ): Promise<ClaimedDelivery[]> {
-  const rows = await sql.query<ClaimedDelivery>(CLAIM, [channel, limit, leaseMs]);
+  const rows = await sql.query<ClaimedDelivery>(CLAIM, [channel, limit, leaseMs, now.toISOString()]);
   // The engines disagree on how timestamps come back from plain SQL (Date or text): settle on Date.
   for (const row of rows) {
     for (const field of DATE_FIELDS) {
@@ -126,6 +134,7 @@ export async function claimDueDeliveries(
       if (value !== null && !(value instanceof Date))
         (row as Record<string, unknown>)[field] = new Date(value);
     }
+    row.claimed_at = now;
   }
   return rows;
 }
@@ -252,16 +261,17 @@ export interface StatusEventDelivery {
   payload: Record<string, unknown>;
 }
 
-/** Queues Herald's own status events (e.g. notification.failed) to the endpoints that subscribe to them. */
+/** Queues Herald's own status events (e.g. notification.failed), due at `now`, to the endpoints that subscribe to them. */
 export async function queueStatusEvents(
   sql: SqlRunner,
   events: readonly StatusEventDelivery[],
+  now: Date,
 ): Promise<void> {
   if (events.length === 0) return;
   await sql.query(
     `with queued as (
        insert into deliveries (id, notification_id, user_id, channel, endpoint_id, event, payload, status, next_attempt_at)
-       select e.id, e.notification_id, e.user_id, 'webhook', e.endpoint_id, e.event, e.payload, 'queued', now()
+       select e.id, e.notification_id, e.user_id, 'webhook', e.endpoint_id, e.event, e.payload, 'queued', $2::timestamptz
        from jsonb_to_recordset($1::text::jsonb)
          as e(id uuid, notification_id uuid, user_id text, endpoint_id uuid, event text, payload jsonb)
      )
@@ -277,6 +287,7 @@ export async function queueStatusEvents(
           payload: e.payload,
         })),
       ),
+      now.toISOString(),
     ],
   );
 }
@@ -306,14 +317,17 @@ export async function findDelivery(
   return rows[0];
 }
 
-/** Queues a failed or expired delivery again with a fresh set of attempts; false when it is not in such a state. */
-export async function replayDelivery(sql: SqlRunner, deliveryId: string): Promise<boolean> {
+/**
+ * Queues a failed or expired delivery again, due at `now`, with a fresh set of attempts; false when it is not
+ * in such a state.
+ */
+export async function replayDelivery(sql: SqlRunner, deliveryId: string, now: Date): Promise<boolean> {
   const rows = await sql.query(
     `update deliveries set status = 'queued', reason = 'replay requested', attempts = 0, first_attempt_at = null,
-       next_attempt_at = now(), lease_until = null, updated_at = now()
+       next_attempt_at = $2::timestamptz, lease_until = null, updated_at = now()
      where id = $1::uuid and status in ('failed', 'expired')
      returning id`,
-    [deliveryId],
+    [deliveryId, now.toISOString()],
   );
   if (rows.length > 0) await sql.query(`select pg_notify('herald_deliveries', '')`, []);
   return rows.length > 0;

@@ -29,6 +29,11 @@ export interface NewNotification {
   requestHash: string | null;
   sendAt: Date | null;
   expiresAt: Date | null;
+  /**
+   * The service's clock when the Send was accepted: send_at defaults to it, and deliveries are due by it. It
+   * is the clock the dispatchers claim by, so the database's own clock never decides when work is due.
+   */
+  acceptedAt: Date;
 }
 
 export interface StoredDelivery {
@@ -295,8 +300,8 @@ export function prepareSend(
   senderKeyId: string | null,
   plan: Planner,
 ): PreparedSend {
-  const now = Date.now();
-  const sendAt = item.sendAt ?? new Date(now);
+  const now = item.acceptedAt.getTime();
+  const sendAt = item.sendAt ?? item.acceptedAt;
   const { critical, deliveries, wakesDispatcher } = plan(item);
   return {
     // Scheduled notifications wake nobody now; the dispatchers' timers and poll find them when due.

@@ -1,10 +1,11 @@
 // The dispatcher's provider handling and planning rules, end to end through Send: failover between two
 // providers, circuits opening and half-opening, rate limits, preferences (at planning and again before each
-// attempt), critical bypass, quiet hours with an injected clock, escalation cancelled by a read, scheduling,
+// attempt), critical bypass, quiet hours with an injected clock far from the process's and the database's,
+// bounded claims with the service clock skewed from the database's, escalation cancelled by a read, scheduling,
 // expiry. The providers are webhook-like test providers that really POST to a local receiver emulator.
 // Runs on every available engine.
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   Channel,
   DeliveryStatus,
@@ -13,6 +14,7 @@ import {
   Priority,
 } from '../../clients/node/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
+import { type ClaimCounter, countClaims } from '../support/claims.js';
 import { engines } from '../support/engines.js';
 import { httpTestProvider } from '../support/http-provider.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -39,6 +41,10 @@ async function settled(server: TestServer, notificationId: string, channel: Chan
     return FINAL.has(d.status) ? d : undefined;
   });
 }
+
+const YEAR_MS = 365 * 24 * 3600 * 1000;
+/** 23:30 in Vienna. */
+const VIENNA_NIGHT = Date.parse('2026-11-28T22:30:00Z');
 
 const recipient = { email: 'ada@example.com', phone: '+4915112345678' };
 
@@ -356,17 +362,31 @@ describe.each(engines())('delivery engine on $name', (engine) => {
     });
   });
 
-  describe('quiet hours with an injected clock', () => {
+  // Herald decides when work is due by its own clock (`now`), never by the database's. These tests inject a
+  // clock fixed on given nights and run with the process's own clock (and so PGlite's) a year before and a
+  // year after it, so they pass whatever today's date is: a deferral the database thinks is past must not be
+  // claimed again until the injected clock reaches it.
+  describe.each([
+    { when: 'a year before', shiftMs: -YEAR_MS },
+    { when: 'a year after', shiftMs: YEAR_MS },
+  ])('quiet hours with an injected clock, the process clock $when it', ({ shiftMs }) => {
     let server: TestServer;
-    let clock = new Date('2026-11-28T22:30:00Z'); // 23:30 in Vienna
+    let claims: ClaimCounter;
+    let clock = new Date(VIENNA_NIGHT);
     beforeAll(async () => {
+      // Only Date is faked, and it keeps running; timers stay real.
+      vi.useFakeTimers({ toFake: ['Date'], now: VIENNA_NIGHT + shiftMs, shouldAdvanceTime: true });
       server = await startTestServer(engine, {
         overrides: BASE_SETTINGS,
         now: () => clock,
         providers: { email: [httpTestProvider('night-mailer', 'email', `${receiver.url}/night`)] },
       });
+      claims = await countClaims(server.db.database);
     });
-    afterAll(() => server?.stop());
+    afterAll(async () => {
+      await server?.stop();
+      vi.useRealTimers();
+    });
 
     async function deferredUntil(userId: string, priority = Priority.NORMAL): Promise<Notification> {
       const sent = await server.admin().send({
@@ -385,16 +405,27 @@ describe.each(engines())('delivery engine on $name', (engine) => {
       });
     }
 
-    it('defers EMAIL to the end of a window that crosses midnight, in the recipient time zone', async () => {
+    it('defers EMAIL to the end of a window that crosses midnight, in the recipient time zone, and sends it then', async () => {
+      clock = new Date(VIENNA_NIGHT);
       await server.admin().updatePreferences({
         userId: 'quiet-1',
         quietHours: { start: '22:00', end: '07:00', timezone: 'Europe/Vienna' },
       });
-      const d = (await deferredUntil('quiet-1')).deliveries[0]!;
+      const n = await deferredUntil('quiet-1');
+      const d = n.deliveries[0]!;
       expect(d.status).toBe(DeliveryStatus.QUEUED);
       expect(d.reason).toBe('quiet_hours: deferred until 2026-11-29T06:00:00.000Z');
       expect(d.nextAttemptAt?.seconds).toBe(BigInt(Date.parse('2026-11-29T06:00:00Z') / 1000));
       expect(d.attempts).toHaveLength(0);
+      // The dispatcher polls every 100 ms: while the injected clock stands still, nobody claims it again.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(await claims.claimsOf(d.id)).toBe(1);
+
+      clock = new Date('2026-11-29T06:00:00Z');
+      const sent = await settled(server, n.id, Channel.EMAIL);
+      expect(sent.status).toBe(DeliveryStatus.SENT);
+      expect(sent.attempts).toHaveLength(1);
+      expect(await claims.claimsOf(d.id)).toBe(2);
     });
 
     it('ends the window at the first instant after a spring-forward gap (DST)', async () => {
@@ -406,16 +437,106 @@ describe.each(engines())('delivery engine on $name', (engine) => {
       const d = (await deferredUntil('quiet-2')).deliveries[0]!;
       // 02:30 does not exist that night: the window ends when the clocks jump, 03:00 CEST = 01:00Z.
       expect(d.reason).toBe('quiet_hours: deferred until 2027-03-28T01:00:00.000Z');
+      expect(await claims.claimsOf(d.id)).toBe(1);
     });
 
     it('lets CRITICAL notifications through quiet hours', async () => {
-      clock = new Date('2026-11-28T22:30:00Z');
+      clock = new Date(VIENNA_NIGHT);
       await server.admin().updatePreferences({
         userId: 'quiet-3',
         quietHours: { start: '22:00', end: '07:00', timezone: 'Europe/Vienna' },
       });
       const d = (await deferredUntil('quiet-3', Priority.CRITICAL)).deliveries[0]!;
       expect(d.status).toBe(DeliveryStatus.SENT);
+      expect(await claims.claimsOf(d.id)).toBe(1);
+    });
+  });
+
+  // Hosts' clocks drift from the database's. Each wait the engine computes (rate-limit tokens, an open
+  // circuit, send_at) is due on the service's clock, so skew either way neither loops nor sends early.
+  describe.each([
+    { when: '5 s behind', skewMs: -5_000 },
+    { when: '5 s ahead of', skewMs: 5_000 },
+  ])('the service clock $when the database', ({ skewMs }) => {
+    let server: TestServer;
+    let claims: ClaimCounter;
+    const now = () => new Date(Date.now() + skewMs);
+    beforeAll(async () => {
+      server = await startTestServer(engine, {
+        overrides: {
+          ...BASE_SETTINGS,
+          // One token every 2 s: longer than an attempt waits in process (1 s), so waiting means a requeue.
+          HERALD_RATE_LIMITS: 'trickle=0.5:1',
+          HERALD_CIRCUIT_FAILURES: '1',
+          HERALD_CIRCUIT_OPEN_MS: '1000',
+        },
+        now,
+        providers: {
+          email: [httpTestProvider('trickle', 'email', `${receiver.url}/trickle`)],
+          sms: [httpTestProvider('broken', 'sms', `${receiver.url}/broken`)],
+        },
+      });
+      claims = await countClaims(server.db.database);
+    });
+    afterAll(() => server?.stop());
+
+    it('claims a delivery waiting for rate-limit tokens once per wait, not in a loop', async () => {
+      const batch = await server.admin().sendBatch({
+        requests: ['a', 'b', 'c'].map((u) => ({
+          userId: `skew-rl-${u}`,
+          type: 'account.notice',
+          title: 'Hi',
+          channels: [Channel.EMAIL],
+          recipient,
+        })),
+      });
+      const ids = batch.results.map((r) => r.deliveries[0]!.deliveryId);
+      for (const result of batch.results) {
+        const d = await settled(server, result.notificationId, Channel.EMAIL, 20_000);
+        expect(d.status).toBe(DeliveryStatus.SENT);
+        expect(d.attempts).toHaveLength(1);
+      }
+      // The first takes the only token; the others wait 2 s per token they lose to a sibling.
+      const counts = await Promise.all(ids.map((id) => claims.claimsOf(id)));
+      expect(counts.reduce((a, b) => a + b)).toBeLessThanOrEqual(8);
+      for (const n of counts) expect(n).toBeLessThanOrEqual(4);
+    });
+
+    it('claims a delivery behind an open circuit once per half-open, not in a loop', async () => {
+      receiver.script(
+        '/broken',
+        Array.from({ length: 4 }, () => ({ status: 503 })),
+      );
+      const sent = await server.admin().send({
+        userId: 'skew-circuit',
+        type: 'account.notice',
+        title: 'Hi',
+        channels: [Channel.SMS],
+        recipient,
+      });
+      const d = await settled(server, sent.notificationId, Channel.SMS, 20_000);
+      // Four attempts (the retry policy's limit), each after the circuit half-opened again.
+      expect(d.status).toBe(DeliveryStatus.FAILED);
+      expect(d.attempts).toHaveLength(4);
+      // Each attempt's claim, plus at most one claim deferred by the open circuit before each retry.
+      expect(await claims.claimsOf(d.id)).toBeLessThanOrEqual(4 + 3);
+    });
+
+    it('sends a scheduled notification at send_at by the service clock, neither early nor in a loop', async () => {
+      const sendAt = now().getTime() + 1_500;
+      const sent = await server.admin().send({
+        userId: 'skew-sched',
+        type: 'reminder',
+        title: 'Later',
+        channels: [Channel.EMAIL],
+        recipient,
+        sendAt: timestampFromDate(new Date(sendAt)),
+      });
+      const d = await settled(server, sent.notificationId, Channel.EMAIL, 20_000);
+      expect(d.status).toBe(DeliveryStatus.SENT);
+      const started = timestampDate(d.attempts[0]!.startedAt!).getTime();
+      expect(started).toBeGreaterThanOrEqual(sendAt);
+      expect(await claims.claimsOf(d.id)).toBe(1);
     });
   });
 });

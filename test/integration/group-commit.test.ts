@@ -3,40 +3,23 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/core/ids.js';
-import { planDeliveries } from '../../src/core/planning.js';
 import {
   createGroupCommitWriter,
-  type NewNotification,
   prepareSend,
   type SqlParam,
   type SqlRunner,
 } from '../../src/store/index.js';
 import { notifications } from '../../src/store/schema.js';
 import { engines, type TestDatabase } from '../support/engines.js';
-
-function item(userId: string, title: string): NewNotification {
-  return {
-    userId,
-    recipient: {},
-    type: 'group.test',
-    priority: 2,
-    data: { title },
-    title,
-    body: null,
-    channels: ['in_app', 'email'],
-    idempotencyKey: null,
-    requestHash: null,
-    sendAt: null,
-    expiresAt: null,
-  };
-}
+import { newNotification, plainPlanner } from '../support/notifications.js';
 
 const prepare = (userId: string, title: string) =>
-  prepareSend(item(userId, title), newId(), null, (i) => ({
-    critical: false,
-    deliveries: planDeliveries({ requested: i.channels, type: i.type, rule: null, endpoints: [] }),
-    wakesDispatcher: false,
-  }));
+  prepareSend(
+    newNotification(userId, { type: 'group.test', data: { title }, title, channels: ['in_app', 'email'] }),
+    newId(),
+    null,
+    plainPlanner,
+  );
 
 /** Counts statements and holds them until released, like a slow database. */
 function gatedRunner(inner: SqlRunner) {
