@@ -1,7 +1,7 @@
 // One circuit breaker per provider (SES, Twilio, APNs, FCM, each push-service origin, each webhook host), kept
 // in process. Time is passed in on every call, so nothing here owns a timer and tests never sleep.
 //
-// What counts as a trip is decided by the caller (PROTOCOLS.md, "Retries and circuits"): 5xx, timeouts, 429s
+// What counts as a trip is decided by the caller: 5xx, timeouts, 429s
 // and credential errors trip; per-recipient permanent errors (410, UNREGISTERED, 21610, hard bounces) are
 // neutral, because they say something about one token or address, not about the provider.
 

@@ -1,4 +1,4 @@
-// The channel adapter contract (DESIGN.md): an adapter tries to hand one rendered message to one provider
+// The channel adapter contract: an adapter tries to hand one rendered message to one provider
 // for one destination and classifies the result. It never retries, sleeps or touches the database; the
 // dispatcher owns leases, backoff, Retry-After, rate limits, circuit breakers, failover and the attempt log.
 import type { ChannelName } from '../core/channels.js';

@@ -1,5 +1,5 @@
 // The drizzle schema: the source of truth for the tables and for the SQL migrations in drizzle/.
-// Every hot table carries user_id so that it can later be sharded by user (see DESIGN.md).
+// Every hot table carries user_id so that it can later be sharded by user (docs/architecture.md).
 import { sql } from 'drizzle-orm';
 import {
   bigint,

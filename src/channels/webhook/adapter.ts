@@ -1,6 +1,6 @@
 // The webhook channel: one signed POST (Standard Webhooks) per attempt to one endpoint. Redirects are never
 // followed; every address the host resolves to must pass the SSRF guard, checked inside the connection's
-// own DNS lookup. Classification (PROTOCOLS.md, Webhooks): 2xx sent; 410 the endpoint is gone; 3xx and a
+// own DNS lookup. Classification: 2xx sent; 410 the endpoint is gone; 3xx and a
 // `webhook-delivery: abort-message` answer are permanent; 429, 5xx, other 4xx, timeouts and network errors
 // are retried by the dispatcher.
 import { Agent, errors, request } from 'undici';

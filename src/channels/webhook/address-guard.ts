@@ -1,5 +1,5 @@
 // SSRF guard for webhook endpoints. Endpoint URLs come from customers, so before a socket opens, every
-// address the host resolves to must be a global unicast address (PROTOCOLS.md, Webhooks: SSRF). The check
+// address the host resolves to must be a global unicast address. The check
 // runs inside the connection's own DNS lookup, so the address checked is the address connected to: a
 // second resolution that could answer differently (DNS rebinding) never happens.
 import dns from 'node:dns';

@@ -1,4 +1,4 @@
-// Standard Webhooks v1 signatures (PROTOCOLS.md, Webhooks). A secret reads `whsec_` + base64 of 24..64
+// Standard Webhooks v1 signatures (standardwebhooks.com). A secret reads `whsec_` + base64 of 24..64
 // random bytes; the HMAC key is those bytes, not the text. During rotation an endpoint has several secrets
 // and each request carries one signature per secret, so receivers holding either secret accept it.
 import { createHmac, randomBytes } from 'node:crypto';
