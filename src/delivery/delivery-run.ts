@@ -6,7 +6,7 @@
 // and, for final states, Herald's status events.
 //
 // Every time the runner writes (deferrals, retries, status events) is on the service's clock (`now`), the one
-// the dispatcher claims by. A deferral that made no attempt and is due no later than now would be claimed
+// the dispatcher claims by. A deferral that made no attempt and is due no later than its claim would be claimed
 // again at once, in a loop: that is a bug, so it is logged once per delivery and backed off instead.
 import type { Logger } from 'pino';
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
@@ -151,9 +151,9 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
    */
   function deferredIntoFuture(claim: ClaimedDelivery, step: Step): Step {
     if ('release' in step || step.attempt || step.next.status !== 'queued') return step;
-    const floor = Math.max(claim.claimed_at.getTime(), options.now().getTime());
     const at = step.next.nextAttemptAt?.getTime();
-    if (at !== undefined && at > floor) return step;
+    if (at !== undefined && at > claim.claimed_at.getTime()) return step;
+    const floor = Math.max(claim.claimed_at.getTime(), options.now().getTime());
     const repeats = (misfires.get(claim.id) ?? 0) + 1;
     misfires.delete(claim.id);
     misfires.set(claim.id, repeats);
@@ -277,13 +277,15 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
     const start = claim.attempts > 0 && last >= 0 ? (last + 1) % providers.length : 0;
     const order = providers.map((_, i) => providers[(start + i) % providers.length]!);
 
-    let earliest = Number.POSITIVE_INFINITY;
+    // The breakers keep their own time (Date.now): how long until one half-opens, as a wait, not an instant.
+    let shortestWaitMs = Number.POSITIVE_INFINITY;
     for (const provider of order) {
       const key = provider.circuitKey(task);
       const circuit = options.circuits.get(key);
-      const admission = circuit.acquire(Date.now());
+      const at = Date.now();
+      const admission = circuit.acquire(at);
       if (!admission.allowed) {
-        earliest = Math.min(earliest, admission.retryAt);
+        shortestWaitMs = Math.min(shortestWaitMs, admission.retryAt - at);
         continue;
       }
       const token = await takeToken(provider, key, signals.stopping);
@@ -305,8 +307,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       next: {
         status: 'queued',
         reason: `circuit_open: ${order.map((p) => p.name).join(', ')} unavailable`,
-        // The breakers keep their own time (Date.now); what is due is due on the service's clock.
-        nextAttemptAt: new Date(options.now().getTime() + Math.max(0, earliest - Date.now())),
+        nextAttemptAt: new Date(options.now().getTime() + shortestWaitMs),
       },
     };
   }
