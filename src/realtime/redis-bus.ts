@@ -29,14 +29,32 @@ const USER_KEY = 'herald:rt:u:';
 const INSTANCE_CHANNEL = 'herald:rt:i:';
 const BROADCAST_CHANNEL = 'herald:rt:all';
 
-// KEYS[1] = the user's set; ARGV[1] = now (ms), ARGV[2] = the message, ARGV[3] = the channel prefix.
-const ROUTE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+// Registry entries expire by Redis's clock, never by an instance's: hosts' clocks differ, and an instance
+// whose clock ran ahead would otherwise prune other instances' live entries and drop their users' events.
+const REDIS_NOW_MS = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)`;
+
+// KEYS = the users' sets; ARGV[1] = this instance, ARGV[2] = the entries' lifetime (ms).
+const REGISTER = `${REDIS_NOW_MS}
+local ttl = tonumber(ARGV[2])
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + ttl, ARGV[1])
+  redis.call('PEXPIRE', key, ttl * 2)
+end
+return #KEYS`;
+
+// KEYS[1] = the user's set; ARGV[1] = the message, ARGV[2] = the channel prefix.
+const ROUTE = `${REDIS_NOW_MS}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local instances = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, instance in ipairs(instances) do
-  redis.call('PUBLISH', ARGV[3] .. instance, ARGV[2])
+  redis.call('PUBLISH', ARGV[2] .. instance, ARGV[1])
 end
 return #instances`;
+
+/** Users registered per REGISTER call, so one call never holds Redis for long. */
+const REGISTER_CHUNK = 500;
 
 const CONNECTIONS_KEY = 'herald:rt:n:';
 const ALIVE_KEY = 'herald:rt:alive:';
@@ -58,7 +76,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
 
 type RoutedRedis = Redis & {
-  route(key: string, now: number, message: string, prefix: string): Promise<number>;
+  route(key: string, message: string, prefix: string): Promise<number>;
+  register(...args: (string | number)[]): Promise<number>;
   claim(
     key: string,
     instance: string,
@@ -76,6 +95,7 @@ export async function createRedisBus(
   const pub = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false }) as RoutedRedis;
   const sub = new Redis(options.url, { maxRetriesPerRequest: null });
   pub.defineCommand('route', { numberOfKeys: 1, lua: ROUTE });
+  pub.defineCommand('register', { lua: REGISTER });
   pub.defineCommand('claim', { numberOfKeys: 1, lua: CLAIM });
   pub.on('error', options.onError);
   sub.on('error', options.onError);
@@ -100,14 +120,10 @@ export async function createRedisBus(
   }
 
   async function register(userIds: readonly string[]): Promise<void> {
-    if (userIds.length === 0) return;
-    const until = Date.now() + options.registryTtlMs;
-    const batch = pub.multi();
-    for (const userId of userIds) {
-      batch.zadd(USER_KEY + userId, until, instanceId);
-      batch.pexpire(USER_KEY + userId, options.registryTtlMs * 2);
+    for (let i = 0; i < userIds.length; i += REGISTER_CHUNK) {
+      const keys = userIds.slice(i, i + REGISTER_CHUNK).map((userId) => USER_KEY + userId);
+      await pub.register(keys.length, ...keys, instanceId, options.registryTtlMs);
     }
-    await batch.exec();
   }
 
   sub.on('message', (channel: string, message: string) => {
@@ -146,7 +162,7 @@ export async function createRedisBus(
   }
 
   async function route(event: BusEvent): Promise<void> {
-    await pub.route(USER_KEY + event.userId, Date.now(), JSON.stringify(event), INSTANCE_CHANNEL);
+    await pub.route(USER_KEY + event.userId, JSON.stringify(event), INSTANCE_CHANNEL);
   }
   pub.on('ready', () => {
     const held = [...pending.values()];
