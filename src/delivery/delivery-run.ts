@@ -150,9 +150,17 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
    * uses up an attempt, so they end by themselves.
    */
   function deferredIntoFuture(claim: ClaimedDelivery, step: Step): Step {
-    if ('release' in step || step.attempt || step.next.status !== 'queued') return step;
-    const at = step.next.nextAttemptAt?.getTime();
-    if (at !== undefined && at > claim.claimed_at.getTime()) return step;
+    const at = 'release' in step ? undefined : step.next.nextAttemptAt?.getTime();
+    if (
+      'release' in step ||
+      step.attempt ||
+      step.next.status !== 'queued' ||
+      (at !== undefined && at > claim.claimed_at.getTime())
+    ) {
+      // Sound again: a later misfire of this delivery is news, logged and backed off from the start.
+      if (misfires.size > 0) misfires.delete(claim.id);
+      return step;
+    }
     const floor = Math.max(claim.claimed_at.getTime(), options.now().getTime());
     const repeats = (misfires.get(claim.id) ?? 0) + 1;
     misfires.delete(claim.id);
@@ -277,12 +285,13 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
     const start = claim.attempts > 0 && last >= 0 ? (last + 1) % providers.length : 0;
     const order = providers.map((_, i) => providers[(start + i) % providers.length]!);
 
-    // The breakers keep their own time (Date.now): how long until one half-opens, as a wait, not an instant.
+    // The breakers keep their own monotonic time (performance.now), so a wall-clock step cannot hold a circuit
+    // open or close it early; how long until one half-opens becomes a wait on the service's clock.
     let shortestWaitMs = Number.POSITIVE_INFINITY;
     for (const provider of order) {
       const key = provider.circuitKey(task);
       const circuit = options.circuits.get(key);
-      const at = Date.now();
+      const at = performance.now();
       const admission = circuit.acquire(at);
       if (!admission.allowed) {
         shortestWaitMs = Math.min(shortestWaitMs, admission.retryAt - at);
@@ -290,7 +299,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       }
       const token = await takeToken(provider, key, signals.stopping);
       if (token !== 'ok') {
-        circuit.record('neutral', Date.now());
+        circuit.record('neutral', performance.now());
         if (token === 'stopping') return { release: true, dueAt: options.now() };
         return {
           next: {
@@ -349,7 +358,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       };
     }
     const latencyMs = performance.now() - started;
-    circuit.record(circuitResult(outcome), Date.now());
+    circuit.record(circuitResult(outcome), performance.now());
     options.onAttempt?.(claim.channel, provider.name, outcome.kind);
     const reason = outcome.kind === 'sent' ? null : outcome.reason;
     const attempt: AttemptRecord = {

@@ -50,7 +50,8 @@ interface Lane {
   inFlight: Set<Promise<void>>;
   /** Claimed and waiting for a free slot, oldest first, with when they were claimed. */
   ready: { claim: ClaimedDelivery; claimedAt: number }[];
-  pumping: boolean;
+  /** The claim loop while it runs; stop() waits for it, so no claim lands after stop() returns. */
+  pumping: Promise<void> | null;
   again: boolean;
   timer: NodeJS.Timeout | null;
   timerAt: number;
@@ -61,7 +62,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     channel,
     inFlight: new Set(),
     ready: [],
-    pumping: false,
+    pumping: null,
     again: false,
     timer: null,
     timerAt: Number.POSITIVE_INFINITY,
@@ -109,48 +110,50 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return room >= claimBatch || (idle && room > 0) ? room : 0;
   }
 
-  async function pump(lane: Lane): Promise<void> {
-    if (!running) return;
+  function pump(lane: Lane): Promise<void> {
+    if (!running) return Promise.resolve();
     if (lane.pumping) {
       lane.again = true;
-      return;
+      return lane.pumping;
     }
-    lane.pumping = true;
-    try {
-      do {
-        // One claim per turn of the event loop, whatever the engine: timers and I/O run in between.
-        await nextTurn();
-        if (!running) break;
-        lane.again = false;
-        const limit = wanted(lane);
-        if (limit <= 0) break;
-        let claimed: ClaimedDelivery[];
-        try {
-          claimed = await claimDueDeliveries(
-            options.database.sql,
-            lane.channel,
-            limit,
-            options.leaseMs,
-            options.now(),
-          );
-        } catch (error) {
-          options.onError(error);
-          break; // the poll tries again
-        }
-        if (!running) {
-          // Stopped while claiming: hand the claims straight back.
-          await options.run.release(claimed).catch(options.onError);
-          break;
-        }
-        const claimedAt = performance.now();
-        for (const claim of claimed) lane.ready.push({ claim, claimedAt });
-        startReady(lane);
-        // A full claim means more may be due: go on (slots freeing up wake the lane too).
-        if (claimed.length === limit) lane.again = true;
-      } while (lane.again && running);
-    } finally {
-      lane.pumping = false;
-    }
+    lane.pumping = claimWhileDue(lane).finally(() => {
+      lane.pumping = null;
+    });
+    return lane.pumping;
+  }
+
+  async function claimWhileDue(lane: Lane): Promise<void> {
+    do {
+      // One claim per turn of the event loop, whatever the engine: timers and I/O run in between.
+      await nextTurn();
+      if (!running) break;
+      lane.again = false;
+      const limit = wanted(lane);
+      if (limit <= 0) break;
+      let claimed: ClaimedDelivery[];
+      try {
+        claimed = await claimDueDeliveries(
+          options.database.sql,
+          lane.channel,
+          limit,
+          options.leaseMs,
+          options.now(),
+        );
+      } catch (error) {
+        options.onError(error);
+        break; // the poll tries again
+      }
+      if (!running) {
+        // Stopped while claiming: hand the claims straight back.
+        await options.run.release(claimed).catch(options.onError);
+        break;
+      }
+      const claimedAt = performance.now();
+      for (const claim of claimed) lane.ready.push({ claim, claimedAt });
+      startReady(lane);
+      // A full claim means more may be due: go on (slots freeing up wake the lane too).
+      if (claimed.length === limit) lane.again = true;
+    } while (lane.again && running);
   }
 
   /** Fills free slots from the prefetched claims. */
@@ -208,6 +211,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const unstarted = lanes.flatMap((lane) => lane.ready.splice(0).map((r) => r.claim));
       await options.run.release(unstarted).catch(options.onError);
       stopping.abort();
+      // A claim in progress hands its deliveries back when it returns (the database is still open).
+      await Promise.all(lanes.map((lane) => lane.pumping));
       await unlisten?.().catch(options.onError);
       const all = () => Promise.all(lanes.flatMap((lane) => [...lane.inFlight]));
       let timer: NodeJS.Timeout | undefined;
