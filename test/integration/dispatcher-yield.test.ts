@@ -66,10 +66,11 @@ describe.each(engines())('the dispatcher under a claim loop, on $name', (engine)
 
     // The loop really ran (hundreds of claims on a quiet machine)...
     expect(runs).toBeGreaterThan(20);
-    // ...and the timer ran all along: dozens of ticks, none held back for long. (Without the yield, on PGlite
-    // not one tick fires and the test never ends.) Loose bounds, for a loaded 2-core machine.
-    expect(lateness.length).toBeGreaterThan(10);
-    expect(Math.max(...lateness)).toBeLessThan(500);
+    // ...and the timer ran all along, never held back for long. Without the yield, on PGlite not one tick
+    // fires and the test never ends; on a quiet machine about 90 of the 100 ticks fire, on a loaded 2-core
+    // machine as few as 9 were seen, so the bounds only tell "runs" from "starved".
+    expect(lateness.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...lateness)).toBeLessThan(1_000);
   });
 
   it('waits in stop() for a claim in progress and hands its deliveries back', async () => {
