@@ -26,7 +26,7 @@ import { generateWebhookSecret } from '../channels/webhook/signature.js';
 import type { ChannelName } from '../core/channels.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
-import { checkId, checkLocale, checkTextLength, containsNul } from '../core/rules.js';
+import { checkId, checkLocale, checkTextLength, findUnstorableText, limits } from '../core/rules.js';
 import { createTemplateRenderer, selectTemplateLocale } from '../core/templates.js';
 import type { ConfigCache } from '../delivery/config-cache.js';
 import type { Realtime } from '../realtime/index.js';
@@ -112,7 +112,6 @@ function templateLocale(field: string, value: string): string {
 }
 
 function text(field: string, value: string, min: number, max: number): string {
-  if (containsNul(value)) throw invalidArgument(field, 'must not contain NUL characters');
   const problem = checkTextLength(value, min, max);
   if (problem) throw invalidArgument(field, problem);
   return value;
@@ -426,7 +425,8 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
       admin(ctx);
       const type = requireId('type', req.type);
       const data = (req.data ?? {}) as Record<string, unknown>;
-      if (containsNul(data)) throw invalidArgument('data', 'must not contain NUL characters');
+      const unstorable = findUnstorableText(data, 'data', limits.dataDepth);
+      if (unstorable) throw invalidArgument(unstorable.field, unstorable.problem);
       if (Buffer.byteLength(JSON.stringify(data)) > MAX_SYSTEM_MESSAGE_BYTES) {
         throw invalidArgument('data', `must be at most ${MAX_SYSTEM_MESSAGE_BYTES} bytes as JSON`);
       }

@@ -15,7 +15,7 @@ import {
   checkPhone,
   checkTextLength,
   checkTimezone,
-  containsNul,
+  findUnstorableText,
   limits,
 } from '../core/rules.js';
 import type { NewNotification, RecipientProfile } from '../store/index.js';
@@ -72,10 +72,15 @@ function priority(prefix: string, value: Priority): number {
 
 function data(prefix: string, value: JsonObject | undefined): Record<string, unknown> {
   if (!value) return {};
+  // Depth first: it bounds the recursion of everything that walks the value after it.
+  const unstorable = findUnstorableText(value, `${prefix}data`, limits.dataDepth);
+  if (unstorable?.tooDeep) {
+    throw invalidArgument(`${prefix}data`, `must be nested at most ${limits.dataDepth} levels deep`);
+  }
   if (Buffer.byteLength(JSON.stringify(value)) > limits.dataBytes) {
     throw invalidArgument(`${prefix}data`, `must be at most ${limits.dataBytes} bytes as JSON`);
   }
-  if (containsNul(value)) throw invalidArgument(`${prefix}data`, 'must not contain NUL characters');
+  if (unstorable) throw invalidArgument(unstorable.field, unstorable.problem);
   return value;
 }
 

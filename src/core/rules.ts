@@ -14,6 +14,8 @@ export const limits = {
   titleLength: 256,
   bodyLength: 4_096,
   dataBytes: 64 * 1024,
+  /** Objects and arrays inside `data`, counted from `data` itself. */
+  dataDepth: 32,
   emailLength: 254,
   localeLength: 35,
   batchSize: 1_000,
@@ -74,18 +76,63 @@ export function codePointLength(value: string): number {
   return n;
 }
 
-/** PostgreSQL text and jsonb cannot hold U+0000; refuse it up front instead of failing at the database. */
-export function containsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value).some(([key, v]) => key.includes('\u0000') || containsNul(v));
+// PostgreSQL's text and jsonb hold only well-formed Unicode without U+0000. Strings from JSON requests can
+// carry either (`"\u0000"`, a lone `"\ud800"`), and the database would reject them mid-statement: refuse them
+// at validation instead, naming the field. (In u-mode a surrogate class matches only unpaired surrogates.)
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** Why PostgreSQL could not store this string, or undefined. */
+export function checkStorableText(value: string): string | undefined {
+  if (value.includes('\u0000')) return 'must not contain NUL characters';
+  if (LONE_SURROGATE.test(value)) return 'must be well-formed Unicode (it holds a lone UTF-16 surrogate)';
+  return undefined;
+}
+
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export interface UnstorableValue {
+  /** Where, below the field the walk started at. */
+  field: string;
+  problem: string;
+  /** The walk stopped at the depth limit (nothing deeper was looked at). */
+  tooDeep: boolean;
+}
+
+/**
+ * The first string in a JSON value, key or value, that PostgreSQL could not store, with its path below
+ * `field` (e.g. `data.items[2].note`); or a value nested deeper than `maxDepth`.
+ */
+export function findUnstorableText(
+  value: unknown,
+  field: string,
+  maxDepth: number,
+): UnstorableValue | undefined {
+  if (typeof value === 'string') {
+    const problem = checkStorableText(value);
+    return problem ? { field, problem, tooDeep: false } : undefined;
   }
-  return false;
+  if (value === null || typeof value !== 'object') return undefined;
+  if (maxDepth <= 0) return { field, problem: 'is nested too deeply', tooDeep: true };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findUnstorableText(value[i], `${field}[${i}]`, maxDepth - 1);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const [key, v] of Object.entries(value)) {
+    const path = PLAIN_KEY.test(key) ? `${field}.${key}` : `${field}[${JSON.stringify(key)}]`;
+    const keyProblem = checkStorableText(key);
+    if (keyProblem) return { field: path, problem: `key ${keyProblem}`, tooDeep: false };
+    const found = findUnstorableText(v, path, maxDepth - 1);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 export function checkTextLength(value: string, min: number, max: number): string | undefined {
-  if (value.includes('\u0000')) return 'must not contain NUL characters';
+  const unstorable = checkStorableText(value);
+  if (unstorable) return unstorable;
   const n = codePointLength(value);
   if (n < min || n > max)
     return min > 0 ? `must be ${min}..${max} characters` : `must be at most ${max} characters`;

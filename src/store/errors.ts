@@ -15,16 +15,22 @@ const connectionErrorCodes = new Set([
   'CONNECTION_DESTROYED',
 ]);
 
-/** SQLSTATE classes and codes that mean "the database is not available right now". */
-function isUnavailableSqlState(code: string): boolean {
+/** SQLSTATE classes and codes that mean "the connection or the server is gone". */
+function isConnectionSqlState(code: string): boolean {
   return (
     code.startsWith('08') || // connection exception
     code === '57P01' || // admin_shutdown
     code === '57P02' || // crash_shutdown
     code === '57P03' || // cannot_connect_now
-    code === '53300' || // too_many_connections
-    code === '40001' || // serialization_failure: safe to retry
-    code === '40P01' // deadlock_detected: safe to retry
+    code === '53300' // too_many_connections
+  );
+}
+
+/** SQLSTATEs that say "try the same statement again": nothing is wrong with it. */
+function isRetryableSqlState(code: string): boolean {
+  return (
+    code === '40001' || // serialization_failure
+    code === '40P01' // deadlock_detected
   );
 }
 
@@ -34,11 +40,23 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-export function isDatabaseUnavailable(error: unknown): boolean {
+/** The database could not be reached or went away: any statement would have failed. */
+export function isConnectionFailure(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
     const code = errorCode(e);
-    if (code && (connectionErrorCodes.has(code) || isUnavailableSqlState(code))) return true;
+    if (code && (connectionErrorCodes.has(code) || isConnectionSqlState(code))) return true;
     if (e instanceof Error && /database did not answer|PGlite is closed/i.test(e.message)) return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
+}
+
+/** Not available right now (UNAVAILABLE to clients, who may retry): no connection, or a retryable conflict. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (isConnectionFailure(error)) return true;
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    const code = errorCode(e);
+    if (code && isRetryableSqlState(code)) return true;
     e = e instanceof Error ? e.cause : undefined;
   }
   return false;

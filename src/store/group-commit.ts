@@ -4,11 +4,14 @@
 // `maxStatements` nothing waits, so an idle service adds no latency. Every caller still gets its answer only
 // after its own rows are committed.
 //
-// Grouping is safe because only validated, unkeyed Sends are grouped: what can still fail is the database
-// itself (unreachable, shutting down), which fails every Send of the moment alike. Keyed Sends are never
-// grouped, since a key conflict must fail only its own request. The dispatcher groups the final writes of its
-// attempts the same way; each is fenced by its own lease, so one lost lease does not fail the others.
+// One caller's items never fail another's: when a grouped statement fails for a reason that may be one
+// item's fault (bad data the validation let through, a constraint), every caller in the group is retried in
+// a statement of its own, so only the caller at fault gets the error. Only a lost database connection fails
+// the whole group at once, as it would fail each of them alone. Keyed Sends are never grouped, since a key
+// conflict must fail only its own request. The dispatcher groups the final writes of its attempts the same
+// way; each is fenced by its own lease, so one lost lease does not fail the others.
 import type { SqlRunner } from './database.js';
+import { isConnectionFailure } from './errors.js';
 import { executeSends, type PreparedSend, type SendWriter, type StoredSend } from './send.js';
 
 interface Waiting<I, O> {
@@ -22,12 +25,18 @@ export interface GroupCommitOptions {
   maxStatements: number;
   /** Upper bound on items in one grouped statement (a call larger than this runs alone). */
   maxItems: number;
+  /**
+   * Whether a failed group's callers are each retried alone: true unless the error says the database itself
+   * is unreachable (by default), since then every caller would fail alone too.
+   */
+  isolate?: (error: unknown) => boolean;
 }
 
 /**
  * Turns a statement that writes many items at once into a writer for concurrent callers: calls that arrive
  * while `maxStatements` statements run wait and then share the next one. Each caller gets the results for
- * its own items, in order, once that statement has finished; if it fails, every caller in it fails.
+ * its own items, in order, once that statement has finished; if it fails, each caller is retried alone
+ * (see `isolate`), so a caller fails only for its own items.
  */
 export function createGroupWriter<I, O>(
   write: (items: I[]) => Promise<O[]>,
@@ -47,27 +56,44 @@ export function createGroupWriter<I, O>(
     return group;
   }
 
+  const isolate = options.isolate ?? ((error: unknown) => !isConnectionFailure(error));
+
+  function settle(group: Waiting<I, O>[], results: O[]): void {
+    let offset = 0;
+    for (const w of group) {
+      w.resolve(results.slice(offset, offset + w.items.length));
+      offset += w.items.length;
+    }
+  }
+
+  /** Writes a group; if it fails and may be one caller's fault, writes each caller alone, one after another. */
+  async function writeGroup(group: Waiting<I, O>[]): Promise<void> {
+    try {
+      settle(group, await write(group.flatMap((w) => w.items)));
+      return;
+    } catch (error) {
+      if (group.length === 1 || !isolate(error)) {
+        for (const w of group) w.reject(error);
+        return;
+      }
+    }
+    for (const w of group) {
+      try {
+        w.resolve(await write(w.items));
+      } catch (error) {
+        w.reject(error);
+      }
+    }
+  }
+
   function pump(): void {
     while (running < options.maxStatements && waiting.length > 0) {
       const group = nextGroup();
       running++;
-      write(group.flatMap((w) => w.items))
-        .then(
-          (results) => {
-            let offset = 0;
-            for (const w of group) {
-              w.resolve(results.slice(offset, offset + w.items.length));
-              offset += w.items.length;
-            }
-          },
-          (error: unknown) => {
-            for (const w of group) w.reject(error);
-          },
-        )
-        .finally(() => {
-          running--;
-          pump();
-        });
+      void writeGroup(group).finally(() => {
+        running--;
+        pump();
+      });
     }
   }
 

@@ -113,7 +113,7 @@ describe.each(engines())('group commit ($name)', (engine) => {
     expect(gated.statements).toEqual([1, 2, 2]);
   });
 
-  it('fails every member of a failed statement, and only them', async () => {
+  it('fails every member of a statement whose connection failed, and only them', async () => {
     let failNext = true;
     const flaky: SqlRunner = {
       async query<Row extends Record<string, unknown>>(text: string, params: readonly SqlParam[]) {
@@ -131,5 +131,38 @@ describe.each(engines())('group commit ($name)', (engine) => {
     await expect(failed).rejects.toThrow('connection reset');
     const results = await Promise.all(grouped);
     expect(results.map((r) => r[0]!.seq)).toEqual([1, 1]); // g1 was never written, so g2 is the user's first
+  });
+
+  it("retries a failed group's callers one by one, so only the caller with bad data fails", async () => {
+    const gated = gatedRunner(db.database.sql);
+    const write = createGroupCommitWriter(gated.runner, { maxStatements: 1, maxItems: 1000 });
+    const first = write([prepare('gc-p', 'p1')]);
+    // Waiting while `first` holds the only slot, so these three share one statement. The middle one carries
+    // a lone surrogate (validation would refuse it; here it reaches the store): the database rejects it.
+    const poisoned = prepareSend(
+      newNotification('gc-bad', { data: { v: '\ud800' } }),
+      newId(),
+      null,
+      plainPlanner,
+    );
+    const innocentA = write([prepare('gc-q', 'q1')]);
+    const bad = write([poisoned]).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    const innocentB = write([prepare('gc-r', 'r1'), prepare('gc-q', 'q2')]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gated.open();
+    await first;
+    expect((await innocentA).map((r) => r.seq)).toEqual([1]);
+    expect((await innocentB).map((r) => r.seq)).toEqual([1, 2]);
+    expect(await bad).toMatchObject({ code: expect.stringMatching(/^22/) }); // a data exception
+    // One statement for `first`, the failed group of three callers, then each of the three alone.
+    expect(gated.statements).toEqual([1, 4, 1, 1, 2]);
+    const stored = await db.database.db
+      .select()
+      .from(notifications)
+      .where(eq(notifications.userId, 'gc-bad'));
+    expect(stored).toEqual([]);
   });
 });

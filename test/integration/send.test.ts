@@ -1,6 +1,6 @@
 // Send and SendBatch: validation before any write, one transaction per call, idempotency and per-user seq
 // under concurrency. Runs on every available engine.
-import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { JsonObject, MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { eq, sql } from 'drizzle-orm';
@@ -19,6 +19,13 @@ const now = Date.now();
 const at = (offsetMs: number) => timestampFromDate(new Date(now + offsetMs));
 const DAY = 24 * 3600 * 1000;
 
+/** `{ a: { a: ... { a: 1 } } }` with `levels` objects. */
+function nested(levels: number): JsonObject {
+  let value: JsonObject = { a: 1 };
+  for (let i = 1; i < levels; i++) value = { a: value };
+  return value;
+}
+
 const invalidSends: [string, SendInit, string][] = [
   ['empty user_id', { userId: '' }, 'user_id: is required'],
   ['user_id with a space', { userId: 'a b' }, 'user_id: must be 1..128 characters'],
@@ -31,8 +38,13 @@ const invalidSends: [string, SendInit, string][] = [
   ['data over 64 KiB', { data: { blob: 'x'.repeat(70_000) } }, 'data: must be at most 65536 bytes'],
   ['NUL in title', { title: 'a\u0000b' }, 'title: must not contain NUL characters'],
   ['NUL in body', { body: 'a\u0000b' }, 'body: must not contain NUL characters'],
-  ['NUL deep in data', { data: { list: [{ note: 'x\u0000' }] } }, 'data: must not contain NUL characters'],
-  ['NUL in a data key', { data: { 'k\u0000': 1 } }, 'data: must not contain NUL characters'],
+  [
+    'NUL deep in data',
+    { data: { list: [{ note: 'x\u0000' }] } },
+    'data.list[0].note: must not contain NUL characters',
+  ],
+  ['NUL in a data key', { data: { 'k\u0000': 1 } }, 'data["k\\u0000"]: key must not contain NUL characters'],
+  ['data nested 33 levels deep', { data: nested(33) }, 'data: must be nested at most 32 levels deep'],
   ['bad e-mail', { recipient: { email: 'not-an-email' } }, 'recipient.email: must be a valid e-mail'],
   ['e-mail without domain dot', { recipient: { email: 'a@localhost' } }, 'recipient.email:'],
   ['phone not E.164', { recipient: { phone: '0151 1234' } }, 'recipient.phone: must be an E.164'],
@@ -111,13 +123,73 @@ describe.each(engines())('Send ($name)', (engine) => {
     });
   });
 
+  // Lone UTF-16 surrogates reach the server only through JSON (binary protobuf carries UTF-8, which cannot
+  // encode them), so these requests are Connect JSON written by hand, as a careless client would send them.
+  describe('refuses strings PostgreSQL cannot store, sent as Connect JSON', () => {
+    const postJson = (body: string) =>
+      fetch(`${server.url}/herald.v1.NotificationService/Send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${server.adminKey}` },
+        body,
+      });
+    const request = (fields: string) => `{"userId":"json-user","type":"order.shipped",${fields}}`;
+
+    // String fields are refused by the protobuf JSON decoder itself, which names the field its own way;
+    // inside a Struct (data) strings are not checked by the decoder, and Herald's validation names the path.
+    it.each([
+      ['a lone high surrogate in the title', '"title":"a\\ud800b"', 'SendRequest.title from JSON'],
+      ['a lone low surrogate in the body', '"body":"\\udc00"', 'SendRequest.body from JSON'],
+      [
+        'a lone surrogate deep in data',
+        '"data":{"items":[{"note":"x\\ud83d"}]}',
+        'data.items[0].note: must be well-formed Unicode',
+      ],
+      [
+        'a lone surrogate in a data key',
+        '"data":{"k\\ud800":1}',
+        'data["k\\ud800"]: key must be well-formed',
+      ],
+    ])('%s: INVALID_ARGUMENT naming the field, nothing written', async (_name, fields, message) => {
+      const before = await rowCounts(server.db.database.db);
+      const res = await postJson(request(fields));
+      expect(res.status).toBe(400);
+      const answer = (await res.json()) as { code: string; message: string };
+      expect(answer.code).toBe('invalid_argument');
+      expect(answer.message).toContain(message);
+      expect(await rowCounts(server.db.database.db)).toEqual(before);
+    });
+
+    it('keeps a surrogate pair (an emoji written as escapes)', async () => {
+      const res = await postJson(request('"body":"\\ud83c\\udf89"'));
+      expect(res.status).toBe(200);
+      const { notificationId } = (await res.json()) as { notificationId: string };
+      const { notification } = await herald.getNotification({ notificationId });
+      expect(notification?.body).toBe('🎉');
+    });
+
+    it('never fails an innocent Send because another caller sent bad text at the same time', async () => {
+      const before = await rowCounts(server.db.database.db);
+      const poisoned = Array.from({ length: 40 }, (_, i) =>
+        postJson(`{"userId":"poison-${i}","type":"order.shipped","data":{"v":"\\ud800"}}`),
+      );
+      const innocent = Array.from({ length: 200 }, (_, i) =>
+        herald.send(valid({ userId: `innocent-${i % 20}`, data: { n: i } })),
+      );
+      const [bad, good] = await Promise.all([Promise.all(poisoned), Promise.allSettled(innocent)]);
+      expect(bad.map((r) => r.status)).toEqual(Array(40).fill(400));
+      expect(good.filter((r) => r.status === 'rejected')).toEqual([]);
+      const after = await rowCounts(server.db.database.db);
+      expect(after.notifications - before.notifications).toBe(200);
+    });
+  });
+
   it('accepts the edges of every limit', async () => {
     const response = await herald.send(
       valid({
         userId: `u${'x'.repeat(127)}`,
         title: '🎉'.repeat(256),
         body: 'b'.repeat(4096),
-        data: { blob: 'x'.repeat(60_000) },
+        data: { blob: 'x'.repeat(60_000), deep: nested(31) },
         recipient: { email: 'First.Last+tag@Sub.Example.co.uk', phone: '+491511234567', locale: 'de-AT' },
         priority: Priority.CRITICAL,
         sendAt: at(DAY),
