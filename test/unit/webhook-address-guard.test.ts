@@ -8,6 +8,7 @@ import {
   ADDRESS_REFUSED,
   AddressRefusedError,
   createAddressGuard,
+  SPECIAL_PURPOSE_RANGES,
 } from '../../src/channels/webhook/address-guard.js';
 
 const LOOPBACK = ['127.0.0.1/32', '::1/128'];
@@ -96,6 +97,264 @@ describe('allows', () => {
       expect(guard.allows(text)).toBe(false);
     },
   );
+});
+
+/**
+ * For every row of the table: addresses inside it, which are refused, and the nearest addresses outside it,
+ * which pass. For a range judged by the IPv4 address it carries, `allowed` also holds addresses inside it that
+ * carry a global IPv4 address. Where a row borders another row on both sides (224/4 and 240/4; fe80::/10,
+ * fec0::/10 and ff00::/8), `allowed` holds the nearest address no row covers. IPv6 neighbours outside 2000::/3
+ * are unallocated: no registry marks them, so they pass, and here they show that the rows end where they should.
+ */
+const tableCases: Record<string, { refused: string[]; allowed: string[] }> = {
+  '0.0.0.0/8': { refused: ['0.0.0.0', '0.255.255.255'], allowed: ['1.0.0.0'] },
+  '10.0.0.0/8': { refused: ['10.0.0.0', '10.255.255.255'], allowed: ['9.255.255.255', '11.0.0.0'] },
+  '100.64.0.0/10': {
+    refused: ['100.64.0.0', '100.127.255.255'],
+    allowed: ['100.63.255.255', '100.128.0.0'],
+  },
+  '127.0.0.0/8': { refused: ['127.0.0.0', '127.255.255.255'], allowed: ['126.255.255.255', '128.0.0.0'] },
+  '169.254.0.0/16': {
+    refused: ['169.254.0.0', '169.254.169.254', '169.254.255.255'],
+    allowed: ['169.253.255.255', '169.255.0.0'],
+  },
+  '172.16.0.0/12': { refused: ['172.16.0.0', '172.31.255.255'], allowed: ['172.15.255.255', '172.32.0.0'] },
+  '192.0.0.0/24': {
+    // 192.0.0.9 (PCP anycast) and 192.0.0.10 (TURN anycast) are refused with the block, deliberately.
+    refused: ['192.0.0.0', '192.0.0.8', '192.0.0.9', '192.0.0.10', '192.0.0.170', '192.0.0.255'],
+    allowed: ['191.255.255.255', '192.0.1.0'],
+  },
+  '192.0.2.0/24': { refused: ['192.0.2.0', '192.0.2.255'], allowed: ['192.0.1.255', '192.0.3.0'] },
+  '192.88.99.0/24': {
+    refused: ['192.88.99.0', '192.88.99.1', '192.88.99.2', '192.88.99.255'],
+    allowed: ['192.88.98.255', '192.88.100.0'],
+  },
+  '192.168.0.0/16': {
+    refused: ['192.168.0.0', '192.168.255.255'],
+    allowed: ['192.167.255.255', '192.169.0.0'],
+  },
+  '198.18.0.0/15': { refused: ['198.18.0.0', '198.19.255.255'], allowed: ['198.17.255.255', '198.20.0.0'] },
+  '198.51.100.0/24': {
+    refused: ['198.51.100.0', '198.51.100.255'],
+    allowed: ['198.51.99.255', '198.51.101.0'],
+  },
+  '203.0.113.0/24': {
+    refused: ['203.0.113.0', '203.0.113.255'],
+    allowed: ['203.0.112.255', '203.0.114.0'],
+  },
+  '224.0.0.0/4': { refused: ['224.0.0.0', '239.255.255.255'], allowed: ['223.255.255.255'] },
+  '240.0.0.0/4': {
+    refused: ['240.0.0.0', '255.255.255.254', '255.255.255.255'],
+    allowed: ['223.255.255.255'],
+  },
+  '::/96': {
+    // Refused outright: even an IPv4-compatible address that carries a global IPv4 address.
+    refused: ['::', '::1', '::7f00:1', '::127.0.0.1', '::8.8.8.8', '::ffff:ffff'],
+    allowed: ['::1:0:0'],
+  },
+  '::ffff:0:0/96': {
+    refused: ['::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:0.0.0.0', '::ffff:255.255.255.255'],
+    allowed: ['::ffff:8.8.8.8', '::ffff:101:101', '::fffe:ffff:ffff', '::1:0:0:0'],
+  },
+  '::ffff:0:0:0/96': {
+    // Refused outright, whatever IPv4 address it carries.
+    refused: ['::ffff:0:127.0.0.1', '::ffff:0:7f00:1', '::ffff:0:8.8.8.8', '::ffff:0:0:0'],
+    allowed: ['::fffe:ffff:ffff:ffff', '::ffff:1:0:0'],
+  },
+  '64:ff9b::/96': {
+    refused: ['64:ff9b::127.0.0.1', '64:ff9b::7f00:1', '64:ff9b::10.0.0.1', '64:ff9b::c058:6301'],
+    // 64:ff9b::1:7f00:1 lies outside the /96: no NAT64 translates it to 127.0.0.1.
+    allowed: [
+      '64:ff9b::8.8.8.8',
+      '64:ff9b::808:808',
+      '64:ff9b::1:7f00:1',
+      '64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff',
+    ],
+  },
+  '64:ff9b:1::/48': {
+    // Refused outright: 64:ff9b:1:808:8:800:: carries 8.8.8.8 in the RFC 6052 /48 layout.
+    refused: ['64:ff9b:1::', '64:ff9b:1:808:8:800::', '64:ff9b:1:ffff:ffff:ffff:ffff:ffff'],
+    allowed: ['64:ff9b:0:ffff:ffff:ffff:ffff:ffff', '64:ff9b:2::'],
+  },
+  '100::/64': {
+    refused: ['100::', '100::ffff:ffff:ffff:ffff'],
+    allowed: ['ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+  },
+  '100:0:0:1::/64': {
+    refused: ['100:0:0:1::', '100:0:0:1:ffff:ffff:ffff:ffff'],
+    allowed: ['100:0:0:2::'],
+  },
+  '2001::/23': {
+    // The registry's globally reachable rows inside the /23 are refused with it, deliberately.
+    refused: [
+      '2001::',
+      '2001:0:4136:e378:8000:63bf:3fff:fdd2', // Teredo
+      '2001:1::1', // PCP anycast
+      '2001:1::2', // TURN anycast
+      '2001:1::3', // DNS-SD SRP anycast
+      '2001:2::1', // benchmarking
+      '2001:3::1', // AMT
+      '2001:4:112::1', // AS112-v6
+      '2001:10::1', // ORCHID (deprecated)
+      '2001:20::1', // ORCHIDv2
+      '2001:30::1', // Drone Remote ID
+      '2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff',
+    ],
+    allowed: ['2000:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '2001:200::'],
+  },
+  '2001:db8::/32': {
+    refused: ['2001:db8::', '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff'],
+    allowed: ['2001:db7:ffff:ffff:ffff:ffff:ffff:ffff', '2001:db9::'],
+  },
+  '2002::/16': {
+    refused: [
+      '2002::', // 0.0.0.0
+      '2002:7f00:1::',
+      '2002:7f00:1::1',
+      '2002:a00:1::1', // 10.0.0.1
+      '2002:a9fe:a9fe::', // 169.254.169.254
+      '2002:c058:6301::', // 192.88.99.1, the deprecated relay anycast
+    ],
+    allowed: ['2002:808:808::1', '2002:101:101:1::1', '2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '2003::'],
+  },
+  '3fff::/20': {
+    refused: ['3fff::', '3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff'],
+    allowed: ['3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '3fff:1000::'],
+  },
+  '5f00::/16': {
+    refused: ['5f00::', '5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+    allowed: ['5eff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '5f01::'],
+  },
+  'fc00::/7': {
+    refused: ['fc00::', 'fd12:3456::1', 'fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+    allowed: ['fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 'fe00::'],
+  },
+  'fe80::/10': {
+    refused: ['fe80::', 'fe80::1%eth0', 'febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+    allowed: ['fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+  },
+  'fec0::/10': {
+    refused: ['fec0::', 'fec0::1', 'FEFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF'],
+    allowed: ['fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+  },
+  'ff00::/8': {
+    refused: ['ff00::', 'ff02::1', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+    allowed: ['fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
+  },
+};
+
+describe('the special-purpose table', () => {
+  const guard = createAddressGuard([]);
+  const rows = SPECIAL_PURPOSE_RANGES.map((range) => [range.cidr, range.name] as const);
+
+  it('has a case for every row, and a row for every case', () => {
+    expect(Object.keys(tableCases).sort()).toEqual(rows.map(([cidr]) => cidr).sort());
+    for (const [cidr, { refused, allowed }] of Object.entries(tableCases)) {
+      expect(refused.length, cidr).toBeGreaterThan(0);
+      expect(allowed.length, cidr).toBeGreaterThan(0);
+    }
+  });
+
+  it('writes every row as a valid CIDR with a name', () => {
+    for (const { cidr, name, ipv4At } of SPECIAL_PURPOSE_RANGES) {
+      const [network = '', prefix = ''] = cidr.split('/');
+      const version = net.isIP(network);
+      expect(version, cidr).not.toBe(0);
+      expect(Number(prefix), cidr).toBeLessThanOrEqual(version === 4 ? 32 : 128);
+      expect(name, cidr).not.toBe('');
+      if (ipv4At !== undefined) expect(ipv4At + 32, cidr).toBeLessThanOrEqual(128);
+    }
+  });
+
+  describe.each(rows)('%s (%s)', (cidr) => {
+    const { refused = [], allowed = [] } = tableCases[cidr] ?? {};
+    it.each(refused)('refuses %s', (address) => {
+      expect(guard.allows(address)).toBe(false);
+    });
+    it.each(allowed)('allows %s', (address) => {
+      expect(guard.allows(address)).toBe(true);
+    });
+  });
+
+  it('refuses the three forms named in issue 9', () => {
+    for (const address of ['::ffff:0:127.0.0.1', '::ffff:0:10.0.0.1', '::ffff:0:8.8.8.8']) {
+      expect(guard.allows(address), `IPv4-translated ${address}`).toBe(false);
+    }
+    for (const address of ['fec0::1', 'fec0:0:0:ffff::1', 'fedc:ba98::1']) {
+      expect(guard.allows(address), `site-local ${address}`).toBe(false);
+    }
+    for (const address of [
+      '192.88.99.1',
+      '::ffff:192.88.99.1',
+      '64:ff9b::192.88.99.1',
+      '2002:c058:6301::1',
+    ]) {
+      expect(guard.allows(address), `6to4 relay anycast ${address}`).toBe(false);
+    }
+  });
+});
+
+/**
+ * IPv6 forms that carry an IPv4 address: [form, 127.0.0.1 spelt in it, 8.8.8.8 spelt in it]. The last list is
+ * empty for the forms refused outright, whatever they carry; the others are judged by the address they carry.
+ */
+const ipv4EmbeddingForms: [string, string[], string[]][] = [
+  [
+    'IPv4-mapped',
+    ['::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:1'],
+    ['::ffff:8.8.8.8', '::ffff:808:808'],
+  ],
+  ['IPv4-translated', ['::ffff:0:127.0.0.1', '::ffff:0:7f00:1', '0:0:0:0:ffff:0:7f00:1'], []],
+  ['IPv4-compatible', ['::127.0.0.1', '::7f00:1', '0:0:0:0:0:0:7f00:1'], []],
+  [
+    'NAT64 well-known',
+    ['64:ff9b::127.0.0.1', '64:ff9b::7f00:1', '64:ff9b:0:0:0:0:7f00:1'],
+    ['64:ff9b::8.8.8.8', '64:ff9b::808:808'],
+  ],
+  ['NAT64 local use', ['64:ff9b:1:7f00:0:100::'], []],
+  ['6to4', ['2002:7f00:1::', '2002:7f00:0001:0:0:0:0:1'], ['2002:808:808::', '2002:0808:0808:0:0:0:0:1']],
+  ['Teredo', ['2001:0:7f00:1::'], []],
+];
+
+describe('IPv6 forms that carry an IPv4 address', () => {
+  const guard = createAddressGuard([]);
+
+  it.each(ipv4EmbeddingForms)(
+    '%s: refuses loopback in every spelling, passes a global address only where the form is judged',
+    (_form, loopback, global) => {
+      for (const address of loopback) expect(guard.allows(address), address).toBe(false);
+      for (const address of global) expect(guard.allows(address), address).toBe(true);
+    },
+  );
+
+  it('opens a judged form through the allow-list of its IPv4 address, and no form refused outright', () => {
+    const guard = createAddressGuard(['127.0.0.1/32']);
+    expect(guard.allows('::ffff:127.0.0.1')).toBe(true);
+    expect(guard.allows('64:ff9b::127.0.0.1')).toBe(true);
+    expect(guard.allows('2002:7f00:1::')).toBe(true);
+    expect(guard.allows('::ffff:0:127.0.0.1')).toBe(false);
+    expect(guard.allows('::127.0.0.1')).toBe(false);
+    expect(guard.allows('64:ff9b::127.0.0.2')).toBe(false);
+  });
+});
+
+describe('global addresses', () => {
+  const guard = createAddressGuard([]);
+
+  it.each([
+    '8.8.8.8',
+    '1.1.1.1',
+    '2606:4700:4700::1111',
+    '2a00:1450:4001:82a::200e',
+    '2001:4860:4860::8888',
+    // Registry rows that are globally reachable and stand on their own are left out of the table.
+    '192.31.196.1', // AS112-v4
+    '192.52.193.1', // AMT
+    '192.175.48.1', // Direct Delegation AS112 Service
+    '2620:4f:8000::1', // Direct Delegation AS112 Service
+  ])('allows %s', (address) => {
+    expect(guard.allows(address)).toBe(true);
+  });
 });
 
 describe('allow-list', () => {
