@@ -20,7 +20,9 @@ export async function createUserTokenVerifier(config: JwtConfig): Promise<UserTo
     ...(config.audience ? { audience: config.audience } : {}),
   };
   return async (token) => {
-    let sub: string | undefined;
+    // `sub` as the token states it: jose does not check its type, and a non-string must never be coerced
+    // (an array ["alice"] would otherwise pass the id rule as "alice").
+    let sub: unknown;
     try {
       const { payload } =
         typeof source.key === 'function'
@@ -32,7 +34,7 @@ export async function createUserTokenVerifier(config: JwtConfig): Promise<UserTo
       const reason = error instanceof Error ? error.message : 'invalid token';
       throw new HeraldError('unauthenticated', `user token rejected: ${reason}`);
     }
-    if (sub === undefined || checkId(sub) !== undefined) {
+    if (typeof sub !== 'string' || checkId(sub) !== undefined) {
       throw new HeraldError('unauthenticated', 'user token rejected: sub must be a valid user id');
     }
     return sub;

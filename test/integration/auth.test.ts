@@ -1,5 +1,6 @@
 // The authorization matrix: no credentials, API key scopes, user tokens acting for themselves and for
 // others, and tokens that are expired, forged, unsigned or missing claims.
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,9 +12,17 @@ import { revokeApiKey } from '../../src/store/index.js';
 import { engines, pgliteEngine } from '../support/engines.js';
 import { codeOf } from '../support/errors.js';
 import { rowCounts } from '../support/rows.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { JWT_SECRET, startTestServer, type TestServer } from '../support/server.js';
 
 const apnsToken = (c: string) => c.repeat(64);
+
+/** A correctly signed HS256 token with exactly these claims (and a valid exp), whatever their types. */
+function hs256(claims: Record<string, unknown>): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ exp: Math.floor(Date.now() / 1000) + 300, ...claims })}`;
+  const signature = createHmac('sha256', JWT_SECRET).update(body).digest('base64url');
+  return `${body}.${signature}`;
+}
 
 describe.each(engines())('authorization ($name)', (engine) => {
   let server: TestServer;
@@ -160,6 +169,10 @@ describe.each(engines())('authorization ($name)', (engine) => {
           .sign(new TextEncoder().encode('test-secret-that-is-at-least-32-bytes-long!')),
     ],
     ['garbage', async () => 'not.a.jwt'],
+    ['with sub as an array', async () => hs256({ sub: ['alice'] })],
+    ['with sub as a number', async () => hs256({ sub: 42 })],
+    ['with sub as a boolean', async () => hs256({ sub: true })],
+    ['with sub as an object', async () => hs256({ sub: {} })],
   ])('answers UNAUTHENTICATED to a user token that is %s', async (_name, token) => {
     const client = server.client({ token: await token() });
     expect(await codeOf(client.getPreferences({}))).toBe(Code.Unauthenticated);
