@@ -107,6 +107,17 @@ export function requireServiceScope(
 }
 
 /**
+ * The scopes a service key needs for a user's inbox, whichever transport asks (RPCs and the WebSocket bridge):
+ * following or listing it reads; marking or acknowledging changes it.
+ */
+export const INBOX_SCOPES = { follow: 'read', change: 'send' } as const satisfies Record<string, ApiKeyScope>;
+
+/** Whether `principal` may act on a user's data with `scope`: a user token always may (for its own user). */
+export function mayAct(principal: Principal, scope: ApiKeyScope): boolean {
+  return principal.kind === 'user' || hasScope(principal, scope);
+}
+
+/**
  * Resolves which user a per-user call acts for. A user token acts for its own user only (an empty
  * `requested` means itself); a service key needs `scope` and must name the user.
  */
@@ -116,14 +127,25 @@ export function actingUser(
   field: string,
   scope: ApiKeyScope,
 ): string {
-  const principal = principalOf(ctx);
+  return actingUserOf(principalOf(ctx), requested, field, scope);
+}
+
+/** actingUser for a caller already authenticated outside an RPC (the WebSocket bridge). */
+export function actingUserOf(
+  principal: Principal,
+  requested: string,
+  field: string,
+  scope: ApiKeyScope,
+): string {
   if (principal.kind === 'user') {
     if (requested !== '' && requested !== principal.userId) {
       throw new HeraldError('permission_denied', 'a user token may only act for its own user', field);
     }
     return principal.userId;
   }
-  requireServiceScope(ctx, scope);
+  if (!hasScope(principal, scope)) {
+    throw new HeraldError('permission_denied', `API key lacks the "${scope}" scope`);
+  }
   const problem = checkId(requested);
   if (problem) throw invalidArgument(field, problem);
   return requested;

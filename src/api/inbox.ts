@@ -26,7 +26,7 @@ import {
   listInbox,
   unreadCount,
 } from '../store/index.js';
-import { actingUser } from './auth.js';
+import { actingUser, INBOX_SCOPES } from './auth.js';
 import { inboxNotificationToProto } from './convert.js';
 
 export interface InboxDeps {
@@ -104,7 +104,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
       req: StreamNotificationsRequest,
       ctx: HandlerContext,
     ): AsyncGenerator<StreamNotificationsResponse> {
-      const userId = actingUser(ctx, req.userId, 'user_id', 'read');
+      const userId = actingUser(ctx, req.userId, 'user_id', INBOX_SCOPES.follow);
       if (req.afterSeq < 0n) throw invalidArgument('after_seq', 'must be 0 or more');
       const queue: StreamNotificationsResponse[] = [];
       let wake: (() => void) | null = null;
@@ -160,7 +160,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
       req: ListNotificationsRequest,
       ctx: HandlerContext,
     ): Promise<ListNotificationsResponse> {
-      const userId = actingUser(ctx, req.userId, 'user_id', 'read');
+      const userId = actingUser(ctx, req.userId, 'user_id', INBOX_SCOPES.follow);
       if (req.limit < 0 || req.limit > MAX_PAGE)
         throw invalidArgument('limit', `must be 1..${MAX_PAGE} (0 = ${DEFAULT_PAGE})`);
       if (req.type !== '') {
@@ -187,7 +187,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
       req: MarkNotificationsRequest,
       ctx: HandlerContext,
     ): Promise<MarkNotificationsResponse> {
-      const userId = actingUser(ctx, req.userId, 'user_id', 'send');
+      const userId = actingUser(ctx, req.userId, 'user_id', INBOX_SCOPES.change);
       const action = markActions.get(req.action);
       if (!action) throw invalidArgument('action', 'must be READ, UNREAD, SEEN, ARCHIVED or UNARCHIVED');
       if (req.notificationIds.length > MAX_MARK_IDS) {

@@ -15,10 +15,13 @@ import { preferenceHandlers } from './preferences.js';
 import { pushTokenHandlers } from './push-tokens.js';
 
 export {
+  actingUserOf,
   type Authenticator,
   authInterceptor,
   createAuthenticator,
   hasScope,
+  INBOX_SCOPES,
+  mayAct,
   type Principal,
 } from './auth.js';
 export { errorMappingInterceptor } from './errors.js';

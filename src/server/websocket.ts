@@ -17,11 +17,17 @@ import type { Duplex } from 'node:stream';
 import { toJson } from '@bufbuild/protobuf';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { StreamNotificationsResponseSchema } from '../../gen/herald/v1/notification_service_pb.js';
-import { type Authenticator, hasScope, type Principal, sessionEventToProto } from '../api/index.js';
+import {
+  actingUserOf,
+  type Authenticator,
+  INBOX_SCOPES,
+  mayAct,
+  type Principal,
+  sessionEventToProto,
+} from '../api/index.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { frameOf } from '../core/frames.js';
 import { isUuid } from '../core/ids.js';
-import { checkId } from '../core/rules.js';
 import type { Logger } from '../observability/logger.js';
 import type { InboxSession, Realtime, SessionEvent, SystemEvent } from '../realtime/index.js';
 import { type Database, latestInboxSeq, type MarkAction } from '../store/index.js';
@@ -201,21 +207,6 @@ export function attachWebSocketBridge(
     });
   }
 
-  function userOf(principal: Principal, requested: string | null): string {
-    if (principal.kind === 'user') {
-      if (requested && requested !== principal.userId) {
-        throw new HeraldError('permission_denied', 'a user token may only follow its own user');
-      }
-      return principal.userId;
-    }
-    if (!hasScope(principal, 'read')) {
-      throw new HeraldError('permission_denied', 'API key lacks the "read" scope');
-    }
-    const problem = checkId(requested ?? '');
-    if (problem) throw invalidArgument('user_id', problem);
-    return requested!;
-  }
-
   async function serve(ws: WebSocket, bearer: string | null, requestedUser: string | null): Promise<void> {
     const credential = await credentialOf(ws, bearer);
     if (!credential) {
@@ -223,9 +214,15 @@ export function attachWebSocketBridge(
       return;
     }
     let userId: string;
+    let principal: Principal;
     try {
-      const principal = await deps.authenticate(`Bearer ${credential.token}`);
-      userId = userOf(principal, credential.userId ?? requestedUser);
+      principal = await deps.authenticate(`Bearer ${credential.token}`);
+      userId = actingUserOf(
+        principal,
+        credential.userId ?? requestedUser ?? '',
+        'user_id',
+        INBOX_SCOPES.follow,
+      );
     } catch (failure) {
       ws.close(
         POLICY_VIOLATION,
@@ -265,6 +262,13 @@ export function attachWebSocketBridge(
       );
     });
 
+    /** Marks and acks change the inbox: the same scope as MarkNotifications. */
+    function mayChangeInbox(): void {
+      if (!mayAct(principal, INBOX_SCOPES.change)) {
+        throw new HeraldError('permission_denied', `API key lacks the "${INBOX_SCOPES.change}" scope`);
+      }
+    }
+
     async function handle(frame: Record<string, unknown>): Promise<void> {
       switch (frame.type) {
         case 'resume': {
@@ -284,11 +288,13 @@ export function attachWebSocketBridge(
           return;
         }
         case 'ack': {
+          mayChangeInbox();
           const ids = uuids(frame.ids, 'ids');
           await realtime.acknowledge(userId, ids);
           return;
         }
         case 'mark': {
+          mayChangeInbox();
           const ids = uuids(frame.ids, 'ids');
           const action = frame.action;
           if (typeof action !== 'string' || !MARK_ACTIONS.includes(action as MarkAction)) {

@@ -113,6 +113,29 @@ describe.each(engines())('WebSocket bridge on $name', (engine) => {
     }
   });
 
+  it('lets a read-only key follow a user but neither mark nor acknowledge, as MarkNotifications requires send', async () => {
+    const sent = await send('ws-scope', 'read only');
+    const key = await server.keyWith('read');
+    const client = open(wsUrl);
+    client.ws.on('open', () => client.send({ type: 'auth', token: key, user_id: 'ws-scope' }));
+    await client.next('connection_ack');
+    client.send({ type: 'resume', after_seq: 0 });
+    await client.next('notification');
+    client.send({ type: 'mark', ids: [sent.notificationId], action: 'read' });
+    expect((await client.next('error')).message).toBe('API key lacks the "send" scope');
+    client.send({ type: 'ack', ids: [sent.notificationId] });
+    expect((await client.next('error')).message).toBe('API key lacks the "send" scope');
+    const n = (await server.admin().getNotification({ notificationId: sent.notificationId })).notification!;
+    expect(n.readAt).toBeUndefined();
+    expect(n.deliveries[0]?.status).not.toBe(DeliveryStatus.DELIVERED);
+    // The RPC path answers the same key the same way.
+    const rpc = server.client({ apiKey: key });
+    await expect(
+      rpc.markNotifications({ userId: 'ws-scope', notificationIds: [sent.notificationId], action: 1 }),
+    ).rejects.toThrow('API key lacks the "send" scope');
+    client.ws.close();
+  });
+
   it('answers bad JSON and unknown frames with an error frame and keeps the connection', async () => {
     const { client } = await userClient('ws-5');
     client.ws.send('{not json');
