@@ -358,7 +358,11 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
         },
         { html: channelName === 'email' },
       );
-      if (!rendered.ok) throw new HeraldError('failed_precondition', rendered.reason, 'data');
+      if (!rendered.ok) {
+        // A render past MAX_RENDERED_PART_BYTES is the fault of the template part it names.
+        if (rendered.oversized) throw invalidArgument(rendered.oversized, rendered.reason);
+        throw new HeraldError('failed_precondition', rendered.reason, 'data');
+      }
       return { locale: used, title: rendered.title ?? '', body: rendered.body };
     },
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   createTemplateRenderer,
+  MAX_RENDERED_PART_BYTES,
   type RenderContext,
   type RenderResult,
   selectTemplateLocale,
@@ -235,6 +236,132 @@ describe('template sandbox', () => {
       expect(JSON.stringify(result)).not.toContain('herald');
     },
   );
+});
+
+describe('template rendered size bound', () => {
+  const LIMIT = MAX_RENDERED_PART_BYTES;
+  /** 64 KiB of data: four outputs of it fill a part exactly. */
+  const chunk = 'x'.repeat(64 * 1024);
+  const big: RenderContext = { ...context, data: { ...context.data, chunk, umlauts: 'ä'.repeat(32 * 1024) } };
+  const tooLong = `template: body renders to more than ${LIMIT} bytes`;
+  const tooLongValue = `template: body builds a value of more than ${LIMIT} bytes`;
+  /** Doubles a captured string 30 times: a gigabyte if nothing stopped it. */
+  const exploding =
+    '{% capture a %}x{% endcapture %}{% for i in (1..30) %}{% capture a %}{{a}}{{a}}{% endcapture %}{% endfor %}{{a}}';
+
+  function render(body: string, options = text, title: string | null = null) {
+    return createTemplateRenderer().render({ title, body }, big, options);
+  }
+
+  it('is 256 KiB per part', () => {
+    expect(LIMIT).toBe(262_144);
+  });
+
+  it('renders a part of exactly the limit', async () => {
+    const result = await render('{% for i in (1..4) %}{{ data.chunk }}{% endfor %}');
+    expect(result.ok && Buffer.byteLength(result.body)).toBe(LIMIT);
+  });
+
+  it('fails a part whose output passes the limit by one byte, naming the part', async () => {
+    const result = await render('{% for i in (1..4) %}{{ data.chunk }}{% endfor %}!');
+    expect(result).toEqual({ ok: false, reason: tooLong, oversized: 'body' });
+  });
+
+  it('counts UTF-8 bytes, not characters', async () => {
+    // 32 Ki "ä" are 64 KiB of UTF-8.
+    const exact = await render('{% for i in (1..4) %}{{ data.umlauts }}{% endfor %}');
+    expect(exact.ok && exact.body.length).toBe(LIMIT / 2);
+    expect(failureReason(await render('{% for i in (1..4) %}{{ data.umlauts }}{% endfor %}x'))).toBe(tooLong);
+  });
+
+  it('bounds the title on its own and names it', async () => {
+    const result = await render('ok', text, '{% for i in (1..5) %}{{ data.chunk }}{% endfor %}');
+    expect(result).toEqual({
+      ok: false,
+      reason: `template: title renders to more than ${LIMIT} bytes`,
+      oversized: 'title',
+    });
+  });
+
+  it('bounds HTML-escaped output the same way', async () => {
+    expect(failureReason(await render('{% for i in (1..5) %}{{ data.chunk }}{% endfor %}', html))).toBe(
+      tooLong,
+    );
+  });
+
+  it('stops a capture that doubles itself early, with little memory', async () => {
+    const peakBefore = process.resourceUsage().maxRSS * 1024;
+    const started = performance.now();
+    const results: RenderResult[] = [];
+    for (const options of [text, html]) {
+      for (const body of [exploding, exploding.replace('(1..30)', '(1..28)')]) {
+        const result = await render(body, options);
+        // What a sender does with an answer: encode it whole.
+        if (result.ok) Buffer.byteLength(result.body);
+        results.push(result);
+      }
+    }
+    const elapsed = performance.now() - started;
+    const growth = process.resourceUsage().maxRSS * 1024 - peakBefore;
+    expect(growth).toBeLessThan(50 * 1024 * 1024);
+    expect(elapsed).toBeLessThan(2_000);
+    expect(results).toEqual(Array(4).fill({ ok: false, reason: tooLong, oversized: 'body' }));
+  });
+
+  it('counts text captured into a variable towards the limit', async () => {
+    // 128 KiB captured, then 256 KiB written: 384 KiB rendered in all.
+    const body = '{% capture c %}{{ data.chunk }}{{ data.chunk }}{% endcapture %}{{ c }}{{ c }}';
+    expect(failureReason(await render(body))).toBe(tooLong);
+    const fits = await render('{% capture c %}{{ data.chunk }}{% endcapture %}{{ c }}{{ c }}{{ c }}');
+    expect(fits.ok && fits.body.length).toBe(3 * chunk.length);
+  });
+
+  it('refuses a value built by append past the limit, even when it is never output', async () => {
+    const appended = 'data.chunk | append: data.chunk | append: data.chunk | append: data.chunk';
+    const fits = await render(`{% assign s = ${appended} %}{{ s | size }}`);
+    expect(fits).toMatchObject({ ok: true, body: String(LIMIT) });
+    const result = await render(`{% assign s = ${appended} | append: "x" %}{{ s | size }}`);
+    expect(result).toEqual({ ok: false, reason: tooLongValue, oversized: 'body' });
+  });
+
+  it.each([
+    ['join', '{{ data.chunk | split: "" | join: "xxxxx" | size }}'],
+    ['replace', '{{ data.chunk | replace: "x", "xxxxx" | size }}'],
+    [
+      'prepend',
+      '{% assign s = data.chunk %}{% for i in (1..3) %}{% assign s = s | prepend: s %}{% endfor %}',
+    ],
+  ])('refuses a value built by %s past the limit', async (_filter, body) => {
+    expect(failureReason(await render(body))).toBe(tooLongValue);
+  });
+
+  it('bounds output sized by times', async () => {
+    const body = '{% assign n = 2 | times: 3 %}{% for i in (1..n) %}{{ data.chunk }}{% endfor %}';
+    expect(failureReason(await render(body))).toBe(tooLong);
+  });
+
+  it('refuses an array that would render past the limit, so no conversion joins a huge string', async () => {
+    const grow = (times: number) =>
+      `{% assign a = "" | split: "," | push: data.chunk %}{% for i in (1..${times}) %}{% assign a = a | concat: a %}{% endfor %}`;
+    expect(failureReason(await render(`${grow(3)}{% if a > 1 %}big{% endif %}`))).toBe(tooLongValue);
+    // Four chunks render to exactly the limit.
+    expect(await render(`${grow(2)}{{ a | size }}`)).toMatchObject({ ok: true, body: '4' });
+    const exact = await render(`${grow(2)}{{ a }}`);
+    expect(exact.ok && exact.body.length).toBe(LIMIT);
+    expect(failureReason(await render(`${grow(2)}{{ a }}!`))).toBe(tooLong);
+  });
+
+  it('leaves ordinary templates alone', async () => {
+    const result = await createTemplateRenderer().render(
+      {
+        title: '{% capture who %}{{ data.name | upcase }}{% endcapture %}Hi {{ who }}',
+        body: '{% for item in data.items %}{% cycle "a", "b" %}:{{ item | append: "!" }}{% endfor %} {{ data.items | join: ", " }} {{ data.orderId | replace: "-", "/" }}',
+      },
+      context,
+      html,
+    );
+    expect(result).toEqual({ ok: true, title: 'Hi ADA', body: 'a:tea!b:cake! tea, cake A/17' });
+  });
 });
 
 describe('template locale selection', () => {
