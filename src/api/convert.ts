@@ -68,6 +68,24 @@ export function inboxNotificationToProto(n: NotificationDetail['notification']):
   return notificationToProto({ notification: n, deliveries: [] });
 }
 
+/**
+ * Only what a caller allowed to cancel but perhaps not to read may see: the notification's id and each
+ * delivery's id, channel, step and status; no content, no reasons, no attempts.
+ */
+export function notificationStatusToProto(detail: NotificationDetail): Notification {
+  return create(NotificationSchema, {
+    id: detail.notification.id,
+    deliveries: detail.deliveries.map((d) =>
+      create(DeliverySchema, {
+        id: d.id,
+        channel: channelToProtoValue(d.channel),
+        step: d.step,
+        status: statusToProtoValue(d.status),
+      }),
+    ),
+  });
+}
+
 export function notificationToProto(detail: NotificationDetail): Notification {
   const n = detail.notification;
   return create(NotificationSchema, {

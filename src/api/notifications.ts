@@ -32,7 +32,12 @@ import {
   storeNotifications,
 } from '../store/index.js';
 import { assertMayAccessUser, principalOf, requireServiceScope } from './auth.js';
-import { channelToProtoValue, notificationToProto, statusToProtoValue } from './convert.js';
+import {
+  channelToProtoValue,
+  notificationStatusToProto,
+  notificationToProto,
+  statusToProtoValue,
+} from './convert.js';
 import { toNewNotification } from './send-request.js';
 
 export interface NotificationHandlersDeps {
@@ -177,9 +182,10 @@ export function notificationHandlers({
       const { notification } = await findNotification(req.notificationId);
       const cancelled = await cancelNotification(database.sql, notification.id);
       const detail = await findNotification(notification.id);
+      // A send key may cancel but not read: the answer carries ids and statuses, never content.
       return create(CancelNotificationResponseSchema, {
         cancelled,
-        notification: notificationToProto(detail),
+        notification: notificationStatusToProto(detail),
       });
     },
   };

@@ -746,6 +746,9 @@ export type CancelNotificationResponse = Message<"herald.v1.CancelNotificationRe
   cancelled: number;
 
   /**
+   * The notification's id and each delivery's id, channel, step and status after the call; nothing else
+   * (title, body, data, reasons and attempts need GetNotification and the "read" scope).
+   *
    * @generated from field: herald.v1.Notification notification = 2;
    */
   notification?: Notification | undefined;
