@@ -86,6 +86,30 @@ export function notificationStatusToProto(detail: NotificationDetail): Notificat
   });
 }
 
+/**
+ * A notification as its own recipient (a user token) may see it: the content that was sent to them, and for
+ * each delivery its status and the kind of reason (`failed`, `quiet_hours`, ...), never the reason's text,
+ * the provider, errors or attempts. Those can quote a receiver's reply, redirect targets or internal
+ * addresses, and are for operators (API keys with "read").
+ */
+export function notificationToUserProto(detail: NotificationDetail): Notification {
+  const full = notificationToProto(detail);
+  for (const d of full.deliveries) {
+    d.reason = reasonKind(d.reason);
+    d.provider = '';
+    d.lastError = '';
+    d.providerMessageId = '';
+    d.attempts = [];
+  }
+  return full;
+}
+
+/** `failed: mailer answered 503` -> `failed`; a reason without a kind prefix says nothing more. */
+function reasonKind(reason: string): string {
+  const match = /^([a-z_]+):/.exec(reason);
+  return match?.[1] ?? '';
+}
+
 export function notificationToProto(detail: NotificationDetail): Notification {
   const n = detail.notification;
   return create(NotificationSchema, {

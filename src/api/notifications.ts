@@ -36,6 +36,7 @@ import {
   channelToProtoValue,
   notificationStatusToProto,
   notificationToProto,
+  notificationToUserProto,
   statusToProtoValue,
 } from './convert.js';
 import { toNewNotification } from './send-request.js';
@@ -168,10 +169,13 @@ export function notificationHandlers({
       req: GetNotificationRequest,
       ctx: HandlerContext,
     ): Promise<GetNotificationResponse> {
-      if (principalOf(ctx).kind === 'service') requireServiceScope(ctx, 'read');
+      const principal = principalOf(ctx);
+      if (principal.kind === 'service') requireServiceScope(ctx, 'read');
       const detail = await findNotification(req.notificationId);
       assertMayAccessUser(ctx, detail.notification.userId, 'read');
-      return create(GetNotificationResponseSchema, { notification: notificationToProto(detail) });
+      const notification =
+        principal.kind === 'user' ? notificationToUserProto(detail) : notificationToProto(detail);
+      return create(GetNotificationResponseSchema, { notification });
     },
 
     async cancelNotification(

@@ -2,7 +2,8 @@
 // receiver, and the attempt log in GetNotification. Signatures are checked with the independent
 // `standardwebhooks` package. Runs on every available engine.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Channel, DeliveryStatus, type Notification } from '../../clients/node/index.js';
+import { toJson } from '@bufbuild/protobuf';
+import { Channel, DeliveryStatus, type Notification, NotificationSchema } from '../../clients/node/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
 import { engines } from '../support/engines.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -110,6 +111,25 @@ describe.each(engines())('webhook delivery on $name', (engine) => {
     expect(d.attempts[0]?.error).toBe('endpoint answered HTTP 503');
     expect(d.attempts[0]?.response).toBe('down for maintenance');
     expect(receiver.countsByWebhookId().get(d.id)).toBe(2);
+  });
+
+  it("shows the recipient's own token status and the kind of reason, never attempts, replies or addresses", async () => {
+    await endpoint('/moved-for-user');
+    receiver.script('/moved-for-user', [
+      { status: 302, headers: { location: 'http://10.1.2.3/internal' }, body: 'secret-token=abc' },
+    ]);
+    const sent = await sendWebhook('invoice.paid', { userId: 'curious-user' });
+    const operator = (await settled(sent.notificationId)).deliveries[0]!;
+    expect(operator.reason).toContain('10.1.2.3');
+    expect(operator.attempts[0]?.response).toBe('secret-token=abc');
+
+    const user = server.client({ token: await server.userToken('curious-user') });
+    const { notification } = await user.getNotification({ notificationId: sent.notificationId });
+    const seen = notification!.deliveries[0]!;
+    expect([seen.id, seen.status, seen.reason]).toEqual([operator.id, DeliveryStatus.FAILED, 'failed']);
+    expect([seen.provider, seen.lastError, seen.attempts]).toEqual(['', '', []]);
+    expect(JSON.stringify(toJson(NotificationSchema, notification!))).not.toMatch(/10\.1\.2\.3|secret-token/);
+    expect(notification!.title).toBe('Your order shipped');
   });
 
   it('waits at least Retry-After after a 429', async () => {
