@@ -15,8 +15,8 @@ import { preferenceHandlers } from './preferences.js';
 import { pushTokenHandlers } from './push-tokens.js';
 
 export {
-  actingUserOf,
   type Authenticator,
+  actingUserOf,
   authInterceptor,
   createAuthenticator,
   hasScope,

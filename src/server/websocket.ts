@@ -18,8 +18,8 @@ import { toJson } from '@bufbuild/protobuf';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { StreamNotificationsResponseSchema } from '../../gen/herald/v1/notification_service_pb.js';
 import {
-  actingUserOf,
   type Authenticator,
+  actingUserOf,
   INBOX_SCOPES,
   mayAct,
   type Principal,

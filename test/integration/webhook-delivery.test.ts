@@ -1,8 +1,9 @@
 // The webhook channel end to end: AdminService endpoint, Send, the dispatcher, a signed POST to a local
 // receiver, and the attempt log in GetNotification. Signatures are checked with the independent
 // `standardwebhooks` package. Runs on every available engine.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
 import { toJson } from '@bufbuild/protobuf';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Channel, DeliveryStatus, type Notification, NotificationSchema } from '../../clients/node/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
 import { engines } from '../support/engines.js';
