@@ -38,6 +38,25 @@ export interface Config {
     maxConnectionsPerUser: number;
     maxBufferedBytes: number;
   };
+  /** Bounds on connections before authentication (the one-port listener); the README's Security section. */
+  listener: {
+    /** A new connection must send its first bytes (all of an HTTP/2 preface) within this. */
+    sniffTimeoutMs: number;
+    /** HTTP/1.1: a request's headers must be complete this long after its first byte. */
+    headersTimeoutMs: number;
+    /** A request's headers and body must be complete this long after its first byte (not the response). */
+    requestTimeoutMs: number;
+    /** HTTP/1.1 keep-alive between requests, HTTP/2 sessions without an open stream. */
+    idleTimeoutMs: number;
+    /** HTTP/2 streams open at once per connection. */
+    maxConcurrentStreams: number;
+    /** Connections open at once, per process (lowered at start if the descriptor limit is smaller). */
+    maxConnections: number;
+    /** Connections open at once from one client address (IPv6: one /64), per process; 0 turns it off. */
+    maxConnectionsPerAddress: number;
+    /** Addresses and CIDRs the per-address cap does not apply to (local proxies and sidecars). */
+    perAddressExemptNetworks: string[];
+  };
   delivery: DeliveryConfig;
 }
 
@@ -153,6 +172,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxConnectionsPerUser: int('HERALD_WS_MAX_CONNECTIONS_PER_USER', 20, 1, 10_000),
       maxBufferedBytes: int('HERALD_WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     },
+    listener: {
+      sniffTimeoutMs: int('HERALD_SNIFF_TIMEOUT_MS', 10_000, 50, 300_000),
+      headersTimeoutMs: int('HERALD_HEADERS_TIMEOUT_MS', 15_000, 50, 300_000),
+      requestTimeoutMs: int('HERALD_REQUEST_TIMEOUT_MS', 60_000, 50, 3_600_000),
+      idleTimeoutMs: int('HERALD_IDLE_TIMEOUT_MS', 65_000, 50, 3_600_000),
+      maxConcurrentStreams: int('HERALD_HTTP2_MAX_CONCURRENT_STREAMS', 250, 1, 100_000),
+      maxConnections: int('HERALD_MAX_CONNECTIONS', 10_000, 1, 10_000_000),
+      maxConnectionsPerAddress: int('HERALD_MAX_CONNECTIONS_PER_ADDRESS', 1_000, 0, 10_000_000),
+      perAddressExemptNetworks:
+        str('HERALD_PER_ADDRESS_EXEMPT_NETWORKS') === 'none'
+          ? []
+          : networks(
+              'HERALD_PER_ADDRESS_EXEMPT_NETWORKS',
+              str('HERALD_PER_ADDRESS_EXEMPT_NETWORKS') ?? '127.0.0.0/8,::1',
+              problems,
+            ),
+    },
     delivery: {
       dispatcher: bool('HERALD_DISPATCHER', true),
       concurrency: int('HERALD_DISPATCH_CONCURRENCY', 32, 1, 10_000),
@@ -188,6 +224,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (config.delivery.leaseMs < attemptBudgetMs) {
     problems.push(
       `HERALD_DELIVERY_LEASE_MS (${config.delivery.leaseMs}) must be at least HERALD_WEBHOOK_TIMEOUT_MS + ${MAX_TOKEN_WAIT_MS + 1_000} (${attemptBudgetMs})`,
+    );
+  }
+  if (config.listener.headersTimeoutMs > config.listener.requestTimeoutMs) {
+    problems.push(
+      `HERALD_HEADERS_TIMEOUT_MS (${config.listener.headersTimeoutMs}) must not exceed HERALD_REQUEST_TIMEOUT_MS (${config.listener.requestTimeoutMs})`,
     );
   }
   if (config.workers > 1 && !databaseUrl) {

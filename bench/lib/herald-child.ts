@@ -42,6 +42,8 @@ function childEnv(options: HeraldChildOptions): NodeJS.ProcessEnv {
     HERALD_PORT: '0',
     HERALD_LOG_LEVEL: process.env.HERALD_LOG_LEVEL ?? 'warn',
     HERALD_BOOTSTRAP_ADMIN_KEY: 'true',
+    // The fanout bench holds 10,000 WebSockets plus its control connections: above the default cap of 10,000.
+    HERALD_MAX_CONNECTIONS: process.env.HERALD_MAX_CONNECTIONS ?? '20000',
   };
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
   else delete env.DATABASE_URL;

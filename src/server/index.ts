@@ -21,7 +21,7 @@ import { createGroupCommitWriter, type Database, openDatabase } from '../store/i
 import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { withInboxPage } from './inbox-page.js';
-import { createListener, type RequestHandler } from './listener.js';
+import { connectionCap, createListener, descriptorLimit, type RequestHandler } from './listener.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
 
 export interface Herald {
@@ -121,8 +121,29 @@ export async function startHerald({
       readMaxBytes: config.maxRequestBytes,
       shutdownSignal: shutdown.signal,
     });
+    // Connections are capped below what the descriptor limit allows, so a flood cannot starve the database
+    // pool, Redis and webhooks of descriptors.
+    const descriptors = descriptorLimit();
+    const maxConnections = connectionCap(config.listener.maxConnections, descriptors?.soft);
+    logger[maxConnections < config.listener.maxConnections ? 'warn' : 'info'](
+      {
+        openFilesLimit: descriptors
+          ? Object.fromEntries(
+              Object.entries(descriptors).map(([k, n]) => [k, Number.isFinite(n) ? n : 'unlimited']),
+            )
+          : 'unknown (/proc/self/limits unreadable)',
+        maxConnections,
+        maxConnectionsPerAddress: config.listener.maxConnectionsPerAddress,
+        perAddressExemptNetworks: config.listener.perAddressExemptNetworks,
+        http2MaxConcurrentStreams: config.listener.maxConcurrentStreams,
+      },
+      maxConnections < config.listener.maxConnections
+        ? `connection limits: HERALD_MAX_CONNECTIONS lowered from ${config.listener.maxConnections} to what the open-files limit allows (raise ulimit -n)`
+        : 'connection limits',
+    );
     const listener = createListener(
       withPlainEndpoints({ isReady, registry: metrics.registry }, withInboxPage(rpc as RequestHandler)),
+      { ...config.listener, maxConnections, logger, registry: metrics.registry },
     );
     const websockets = attachWebSocketBridge(
       listener.http1,
