@@ -90,6 +90,9 @@ function encodeCursor(seq: number): string {
   return Buffer.from(`s${seq}`).toString('base64url');
 }
 
+/** Seqs are stored as bigint but handled as JS numbers: a seq past this cannot exist. */
+const MAX_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
+
 function decodeCursor(cursor: string): number | null {
   if (cursor === '') return null;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
@@ -105,7 +108,9 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
       ctx: HandlerContext,
     ): AsyncGenerator<StreamNotificationsResponse> {
       const userId = actingUser(ctx, req.userId, 'user_id', INBOX_SCOPES.follow);
-      if (req.afterSeq < 0n) throw invalidArgument('after_seq', 'must be 0 or more');
+      if (req.afterSeq < 0n || req.afterSeq > MAX_SEQ) {
+        throw invalidArgument('after_seq', `must be 0..${MAX_SEQ}`);
+      }
       const queue: StreamNotificationsResponse[] = [];
       let wake: (() => void) | null = null;
       let overflow = false;
@@ -196,6 +201,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
       req.notificationIds.forEach((id, i) => {
         if (!isUuid(id)) throw invalidArgument(`notification_ids[${i}]`, 'must be a UUID');
       });
+      if (req.upToSeq > MAX_SEQ) throw invalidArgument('up_to_seq', `must be at most ${MAX_SEQ}`);
       if (req.notificationIds.length === 0 && req.upToSeq <= 0n) {
         throw invalidArgument('up_to_seq', 'must be positive when notification_ids is empty');
       }

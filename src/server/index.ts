@@ -2,7 +2,6 @@
 // one-port listener. `startHerald` is what `herald serve` runs and what the tests start.
 import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
 import {
   authInterceptor,
   createAuthenticator,
@@ -21,7 +20,8 @@ import { createGroupCommitWriter, type Database, openDatabase } from '../store/i
 import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { withInboxPage } from './inbox-page.js';
-import { connectionCap, createListener, descriptorLimit, type RequestHandler } from './listener.js';
+import { connectionCap, createListener, descriptorLimit } from './listener.js';
+import { createRpcHandler } from './rpc-handler.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
 
 export interface Herald {
@@ -102,7 +102,7 @@ export async function startHerald({
     const shutdown = new AbortController();
     // Every in-flight RPC listens on this signal; more than ten at once is normal, not a leak.
     setMaxListeners(0, shutdown.signal);
-    const rpc = connectNodeAdapter({
+    const rpc = createRpcHandler({
       routes: createRoutes({
         database: db,
         writeSends: createGroupCommitWriter(db.sql, {
@@ -120,6 +120,8 @@ export async function startHerald({
       interceptors: [metrics.interceptor, errorMappingInterceptor(logger), authInterceptor(authenticate)],
       readMaxBytes: config.maxRequestBytes,
       shutdownSignal: shutdown.signal,
+      onHandlerError: (method, error) =>
+        logger.warn({ method, err: (error as Error).message }, 'rpc response could not be written'),
     });
     // Connections are capped below what the descriptor limit allows, so a flood cannot starve the database
     // pool, Redis and webhooks of descriptors.
@@ -142,7 +144,7 @@ export async function startHerald({
         : 'connection limits',
     );
     const listener = createListener(
-      withPlainEndpoints({ isReady, registry: metrics.registry }, withInboxPage(rpc as RequestHandler)),
+      withPlainEndpoints({ isReady, registry: metrics.registry }, withInboxPage(rpc)),
       { ...config.listener, maxConnections, logger, registry: metrics.registry },
     );
     const websockets = attachWebSocketBridge(

@@ -292,7 +292,19 @@ describe.each(engines())('inbox on $name', (engine) => {
         async () => {
           for await (const _ of server.admin().streamNotifications({ userId: 'x', afterSeq: -1n })) break;
         },
-        'after_seq: must be 0 or more',
+        'after_seq: must be 0..9007199254740991',
+      ],
+      [
+        async () => {
+          const afterSeq = 2n ** 63n - 1n;
+          for await (const _ of server.admin().streamNotifications({ userId: 'x', afterSeq })) break;
+        },
+        'after_seq: must be 0..9007199254740991',
+      ],
+      [
+        () =>
+          server.admin().markNotifications({ userId: 'x', upToSeq: 2n ** 63n - 1n, action: MarkAction.READ }),
+        'up_to_seq: must be at most 9007199254740991',
       ],
     ];
     for (const [call, message] of cases) {
