@@ -19,10 +19,10 @@ export function toConnectError(error: unknown, logger: Logger, method: string): 
   if (error instanceof ConnectError) return error;
   if (error instanceof HeraldError) return new ConnectError(error.message, codeOf[error.kind]);
   if (isDatabaseUnavailable(error)) {
-    logger.warn({ method, err: describe(error) }, 'database unavailable');
+    logger.warn({ method, err: error }, 'database unavailable');
     return new ConnectError('database unavailable, retry later', Code.Unavailable);
   }
-  logger.error({ method, err: describe(error) }, 'unexpected error');
+  logger.error({ method, err: error }, 'unexpected error');
   return new ConnectError('internal error', Code.Internal);
 }
 
@@ -50,12 +50,4 @@ async function* mapStreamErrors<T>(
   } catch (error) {
     throw toConnectError(error, logger, method);
   }
-}
-
-/** Error name, code and message only: driver errors can carry query parameters in other fields. */
-function describe(error: unknown): { name?: string; code?: unknown; message: string } {
-  if (error instanceof Error) {
-    return { name: error.name, code: (error as { code?: unknown }).code, message: error.message };
-  }
-  return { message: String(error) };
 }

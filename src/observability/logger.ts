@@ -26,6 +26,54 @@ export const redactedPaths = [
   'databaseUrl',
 ];
 
+/** What a logged error may show: never a query's parameters or a row's values. */
+export interface LoggedError {
+  type: string;
+  message: string;
+  /** SQLSTATE or a system error code (ECONNREFUSED, ...). */
+  code?: string;
+  /** The statement, from its first words: SQL text with placeholders only, never the values bound to them. */
+  statement?: string;
+  cause?: LoggedError;
+}
+
+const STATEMENT_CHARS = 80;
+// drizzle puts the SQL and every parameter into its error message: "Failed query: <sql>\nparams: <values>".
+const DRIZZLE_FAILED_QUERY = /^Failed query: ([\s\S]*?)\nparams: /;
+
+/**
+ * The `err` serializer for every log line. Database errors carry the statement's parameters (drizzle's
+ * message; postgres.js's `parameters`, `args` and `query`; `detail`, which quotes row values), and those are
+ * message bodies and addresses: only the type, the code, the statement's first words and a message free of
+ * values are kept.
+ */
+export function serializeError(error: unknown, depth = 0): LoggedError {
+  if (!(error instanceof Error)) return { type: typeof error, message: String(error).slice(0, 200) };
+  const code = (error as { code?: unknown }).code;
+  const query = (error as { query?: unknown }).query;
+  const drizzle = DRIZZLE_FAILED_QUERY.exec(error.message);
+  const statement = drizzle?.[1] ?? (typeof query === 'string' ? query : undefined);
+  const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+  const logged: LoggedError = {
+    type: error.name,
+    // PostgreSQL quotes the offending value in some messages (invalid input syntax for type uuid: "…").
+    message: drizzle
+      ? 'database query failed'
+      : sqlState
+        ? withoutQuotedValues(error.message)
+        : error.message,
+  };
+  if (typeof code === 'string' || typeof code === 'number') logged.code = String(code);
+  if (statement !== undefined)
+    logged.statement = statement.replace(/\s+/g, ' ').trim().slice(0, STATEMENT_CHARS);
+  if (error.cause !== undefined && depth < 3) logged.cause = serializeError(error.cause, depth + 1);
+  return logged;
+}
+
+function withoutQuotedValues(message: string): string {
+  return message.replace(/"[^"]*"/g, '"…"');
+}
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
@@ -33,6 +81,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: 'herald' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: redactedPaths, censor: '[redacted]' },
+      serializers: { err: (error: unknown) => serializeError(error) },
       formatters: { level: (label) => ({ level: label }) },
     },
     destination ?? pino.destination({ dest: 2, sync: false }),
