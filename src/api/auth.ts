@@ -9,7 +9,8 @@ import type { UserTokenVerifier } from './user-tokens.js';
 
 export type Principal =
   | { kind: 'service'; keyId: string; name: string; scopes: ReadonlySet<ApiKeyScope> }
-  | { kind: 'user'; userId: string };
+  /** An end user, until their token expires (open streams and WebSockets end then: credential-watch.ts). */
+  | { kind: 'user'; userId: string; expiresAt: Date };
 
 export const principalKey = createContextKey<Principal | undefined>(undefined, {
   description: 'herald principal',
@@ -64,7 +65,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     if (!options.verifyUserToken) {
       throw new HeraldError('unauthenticated', 'user tokens are not enabled (configure HERALD_JWT_*)');
     }
-    return { kind: 'user', userId: await options.verifyUserToken(credential) };
+    return { kind: 'user', ...(await options.verifyUserToken(credential)) };
   };
 }
 

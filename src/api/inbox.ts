@@ -26,8 +26,9 @@ import {
   listInbox,
   unreadCount,
 } from '../store/index.js';
-import { actingUser, INBOX_SCOPES } from './auth.js';
+import { actingUser, INBOX_SCOPES, principalOf } from './auth.js';
 import { inboxNotificationToProto } from './convert.js';
+import type { CredentialEnd, CredentialWatch } from './credential-watch.js';
 
 export interface InboxDeps {
   database: Database;
@@ -36,7 +37,14 @@ export interface InboxDeps {
   now: () => Date;
   /** Aborted when the server starts shutting down: open streams end so clients reconnect elsewhere. */
   closing: AbortSignal;
+  /** Ends a stream whose credential expires or is revoked while it is open. */
+  credentials: CredentialWatch;
 }
+
+const CREDENTIAL_ENDED: Record<CredentialEnd, string> = {
+  expired: 'the user token expired; reconnect with a fresh one',
+  revoked: 'the API key was revoked',
+};
 
 const DEFAULT_PAGE = 20;
 const MAX_PAGE = 100;
@@ -101,7 +109,7 @@ function decodeCursor(cursor: string): number | null {
   return Number(seq);
 }
 
-export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }: InboxDeps) {
+export function inboxHandlers({ database, realtime, heartbeatMs, now, closing, credentials }: InboxDeps) {
   return {
     async *streamNotifications(
       req: StreamNotificationsRequest,
@@ -132,10 +140,17 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
         );
       }, heartbeatMs);
       const onAbort = () => wake?.();
+      let credentialEnded: CredentialEnd | null = null;
+      const unwatch = credentials.watch(principalOf(ctx), (why) => {
+        credentialEnded = why;
+        wake?.();
+      });
       ctx.signal.addEventListener('abort', onAbort);
       closing.addEventListener('abort', onAbort);
       try {
         for (;;) {
+          if (credentialEnded)
+            throw new ConnectError(CREDENTIAL_ENDED[credentialEnded], Code.Unauthenticated);
           if (overflow) {
             throw new ConnectError(
               'the client is not reading its stream; reconnect and resume',
@@ -154,6 +169,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing }:
           wake = null;
         }
       } finally {
+        unwatch();
         clearInterval(heartbeat);
         ctx.signal.removeEventListener('abort', onAbort);
         closing.removeEventListener('abort', onAbort);

@@ -8,6 +8,7 @@ import type { ConfigCache } from '../delivery/config-cache.js';
 import type { Realtime } from '../realtime/index.js';
 import type { Database, SendWriter } from '../store/index.js';
 import { adminHandlers } from './admin.js';
+import type { CredentialWatch } from './credential-watch.js';
 import { healthHandlers } from './health.js';
 import { inboxHandlers } from './inbox.js';
 import { notificationHandlers } from './notifications.js';
@@ -24,6 +25,7 @@ export {
   mayAct,
   type Principal,
 } from './auth.js';
+export { type CredentialEnd, type CredentialWatch, createCredentialWatch } from './credential-watch.js';
 export { errorMappingInterceptor } from './errors.js';
 export { sessionEventToProto } from './inbox.js';
 export { createUserTokenVerifier } from './user-tokens.js';
@@ -39,6 +41,7 @@ export interface ApiDeps {
   streamHeartbeatMs: number;
   /** Aborted when shutdown starts. */
   closing: AbortSignal;
+  credentials: CredentialWatch;
 }
 
 export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {

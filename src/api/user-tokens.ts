@@ -7,8 +7,14 @@ import type { JwtConfig } from '../config.js';
 import { HeraldError } from '../core/errors.js';
 import { checkId } from '../core/rules.js';
 
-/** Resolves to the user id a valid token speaks for; rejects with an `unauthenticated` HeraldError. */
-export type UserTokenVerifier = (token: string) => Promise<string>;
+/** A valid token's user, and when the token stops being valid. */
+export interface VerifiedUserToken {
+  userId: string;
+  expiresAt: Date;
+}
+
+/** Resolves to whom a valid token speaks for, and until when; rejects with an `unauthenticated` HeraldError. */
+export type UserTokenVerifier = (token: string) => Promise<VerifiedUserToken>;
 
 export async function createUserTokenVerifier(config: JwtConfig): Promise<UserTokenVerifier | undefined> {
   const source = await keySource(config);
@@ -23,12 +29,14 @@ export async function createUserTokenVerifier(config: JwtConfig): Promise<UserTo
     // `sub` as the token states it: jose does not check its type, and a non-string must never be coerced
     // (an array ["alice"] would otherwise pass the id rule as "alice").
     let sub: unknown;
+    let exp: unknown;
     try {
       const { payload } =
         typeof source.key === 'function'
           ? await jwtVerify(token, source.key, options)
           : await jwtVerify(token, source.key, options);
       sub = payload.sub;
+      exp = payload.exp;
     } catch (error) {
       // jose's messages name the failed check (expired, signature, claim) and never echo the token.
       const reason = error instanceof Error ? error.message : 'invalid token';
@@ -37,7 +45,8 @@ export async function createUserTokenVerifier(config: JwtConfig): Promise<UserTo
     if (typeof sub !== 'string' || checkId(sub) !== undefined) {
       throw new HeraldError('unauthenticated', 'user token rejected: sub must be a valid user id');
     }
-    return sub;
+    // jose has checked that exp is a number in the future.
+    return { userId: sub, expiresAt: new Date(Number(exp) * 1000) };
   };
 }
 

@@ -5,6 +5,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import {
   authInterceptor,
   createAuthenticator,
+  createCredentialWatch,
   createRoutes,
   createUserTokenVerifier,
   errorMappingInterceptor,
@@ -47,6 +48,8 @@ export interface StartOptions {
 }
 
 const READY_TIMEOUT_MS = 1_000;
+/** How late, at most, an expired user token's stream or WebSocket is ended. */
+const CREDENTIAL_EXPIRY_CHECK_MS = 1_000;
 
 export async function startHerald({
   config,
@@ -76,6 +79,13 @@ export async function startHerald({
       db: db.db,
       verifyUserToken: await createUserTokenVerifier(config.jwt),
       cacheTtlMs: config.apiKeyCacheTtlMs,
+    });
+    // Open streams and WebSockets end when their credential expires or is revoked.
+    const credentials = createCredentialWatch({
+      db: db.db,
+      revocationCheckMs: config.apiKeyCacheTtlMs,
+      expiryCheckMs: CREDENTIAL_EXPIRY_CHECK_MS,
+      onError: (error) => logger.warn({ err: error }, 'credential check failed; retrying'),
     });
     const webhookGuard = createAddressGuard(config.delivery.webhookAllowNetworks);
     const delivery = await startDeliveryEngine({
@@ -114,6 +124,7 @@ export async function startHerald({
         realtime,
         streamHeartbeatMs: config.streamHeartbeatMs,
         closing: streamsClosing.signal,
+        credentials,
         now,
         isReady,
       }),
@@ -149,7 +160,7 @@ export async function startHerald({
     );
     const websockets = attachWebSocketBridge(
       listener.http1,
-      { authenticate, realtime, database: db, logger, now },
+      { authenticate, credentials, realtime, database: db, logger, now },
       { path: '/ws', heartbeatMs: config.streamHeartbeatMs, ...config.websocket },
     );
     const port = await listener.listen(config.port, config.host);
@@ -183,6 +194,7 @@ export async function startHerald({
           await dispatching;
           await wsClosed;
           await realtime.close();
+          credentials.close();
           if (!database) await db.close();
           logger.info('stopped');
         })();

@@ -5,7 +5,8 @@
 // frame `{"type":"auth","token":"..."}` within the auth timeout; failure closes with 1008. A user token
 // follows its own user; an API key with the `read` scope names the user (`user_id` in the auth frame or the
 // `user_id` query parameter). Success sends `connection_ack` with the connection id and the user's latest
-// seq; the client then sends `resume {after_seq}` to start its inbox session.
+// seq; the client then sends `resume {after_seq}` to start its inbox session. A connection whose credential
+// expires (a user token's exp) or is revoked (an API key) is closed with 4001 within the documented bound.
 //
 // Limits: frames over 64 KiB close with 1009; bad JSON or an unknown frame gets an `error` frame and the
 // connection stays; a protocol ping every `pingMs`, and a connection that misses two pongs is closed; a
@@ -20,6 +21,7 @@ import { StreamNotificationsResponseSchema } from '../../gen/herald/v1/notificat
 import {
   type Authenticator,
   actingUserOf,
+  type CredentialWatch,
   INBOX_SCOPES,
   mayAct,
   type Principal,
@@ -57,12 +59,16 @@ const MARK_ACTIONS: readonly MarkAction[] = ['read', 'unread', 'seen', 'archived
 const POLICY_VIOLATION = 1008;
 const GOING_AWAY = 1001;
 const TRY_AGAIN_LATER = 1013;
+/** The connection's credential expired or was revoked (application-defined, like HTTP 401). */
+const CREDENTIAL_ENDED = 4001;
+const CREDENTIAL_ENDED_REASON = { expired: 'credential expired', revoked: 'credential revoked' } as const;
 const SLOW_CONSUMER_GRACE_MS = 5_000;
 
 export function attachWebSocketBridge(
   http1: Server,
   deps: {
     authenticate: Authenticator;
+    credentials: CredentialWatch;
     realtime: Realtime;
     database: Database;
     logger: Logger;
@@ -246,7 +252,11 @@ export function attachWebSocketBridge(
 
     live.get(ws)!.userId = userId;
 
+    const unwatch = deps.credentials.watch(principal, (why) =>
+      ws.close(CREDENTIAL_ENDED, CREDENTIAL_ENDED_REASON[why]),
+    );
     ws.on('close', () => {
+      unwatch();
       realtime.bus.releaseConnection(userId);
       void session?.close();
     });

@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import { type ApiKeyScope, generateApiKey } from '../core/api-key.js';
 import { newId } from '../core/ids.js';
 import type { Executor } from './database.js';
@@ -46,4 +46,15 @@ export async function revokeApiKey(db: Executor, idOrPrefix: string): Promise<Ap
     .set({ revokedAt: new Date() })
     .where(and(isNull(apiKeys.revokedAt), byId ? eq(apiKeys.id, idOrPrefix) : eq(apiKeys.prefix, idOrPrefix)))
     .returning();
+}
+
+/** Which of these keys are no longer usable (revoked, or deleted): one query for any number of keys. */
+export async function findUnusableApiKeys(db: Executor, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const active = await db
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(and(inArray(apiKeys.id, [...ids]), isNull(apiKeys.revokedAt)));
+  const usable = new Set(active.map((row) => row.id));
+  return new Set(ids.filter((id) => !usable.has(id)));
 }
