@@ -32,6 +32,8 @@ export interface Config {
   streamHeartbeatMs: number;
   /** With REDIS_URL: how long an instance's entry in the connection registry lives without a refresh. */
   registryTtlMs: number;
+  /** With REDIS_URL: while Redis is away, how often live sessions look in PostgreSQL for what they missed. */
+  busFallbackPollMs: number;
   websocket: {
     pingMs: number;
     authTimeoutMs: number;
@@ -166,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: str('REDIS_URL'),
     streamHeartbeatMs: int('HERALD_STREAM_HEARTBEAT_MS', 20_000, 100, 600_000),
     registryTtlMs: int('HERALD_REGISTRY_TTL_MS', 60_000, 300, 3_600_000),
+    busFallbackPollMs: int('HERALD_BUS_FALLBACK_POLL_MS', 2_000, 100, 60_000),
     websocket: {
       pingMs: int('HERALD_WS_PING_MS', 25_000, 50, 600_000),
       authTimeoutMs: int('HERALD_WS_AUTH_TIMEOUT_MS', 5_000, 50, 60_000),

@@ -66,6 +66,11 @@ export interface Bus {
    */
   claimConnection(userId: string, cap: number): Promise<boolean>;
   releaseConnection(userId: string): void;
+  /**
+   * True while events may not be reaching other instances or arriving from them (Redis is away). Live
+   * sessions then read PostgreSQL on a timer instead of waiting for hints (see createRealtime).
+   */
+  degraded(): boolean;
   close(): Promise<void>;
 }
 
@@ -124,6 +129,7 @@ export function createMemoryBus(): Bus {
     releaseConnection(userId) {
       connections.add(userId, -1);
     },
+    degraded: () => false,
     async close() {
       users.clear();
       everyone.clear();

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
 import { createGroupWriter } from '../store/group-commit.js';
 import {
+  latestInboxSeqs,
   type MarkAction,
   type MarkResult,
   type MarkTarget,
@@ -27,10 +28,26 @@ export interface Realtime {
   acknowledge(userId: string, notificationIds: readonly string[]): Promise<void>;
   /** Changes inbox state and pushes it (`state`, `unread_count`) to every live session of the user. */
   mark(userId: string, target: MarkTarget, action: MarkAction, at: Date): Promise<MarkResult>;
+  /** True while the bus is away and live sessions poll PostgreSQL instead. */
+  degraded(): boolean;
   close(): Promise<void>;
 }
 
-export function createRealtime(options: { database: Database; bus: Bus; logger: Logger }): Realtime {
+export interface RealtimeOptions {
+  database: Database;
+  bus: Bus;
+  logger: Logger;
+  /**
+   * While the bus is degraded, how often live sessions look in PostgreSQL for notifications they were not
+   * told about: the most a notification waits then.
+   */
+  fallbackPollMs: number;
+}
+
+/** Users whose latest inbox seq one fallback statement reads. */
+const FALLBACK_USERS_PER_STATEMENT = 1_000;
+
+export function createRealtime(options: RealtimeOptions): Realtime {
   const { database, bus, logger } = options;
   // Status writes from many sessions share statements under load.
   const writeSent = createGroupWriter(
@@ -56,9 +73,68 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
       writeSent(ids).catch(onError);
     },
   };
+  // Live sessions on this instance, for the degraded-bus fallback.
+  const live = new Set<InboxSession>();
+  let polling = false;
+  let wasDegraded = false;
+  const fallback = setInterval(() => {
+    const degraded = bus.degraded();
+    if (degraded !== wasDegraded) {
+      wasDegraded = degraded;
+      logger.warn(
+        { sessions: live.size },
+        degraded
+          ? 'real-time bus degraded: live sessions read PostgreSQL on a timer'
+          : 'real-time bus back: live sessions follow its hints again',
+      );
+    }
+    if (!degraded || polling || live.size === 0) return;
+    polling = true;
+    pollForMissedNotifications()
+      .catch(onError)
+      .finally(() => {
+        polling = false;
+      });
+  }, options.fallbackPollMs);
+  fallback.unref();
+
+  /** Every live session whose user has a newer inbox seq than it wrote reads PostgreSQL. */
+  async function pollForMissedNotifications(): Promise<void> {
+    const byUser = new Map<string, InboxSession[]>();
+    for (const session of live) {
+      const list = byUser.get(session.userId);
+      if (list) list.push(session);
+      else byUser.set(session.userId, [session]);
+    }
+    const users = [...byUser.keys()];
+    for (let i = 0; i < users.length; i += FALLBACK_USERS_PER_STATEMENT) {
+      const latest = await latestInboxSeqs(database.sql, users.slice(i, i + FALLBACK_USERS_PER_STATEMENT));
+      for (const [userId, seq] of latest) {
+        for (const session of byUser.get(userId) ?? []) if (session.lastSeq() < seq) session.catchUp();
+      }
+    }
+  }
+
   return {
     bus,
-    openSession: (o) => openInboxSession({ ...shared, userId: o.userId, afterSeq: o.afterSeq, emit: o.emit }),
+    async openSession(o) {
+      const session = await openInboxSession({
+        ...shared,
+        userId: o.userId,
+        afterSeq: o.afterSeq,
+        emit: o.emit,
+      });
+      live.add(session);
+      const close = session.close;
+      return {
+        ...session,
+        close: () => {
+          live.delete(session);
+          return close();
+        },
+      };
+    },
+    degraded: () => bus.degraded(),
     acknowledge: (userId, ids) => markInAppDelivered(database.sql, userId, ids),
     async mark(userId, target, action, at) {
       const result = await markInbox(database.sql, userId, target, action, at);
@@ -77,6 +153,9 @@ export function createRealtime(options: { database: Database; bus: Bus; logger: 
       }
       return result;
     },
-    close: () => bus.close(),
+    async close() {
+      clearInterval(fallback);
+      await bus.close();
+    },
   };
 }

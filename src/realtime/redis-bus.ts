@@ -241,6 +241,8 @@ export async function createRedisBus(
         // Redis away: the next refresh writes the exact count again.
       });
     },
+    // Away until both connections are back and this instance has re-registered its users (recover()).
+    degraded: () => outage || pub.status !== 'ready' || sub.status !== 'ready',
     async close() {
       clearInterval(refresher);
       const held = [...users.keys()];

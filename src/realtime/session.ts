@@ -47,8 +47,11 @@ export interface SessionOptions {
 }
 
 export interface InboxSession {
+  readonly userId: string;
   /** The highest seq written to this client. */
   lastSeq(): number;
+  /** Reads PostgreSQL for what came after lastSeq, as a bus hint would make it (the degraded-bus fallback). */
+  catchUp(): void;
   close(): Promise<void>;
 }
 
@@ -189,7 +192,11 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
   }
 
   return {
+    userId,
     lastSeq: () => lastSeq,
+    catchUp() {
+      if (!closed) catchUp().catch(options.onError);
+    },
     async close() {
       closed = true;
       unsubscribe();

@@ -4,6 +4,8 @@ import type { RequestHandler } from './listener.js';
 
 export interface EndpointDeps {
   isReady: () => Promise<boolean>;
+  /** The real-time bus is away: still ready (sessions poll PostgreSQL), but /readyz says so. */
+  busDegraded: () => boolean;
   registry: Registry;
 }
 
@@ -21,13 +23,14 @@ export function withPlainEndpoints(deps: EndpointDeps, next: RequestHandler): Re
     };
     if (path === '/healthz') return reply(200, 'application/json', '{"status":"ok"}\n');
     if (path === '/readyz') {
-      void deps
-        .isReady()
-        .then((ready) =>
-          ready
-            ? reply(200, 'application/json', '{"status":"ready"}\n')
-            : reply(503, 'application/json', '{"status":"unavailable","reason":"database unreachable"}\n'),
-        );
+      void deps.isReady().then((ready) => {
+        if (!ready) {
+          reply(503, 'application/json', '{"status":"unavailable","reason":"database unreachable"}\n');
+        } else if (deps.busDegraded()) {
+          // Serving: Sends are stored and live sessions poll PostgreSQL; only the bus's speed is lost.
+          reply(200, 'application/json', '{"status":"ready","bus":"degraded"}\n');
+        } else reply(200, 'application/json', '{"status":"ready"}\n');
+      });
       return;
     }
     void deps.registry.metrics().then(

@@ -2,6 +2,7 @@
 // one-port listener. `startHerald` is what `herald serve` runs and what the tests start.
 import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { Gauge } from 'prom-client';
 import {
   authInterceptor,
   createAuthenticator,
@@ -105,7 +106,15 @@ export async function startHerald({
           onError: (error) => logger.warn({ err: (error as Error).message }, 'redis bus unavailable'),
         })
       : createMemoryBus();
-    const realtime = createRealtime({ database: db, bus, logger });
+    const realtime = createRealtime({ database: db, bus, logger, fallbackPollMs: config.busFallbackPollMs });
+    new Gauge({
+      name: 'herald_bus_degraded',
+      help: '1 while the real-time bus (Redis) is away and live sessions poll PostgreSQL instead, else 0.',
+      registers: [metrics.registry],
+      collect() {
+        this.set(realtime.degraded() ? 1 : 0);
+      },
+    });
     const streamsClosing = new AbortController();
     // Every open stream listens on it; thousands at once is the normal case, not a leak.
     setMaxListeners(0, streamsClosing.signal);
@@ -155,7 +164,10 @@ export async function startHerald({
         : 'connection limits',
     );
     const listener = createListener(
-      withPlainEndpoints({ isReady, registry: metrics.registry }, withInboxPage(rpc)),
+      withPlainEndpoints(
+        { isReady, busDegraded: () => realtime.degraded(), registry: metrics.registry },
+        withInboxPage(rpc),
+      ),
       { ...config.listener, maxConnections, logger, registry: metrics.registry },
     );
     const websockets = attachWebSocketBridge(

@@ -205,3 +205,18 @@ export async function latestInboxSeq(sqlRunner: SqlRunner, userId: string): Prom
   );
   return Number(row?.seq ?? 0);
 }
+
+/** Each user's highest inbox seq, for many users in one statement (users with an empty inbox are absent). */
+export async function latestInboxSeqs(
+  sqlRunner: SqlRunner,
+  userIds: readonly string[],
+): Promise<Map<string, number>> {
+  if (userIds.length === 0) return new Map();
+  const rows = await sqlRunner.query<{ user_id: string; seq: string }>(
+    `select user_id, max(seq)::text as seq from notifications
+     where user_id in (select jsonb_array_elements_text($1::text::jsonb)) and inbox
+     group by user_id`,
+    [JSON.stringify(userIds)],
+  );
+  return new Map(rows.map((r) => [r.user_id, Number(r.seq)]));
+}

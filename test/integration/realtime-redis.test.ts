@@ -35,6 +35,16 @@ function follow(client: HeraldClient, userId: string, afterSeq = 0n) {
 }
 
 const available = Boolean(process.env.TEST_DATABASE_URL && process.env.REDIS_URL);
+const FALLBACK_POLL_MS = 300;
+
+async function readiness(server: TestServer): Promise<string> {
+  return (await fetch(`${server.url}/readyz`)).text();
+}
+
+async function busDegradedMetric(server: TestServer): Promise<string | undefined> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return /^herald_bus_degraded (\d)$/m.exec(text)?.[1];
+}
 
 describe.runIf(available)('real time across instances (PostgreSQL + Redis)', () => {
   let redis: PrivateRedis;
@@ -46,6 +56,7 @@ describe.runIf(available)('real time across instances (PostgreSQL + Redis)', () 
     HERALD_REGISTRY_TTL_MS: '3000',
     HERALD_LOG_LEVEL: 'warn',
     HERALD_WS_MAX_CONNECTIONS_PER_USER: '2',
+    HERALD_BUS_FALLBACK_POLL_MS: String(FALLBACK_POLL_MS),
   });
 
   /** A WebSocket to `server` as `userId`; resolves to it once acknowledged, or to its close code. */
@@ -148,6 +159,52 @@ describe.runIf(available)('real time across instances (PostgreSQL + Redis)', () 
     await until('live again', 10_000, () => (stream.seqs().includes(Number(after.seq)) ? true : undefined));
     expect(stream.seqs()).toEqual([Number(during.seq), Number(after.seq)]);
     await stream.stop();
+  });
+
+  it('keeps delivering live while Redis is down, on every instance, and says the bus is degraded', async () => {
+    const onA = follow(a.client({ apiKey: a.adminKey }), 'degraded-a');
+    const onB = follow(b.client({ apiKey: a.adminKey }), 'degraded-b');
+    for (const stream of [onA, onB]) {
+      await until('connected', 5_000, () =>
+        stream.events.some((e) => e.event.case === 'unreadCount') ? true : undefined,
+      );
+    }
+    await redis.kill();
+    try {
+      for (const server of [a, b]) {
+        await until('degraded', 5_000, async () =>
+          (await readiness(server)).includes('"bus":"degraded"') ? true : undefined,
+        );
+        expect(await busDegradedMetric(server)).toBe('1');
+      }
+      // Across instances and on the same one, both ways: each arrives live within the fallback interval.
+      const sends = [
+        [a, 'degraded-b', onB],
+        [b, 'degraded-a', onA],
+        [a, 'degraded-a', onA],
+        [b, 'degraded-b', onB],
+      ] as const;
+      for (const [via, userId, stream] of sends) {
+        const sentAt = Date.now();
+        const sent = await sendVia(via, userId, `while Redis is down, via ${via === a ? 'A' : 'B'}`);
+        await until(`${userId} live during the outage`, 10_000, () =>
+          stream.seqs().includes(Number(sent.seq)) ? true : undefined,
+        );
+        expect(Date.now() - sentAt).toBeLessThan(FALLBACK_POLL_MS + 2_000);
+      }
+    } finally {
+      await redis.start();
+    }
+    for (const server of [a, b]) {
+      await until('bus back', 20_000, async () =>
+        (await readiness(server)) === '{"status":"ready"}\n' ? true : undefined,
+      );
+      expect(await busDegradedMetric(server)).toBe('0');
+    }
+    // Nothing was written twice at the seam between polling and the bus.
+    for (const stream of [onA, onB]) expect(new Set(stream.seqs()).size).toBe(stream.seqs().length);
+    await onA.stop();
+    await onB.stop();
   });
 
   it('lets a client whose instance went away resume on another one without missing anything', async () => {
