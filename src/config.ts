@@ -4,6 +4,7 @@ import net from 'node:net';
 import { type ChannelName, channelNames } from './core/channels.js';
 import { defaultRetryPolicies, type RetryPolicy } from './core/retry-policy.js';
 import type { RateLimit } from './delivery/rate-limiter.js';
+import type { ListenerLimits } from './server/listener.js';
 
 /** The longest a claimed delivery waits in process for a rate-limit token before it is requeued instead. */
 export const MAX_TOKEN_WAIT_MS = 1_000;
@@ -41,24 +42,7 @@ export interface Config {
     maxBufferedBytes: number;
   };
   /** Bounds on connections before authentication (the one-port listener); the README's Security section. */
-  listener: {
-    /** A new connection must send its first bytes (all of an HTTP/2 preface) within this. */
-    sniffTimeoutMs: number;
-    /** HTTP/1.1: a request's headers must be complete this long after its first byte. */
-    headersTimeoutMs: number;
-    /** A request's headers and body must be complete this long after its first byte (not the response). */
-    requestTimeoutMs: number;
-    /** HTTP/1.1 keep-alive between requests, HTTP/2 sessions without an open stream. */
-    idleTimeoutMs: number;
-    /** HTTP/2 streams open at once per connection. */
-    maxConcurrentStreams: number;
-    /** Connections open at once, per process (lowered at start if the descriptor limit is smaller). */
-    maxConnections: number;
-    /** Connections open at once from one client address (IPv6: one /64), per process; 0 turns it off. */
-    maxConnectionsPerAddress: number;
-    /** Addresses and CIDRs the per-address cap does not apply to (local proxies and sidecars). */
-    perAddressExemptNetworks: string[];
-  };
+  listener: ListenerLimits;
   delivery: DeliveryConfig;
 }
 

@@ -10,6 +10,21 @@ import { type Database, releaseClaims, type SqlParam, storeNotifications } from 
 import { engines, type TestDatabase } from '../support/engines.js';
 import { newNotification, plainPlanner } from '../support/notifications.js';
 
+/** `count` e-mail notifications, one per user `<prefix>-<i>`, due now. */
+function storeEmails(database: Database, prefix: string, count: number) {
+  return storeNotifications(
+    database,
+    null,
+    Array.from({ length: count }, (_, i) =>
+      newNotification(`${prefix}-${i}`, {
+        recipient: { email: `${prefix}-${i}@example.com` },
+        channels: ['email'],
+      }),
+    ),
+    plainPlanner,
+  );
+}
+
 describe.each(engines())('the dispatcher under a claim loop, on $name', (engine) => {
   let db: TestDatabase;
   beforeAll(async () => {
@@ -19,14 +34,7 @@ describe.each(engines())('the dispatcher under a claim loop, on $name', (engine)
 
   it('keeps giving timers their turn while it claims the same deliveries again and again', async () => {
     const { database } = db;
-    await storeNotifications(
-      database,
-      null,
-      Array.from({ length: 20 }, (_, i) =>
-        newNotification(`loop-${i}`, { recipient: { email: `loop-${i}@example.com` }, channels: ['email'] }),
-      ),
-      plainPlanner,
-    );
+    await storeEmails(database, 'loop', 20);
     let runs = 0;
     // Every claim comes back due at once and the dispatcher immediately claims it again.
     const runner: DeliveryRunner = {
@@ -75,14 +83,7 @@ describe.each(engines())('the dispatcher under a claim loop, on $name', (engine)
 
   it('waits in stop() for a claim in progress and hands its deliveries back', async () => {
     const { database } = db;
-    await storeNotifications(
-      database,
-      null,
-      Array.from({ length: 5 }, (_, i) =>
-        newNotification(`stop-${i}`, { recipient: { email: `stop-${i}@example.com` }, channels: ['email'] }),
-      ),
-      plainPlanner,
-    );
+    await storeEmails(database, 'stop', 5);
     // Claims take their deliveries, then answer only after a pause: stop() arrives while one is in progress.
     let claimStarted: () => void = () => {};
     const claiming = new Promise<void>((resolve) => {
