@@ -1,9 +1,11 @@
 // The Node request handler for every RPC: connect-node's router and its universal request/response bridge,
-// plus one correction. connect-es answers a request whose protobuf binary cannot be parsed (garbage, a
-// truncated message, invalid UTF-8 in a string field, a Struct nested past the decoder's depth) with INTERNAL
-// and the message "parse binary: …", on all three protocols, before any interceptor runs. That is a client's
-// mistake, so it is answered INVALID_ARGUMENT naming the request: `request: not a valid <type> (…)`. The
-// JSON forms already answer INVALID_ARGUMENT.
+// plus two corrections. connect-es answers a request whose protobuf binary cannot be parsed (garbage, a
+// truncated message, invalid UTF-8 in a string field, a Struct nested past the decoder's depth), or whose
+// compressed message cannot be decompressed, with INTERNAL, on all three protocols, before any interceptor
+// runs. That is a client's mistake, so it is answered INVALID_ARGUMENT naming the request: `request: not a
+// valid <type> (…)`. The JSON forms already answer INVALID_ARGUMENT. And a request whose Host (or
+// :authority) is no URL authority, which the bridge throws on synchronously, gets 400 instead of taking the
+// process down.
 //
 // The error travels differently per protocol, and each is rewritten where it travels:
 // - Connect unary: HTTP 500 with a JSON error body (status and body are rewritten before the head is sent);
@@ -33,6 +35,8 @@ export interface RpcHandlerOptions extends ConnectRouterOptions {
 }
 
 const PARSE_FAILURE = 'parse binary: ';
+const DECOMPRESSION_FAILED = 'decompression failed';
+const COMPRESSED_WITHOUT_ENCODING = 'received compressed envelope, but do not know how to decompress';
 const END_STREAM_FLAG = 0b10;
 const TRAILER_FLAG = 0b1000_0000;
 const encoder = new TextEncoder();
@@ -55,7 +59,16 @@ export function createRpcHandler(options: RpcHandlerOptions): RequestHandler {
       return;
     }
     const typeName = handler.method.input.typeName;
-    handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+    let request: ReturnType<typeof universalRequestFromNodeRequest>;
+    try {
+      // Throws for a Host header or :authority that is no URL authority (e.g. "[").
+      request = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      res.end('the request has no valid Host (or :authority)\n');
+      return;
+    }
+    handler(request)
       .then((response) =>
         universalResponseToNodeResponse(withParseFailuresAsInvalid(response, typeName), res),
       )
@@ -66,10 +79,20 @@ export function createRpcHandler(options: RpcHandlerOptions): RequestHandler {
   };
 }
 
-/** The problem, phrased for the client, when `message` is connect-es's parse failure; else undefined. */
+/**
+ * The problem, phrased for the client, when `message` is one of connect-es's INTERNAL answers to a request
+ * it could not read (a parse failure, or a compressed envelope it could not decompress); else undefined.
+ */
 function invalidRequest(message: unknown, typeName: string): string | undefined {
-  if (typeof message !== 'string' || !message.startsWith(PARSE_FAILURE)) return undefined;
-  return `request: not a valid ${typeName} in the protobuf binary format (${message.slice(PARSE_FAILURE.length)})`;
+  if (typeof message !== 'string') return undefined;
+  if (message.startsWith(PARSE_FAILURE)) {
+    return `request: not a valid ${typeName} in the protobuf binary format (${message.slice(PARSE_FAILURE.length)})`;
+  }
+  if (message === DECOMPRESSION_FAILED) return 'request: the compressed message could not be decompressed';
+  if (message.startsWith(COMPRESSED_WITHOUT_ENCODING)) {
+    return 'request: a message is flagged compressed, but the request names no compression it was made with';
+  }
+  return undefined;
 }
 
 function withParseFailuresAsInvalid(

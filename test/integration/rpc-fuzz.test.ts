@@ -3,6 +3,7 @@
 // INTERNAL or UNKNOWN: a client's mistake is named as one. Runs on the embedded engine (the property is about
 // the API layer; the storage paths it reaches are the same code on PostgreSQL).
 import http2 from 'node:http2';
+import net from 'node:net';
 import type { DescMethod, DescMethodServerStreaming, DescMethodUnary, DescService } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { createAsyncIterable } from '@connectrpc/connect/protocol';
@@ -20,10 +21,14 @@ const protocols = ['connect', 'grpc-web', 'grpc'] as const;
 type Protocol = (typeof protocols)[number];
 /** A streaming call that is still open after this long was accepted: good enough. */
 const STREAM_GRACE_MS = 300;
+/** A unary call must answer within this; one that does not fails the property. */
+const UNARY_DEADLINE_MS = 10_000;
 const FORBIDDEN = new Set([Code.Internal, Code.Unknown]);
 
-function envelope(data: Uint8Array): Uint8Array {
+/** One envelope; `compressed` sets the flag that says its data is compressed. */
+function envelope(data: Uint8Array, compressed = false): Uint8Array {
   const out = new Uint8Array(5 + data.length);
+  out[0] = compressed ? 1 : 0;
   new DataView(out.buffer).setUint32(1, data.length);
   out.set(data, 5);
   return out;
@@ -69,36 +74,53 @@ describe('RPCs under arbitrary input', () => {
   const path = (method: DescMethod) => `/${method.parent.typeName}/${method.name}`;
   const streaming = (method: DescMethod) => method.methodKind === 'server_streaming';
 
-  /** Sends `bytes` as the whole request body (already enveloped where the protocol envelopes). */
-  async function rawCall(protocol: Protocol, method: DescMethod, body: Uint8Array): Promise<Code | 'ok'> {
-    const signal = AbortSignal.timeout(STREAM_GRACE_MS);
-    if (protocol === 'grpc') return rawGrpcCall(method, body);
-    const contentType =
-      protocol === 'grpc-web'
-        ? 'application/grpc-web+proto'
-        : streaming(method)
-          ? 'application/connect+proto'
-          : 'application/proto';
+  interface RawRequest {
+    /** The whole request body (already enveloped where the protocol envelopes). */
+    body: Uint8Array;
+    /** Names gzip as the request's compression (the body is not gzip at all). */
+    gzip: boolean;
+    credential: string;
+  }
+
+  /** Sends raw bytes; resolves to the answer's code. Only a server stream may still be open at its grace. */
+  async function rawCall(protocol: Protocol, method: DescMethod, request: RawRequest): Promise<Code | 'ok'> {
+    if (protocol === 'grpc') return rawGrpcCall(method, request);
+    const unary = protocol === 'connect' && !streaming(method);
+    const headers: Record<string, string> = {
+      'content-type':
+        protocol === 'grpc-web'
+          ? 'application/grpc-web+proto'
+          : unary
+            ? 'application/proto'
+            : 'application/connect+proto',
+      authorization: `Bearer ${request.credential}`,
+    };
+    if (request.gzip) {
+      headers[
+        protocol === 'grpc-web' ? 'grpc-encoding' : unary ? 'content-encoding' : 'connect-content-encoding'
+      ] = 'gzip';
+    }
+    const signal = AbortSignal.timeout(streaming(method) ? STREAM_GRACE_MS : UNARY_DEADLINE_MS);
     try {
       const res = await fetch(`${server.url}${path(method)}`, {
         method: 'POST',
-        headers: { 'content-type': contentType, authorization: `Bearer ${server.adminKey}` },
-        body: body.slice().buffer,
+        headers,
+        body: request.body.slice().buffer,
         signal,
       });
       const answer = new Uint8Array(await res.arrayBuffer());
-      if (protocol === 'connect' && !streaming(method)) {
+      if (unary) {
         if (res.status === 200) return 'ok';
         return codeFromName((JSON.parse(Buffer.from(answer).toString('utf8')) as { code: string }).code);
       }
       return codeInEnvelopes(answer, protocol);
     } catch (error) {
-      if (signal.aborted) return 'ok'; // a stream still open: the request was accepted
+      if (signal.aborted && streaming(method)) return 'ok'; // a stream still open: the request was accepted
       throw error;
     }
   }
 
-  function rawGrpcCall(method: DescMethod, body: Uint8Array): Promise<Code | 'ok'> {
+  function rawGrpcCall(method: DescMethod, request: RawRequest): Promise<Code | 'ok'> {
     return new Promise((resolve, reject) => {
       const session = http2.connect(server.url);
       session.on('error', reject);
@@ -107,9 +129,11 @@ describe('RPCs under arbitrary input', () => {
         ':path': path(method),
         'content-type': 'application/grpc+proto',
         te: 'trailers',
-        authorization: `Bearer ${server.adminKey}`,
+        authorization: `Bearer ${request.credential}`,
+        ...(request.gzip ? { 'grpc-encoding': 'gzip' } : {}),
       });
       let status: string | undefined;
+      let cancelled = false;
       req.on('response', (headers) => {
         status ??= headers['grpc-status'] as string | undefined;
       });
@@ -117,15 +141,69 @@ describe('RPCs under arbitrary input', () => {
         status = trailers['grpc-status'] as string | undefined;
       });
       req.on('data', () => {});
-      const timer = setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), STREAM_GRACE_MS);
+      const timer = setTimeout(
+        () => {
+          cancelled = true;
+          req.close(http2.constants.NGHTTP2_CANCEL);
+        },
+        streaming(method) ? STREAM_GRACE_MS : UNARY_DEADLINE_MS,
+      );
       req.on('close', () => {
         clearTimeout(timer);
         session.close();
-        resolve(status === undefined || status === '0' ? 'ok' : (Number(status) as Code));
+        if (cancelled && !streaming(method)) reject(new Error(`${path(method)}: no answer in time`));
+        else resolve(status === undefined || status === '0' ? 'ok' : (Number(status) as Code));
       });
-      req.end(body);
+      req.end(request.body);
     });
   }
+
+  /** Raw HTTP/1.x bytes to the server; resolves to the status line of its answer. */
+  function rawHttp1(request: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(Number(new URL(server.url).port), '127.0.0.1', () => socket.write(request));
+      let answer = '';
+      socket.on('data', (chunk) => {
+        answer += chunk.toString('latin1');
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(answer.split('\r\n', 1)[0] ?? ''));
+      socket.setTimeout(5_000, () => socket.destroy());
+    });
+  }
+
+  it('answers 400 to a request whose Host or :authority is no authority, and keeps serving', async () => {
+    const path = '/grpc.health.v1.Health/Check';
+    expect(await rawHttp1(`POST ${path} HTTP/1.1\r\nHost: [\r\ncontent-length: 0\r\n\r\n`)).toBe(
+      'HTTP/1.1 400 Bad Request',
+    );
+    expect(await rawHttp1(`POST ${path} HTTP/1.0\r\ncontent-length: 0\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.[01] 400/,
+    );
+    for (const authority of ['[', 'a:b:c', '%zz']) {
+      const session = http2.connect(server.url);
+      const req = session.request({ ':method': 'POST', ':path': path, ':authority': authority });
+      const status = await new Promise<number | undefined>((resolve) => {
+        req.on('response', (headers) => resolve(Number(headers[':status'])));
+        req.on('error', () => resolve(undefined));
+        req.end();
+      });
+      expect(status).toBe(400);
+      session.close();
+    }
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+
+  /** An admin key, a send key, a read key or a user token: each reaches different checks first. */
+  let credentials: string[] = [];
+  beforeAll(async () => {
+    credentials = [
+      server.adminKey,
+      await server.keyWith('send'),
+      await server.keyWith('read'),
+      await server.userToken('fuzz-user'),
+    ];
+  });
 
   it('never answers INTERNAL or UNKNOWN to arbitrary bytes', async () => {
     await fc.assert(
@@ -133,11 +211,14 @@ describe('RPCs under arbitrary input', () => {
         fc.constantFrom(...methods),
         fc.constantFrom(...protocols),
         fc.uint8Array({ maxLength: 200 }),
+        fc.constantFrom('raw', 'enveloped', 'flagged compressed') as fc.Arbitrary<string>,
         fc.boolean(),
-        async (method, protocol, bytes, enveloped) => {
+        fc.nat(3),
+        async (method, protocol, bytes, framing, gzip, who) => {
           const rawConnectUnary = protocol === 'connect' && !streaming(method);
-          const body = enveloped && !rawConnectUnary ? envelope(bytes) : bytes;
-          const code = await rawCall(protocol, method, body);
+          const body =
+            framing === 'raw' || rawConnectUnary ? bytes : envelope(bytes, framing === 'flagged compressed');
+          const code = await rawCall(protocol, method, { body, gzip, credential: credentials[who]! });
           expect(FORBIDDEN.has(code as Code), `${protocol} ${path(method)}: ${code}`).toBe(false);
         },
       ),
@@ -146,22 +227,29 @@ describe('RPCs under arbitrary input', () => {
   });
 
   it('never answers INTERNAL or UNKNOWN to arbitrary well-typed messages', async () => {
-    const transports = Object.fromEntries(
-      protocols.map((p) => [
-        p,
-        createHeraldTransport({ baseUrl: server.url, apiKey: server.adminKey, protocol: p }),
-      ]),
+    const transports = credentials.map((credential) =>
+      Object.fromEntries(
+        protocols.map((p) => {
+          const auth = credential.startsWith('hk_') ? { apiKey: credential } : { token: credential };
+          return [p, createHeraldTransport({ baseUrl: server.url, protocol: p, ...auth })];
+        }),
+      ),
     );
     await fc.assert(
       fc.asyncProperty(
         fc
           .constantFrom(...methods)
           .chain((method) =>
-            fc.tuple(fc.constant(method), arbitraryMessage(method.input), fc.constantFrom(...protocols)),
+            fc.tuple(
+              fc.constant(method),
+              arbitraryMessage(method.input),
+              fc.constantFrom(...protocols),
+              fc.nat(credentials.length - 1),
+            ),
           ),
-        async ([method, message, protocol]) => {
-          const transport = transports[protocol]!;
-          const signal = AbortSignal.timeout(STREAM_GRACE_MS);
+        async ([method, message, protocol, who]) => {
+          const transport = transports[who]![protocol]!;
+          const signal = AbortSignal.timeout(streaming(method) ? STREAM_GRACE_MS : UNARY_DEADLINE_MS);
           let code: Code | 'ok' = 'ok';
           try {
             if (isServerStreaming(method)) {
@@ -177,6 +265,8 @@ describe('RPCs under arbitrary input', () => {
               await transport.unary(method, signal, undefined, undefined, message);
             }
           } catch (error) {
+            // Only a server stream may still be open when its grace runs out; a unary call must have answered.
+            if (signal.aborted && !streaming(method)) throw new Error(`${path(method)}: no answer in time`);
             code = signal.aborted ? 'ok' : ConnectError.from(error).code;
           }
           expect(FORBIDDEN.has(code as Code), `${protocol} ${path(method)}: ${code}`).toBe(false);
