@@ -88,6 +88,16 @@ export function checkStorableText(value: string): string | undefined {
   return undefined;
 }
 
+const UNSTORABLE_CHARS = /[\u0000\uD800-\uDFFF]/gu;
+
+/**
+ * Text from outside that Herald records rather than validates (a provider's reply, an error message): NUL and
+ * lone surrogates become U+FFFD, so the record can always be written.
+ */
+export function toStorableText(value: string): string {
+  return value.replace(UNSTORABLE_CHARS, '\uFFFD');
+}
+
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export interface UnstorableValue {
@@ -99,8 +109,9 @@ export interface UnstorableValue {
 }
 
 /**
- * The first string in a JSON value, key or value, that PostgreSQL could not store, with its path below
- * `field` (e.g. `data.items[2].note`); or a value nested deeper than `maxDepth`.
+ * The first string in a JSON value, key or value, that PostgreSQL could not store, or a number JSON cannot
+ * hold (NaN, Infinity), with its path below `field` (e.g. `data.items[2].note`); or a value nested deeper
+ * than `maxDepth`.
  */
 export function findUnstorableText(
   value: unknown,
@@ -110,6 +121,10 @@ export function findUnstorableText(
   if (typeof value === 'string') {
     const problem = checkStorableText(value);
     return problem ? { field, problem, tooDeep: false } : undefined;
+  }
+  // JSON has no NaN or Infinity (jsonb would store null, and the value could not be sent on as JSON).
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    return { field, problem: 'must be a finite number', tooDeep: false };
   }
   if (value === null || typeof value !== 'object') return undefined;
   if (maxDepth <= 0) return { field, problem: 'is nested too deeply', tooDeep: true };

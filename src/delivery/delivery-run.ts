@@ -13,6 +13,7 @@ import type { ChannelName, DeliveryStatus } from '../core/channels.js';
 import { endpointSubscribes } from '../core/planning.js';
 import { evaluatePreferences, type PreferenceSet } from '../core/preference-evaluation.js';
 import { decideRetry, type RetryPolicy } from '../core/retry-policy.js';
+import { toStorableText } from '../core/rules.js';
 import { createTemplateRenderer, selectTemplateLocale } from '../core/templates.js';
 import type { Database } from '../store/database.js';
 import {
@@ -357,6 +358,9 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
         reason: `adapter error: ${error instanceof Error ? error.message : String(error)}`,
       };
     }
+    // What the provider said is recorded as it said it, but it must be storable: a NUL or a surrogate pair
+    // cut in half by truncation would fail the outcome's write, and the delivery would be attempted forever.
+    outcome = storableOutcome(outcome);
     const latencyMs = performance.now() - started;
     circuit.record(circuitResult(outcome), performance.now());
     options.onAttempt?.(claim.channel, provider.name, outcome.kind);
@@ -366,7 +370,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       outcome: outcome.kind,
       statusCode: outcome.statusCode ?? null,
       latencyMs,
-      error: reason?.slice(0, ERROR_KEPT_CHARS) ?? null,
+      error: reason === null ? null : toStorableText(reason.slice(0, ERROR_KEPT_CHARS)),
       response: outcome.response ?? null,
       startedAt,
     };
@@ -477,6 +481,15 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
       while (unwritten.size > 0) await Promise.all([...unwritten]);
     },
   };
+}
+
+function storableOutcome(outcome: Outcome): Outcome {
+  const response = outcome.response === undefined ? undefined : toStorableText(outcome.response);
+  if (outcome.kind === 'sent') {
+    const id = outcome.providerMessageId === null ? null : toStorableText(outcome.providerMessageId);
+    return { ...outcome, response, providerMessageId: id };
+  }
+  return { ...outcome, response, reason: toStorableText(outcome.reason) };
 }
 
 function circuitResult(outcome: Outcome): 'success' | 'trip' | 'neutral' {

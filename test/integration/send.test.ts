@@ -45,6 +45,8 @@ const invalidSends: [string, SendInit, string][] = [
   ],
   ['NUL in a data key', { data: { 'k\u0000': 1 } }, 'data["k\\u0000"]: key must not contain NUL characters'],
   ['data nested 33 levels deep', { data: nested(33) }, 'data: must be nested at most 32 levels deep'],
+  ['Infinity in data', { data: { x: Number.POSITIVE_INFINITY } }, 'data.x: must be a finite number'],
+  ['NaN deep in data', { data: { list: [1, Number.NaN] } }, 'data.list[1]: must be a finite number'],
   ['bad e-mail', { recipient: { email: 'not-an-email' } }, 'recipient.email: must be a valid e-mail'],
   ['e-mail without domain dot', { recipient: { email: 'a@localhost' } }, 'recipient.email:'],
   ['phone not E.164', { recipient: { phone: '0151 1234' } }, 'recipient.phone: must be an E.164'],

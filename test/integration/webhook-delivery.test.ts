@@ -329,6 +329,22 @@ describe.each(engines())('webhook delivery on $name', (engine) => {
     expect(d.attempts).toHaveLength(1);
   });
 
+  it('records a reply holding NUL (which the database cannot store as text) and finishes the delivery once', async () => {
+    await endpoint('/nul');
+    receiver.script('/nul', [
+      { status: 503, body: 'down\u0000' },
+      { status: 200, body: 'ok\u0000' },
+    ]);
+    const sent = await sendWebhook('invoice.paid');
+    const d = (await settled(sent.notificationId)).deliveries[0]!;
+    expect(d.status).toBe(DeliveryStatus.SENT);
+    expect(d.attempts.map((a) => [a.outcome, a.response])).toEqual([
+      ['retry', 'down\uFFFD'],
+      ['sent', 'ok\uFFFD'],
+    ]);
+    expect(receiver.countsByWebhookId().get(d.id)).toBe(2);
+  });
+
   it('keeps only the first KiB of a long answer in the attempt log', async () => {
     await endpoint('/chatty');
     receiver.script('/chatty', [{ status: 500, body: 'x'.repeat(5000) }]);
