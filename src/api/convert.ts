@@ -105,7 +105,7 @@ export function notificationToUserProto(detail: NotificationDetail): Notificatio
 }
 
 /** `failed: mailer answered 503` -> `failed`; a reason without a kind prefix says nothing more. */
-function reasonKind(reason: string): string {
+export function reasonKind(reason: string): string {
   const match = /^([a-z_]+):/.exec(reason);
   return match?.[1] ?? '';
 }

@@ -37,6 +37,7 @@ import {
   notificationStatusToProto,
   notificationToProto,
   notificationToUserProto,
+  reasonKind,
   statusToProtoValue,
 } from './convert.js';
 import { toNewNotification } from './send-request.js';
@@ -204,7 +205,9 @@ function toSendResponse(result: StoredSend): SendResponse {
       deliveryId: d.id,
       channel: channelToProtoValue(d.channel),
       status: statusToProtoValue(d.status),
-      reason: d.reason ?? '',
+      // A replay answers with the deliveries as they are now, and their reasons may since quote a provider
+      // (redirect targets, refused addresses): a send key gets the kind only, as it cannot read them either.
+      reason: result.replay ? reasonKind(d.reason ?? '') : (d.reason ?? ''),
     })),
   });
 }

@@ -70,8 +70,10 @@ export function serializeError(error: unknown, depth = 0): LoggedError {
   return logged;
 }
 
+/** Everything from the first quote on: a quoted value may itself hold quotes, so nothing after one is kept. */
 function withoutQuotedValues(message: string): string {
-  return message.replace(/"[^"]*"/g, '"…"');
+  const quote = message.indexOf('"');
+  return quote < 0 ? message : `${message.slice(0, quote)}"…"`;
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

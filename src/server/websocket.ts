@@ -262,6 +262,8 @@ export function attachWebSocketBridge(
     });
 
     ws.on('message', (data: Buffer, isBinary: boolean) => {
+      // Closing (the credential ended, the server stops): a client that ignores the close frame may not act.
+      if (ws.readyState !== ws.OPEN) return;
       const frame = isBinary ? null : parseFrame(data);
       if (!frame || typeof frame.type !== 'string') {
         error(ws, 'frames are JSON objects with a "type"');

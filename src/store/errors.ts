@@ -51,6 +51,21 @@ export function isConnectionFailure(error: unknown): boolean {
   return false;
 }
 
+/**
+ * Whether one item of a statement could be the cause: data exceptions (22), integrity constraints (23),
+ * program limits such as a too-long value (54), conflicts a statement of its own would avoid (40), or an
+ * error that is not the database's at all. Connection failures, timeouts and resource shortages are not.
+ */
+export function mayBeOneItemsFault(error: unknown): boolean {
+  if (isConnectionFailure(error)) return false;
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    const code = errorCode(e);
+    if (code && /^[0-9A-Z]{5}$/.test(code)) return /^(22|23|54|40)/.test(code);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return true;
+}
+
 /** Not available right now (UNAVAILABLE to clients, who may retry): no connection, or a retryable conflict. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (isConnectionFailure(error)) return true;

@@ -5,13 +5,13 @@
 // after its own rows are committed.
 //
 // One caller's items never fail another's: when a grouped statement fails for a reason that may be one
-// item's fault (bad data the validation let through, a constraint), every caller in the group is retried in
-// a statement of its own, so only the caller at fault gets the error. Only a lost database connection fails
-// the whole group at once, as it would fail each of them alone. Keyed Sends are never grouped, since a key
+// item's fault (bad data the validation let through, a constraint, a conflict), every caller in the group is
+// retried in a statement of its own, so only the caller at fault gets the error. A database that is away,
+// timing out or out of resources fails the whole group at once, as it would fail each of them alone. Keyed Sends are never grouped, since a key
 // conflict must fail only its own request. The dispatcher groups the final writes of its attempts the same
 // way; each is fenced by its own lease, so one lost lease does not fail the others.
 import type { SqlRunner } from './database.js';
-import { isConnectionFailure } from './errors.js';
+import { mayBeOneItemsFault } from './errors.js';
 import { executeSends, type PreparedSend, type SendWriter, type StoredSend } from './send.js';
 
 interface Waiting<I, O> {
@@ -26,8 +26,9 @@ export interface GroupCommitOptions {
   /** Upper bound on items in one grouped statement (a call larger than this runs alone). */
   maxItems: number;
   /**
-   * Whether a failed group's callers are each retried alone: true unless the error says the database itself
-   * is unreachable (by default), since then every caller would fail alone too.
+   * Whether a failed group's callers are each retried alone. By default only for errors one item's data can
+   * cause (mayBeOneItemsFault); a database that is unreachable, timing out or out of space would fail each of
+   * them alone too, and retrying one by one would only add load.
    */
   isolate?: (error: unknown) => boolean;
 }
@@ -56,7 +57,7 @@ export function createGroupWriter<I, O>(
     return group;
   }
 
-  const isolate = options.isolate ?? ((error: unknown) => !isConnectionFailure(error));
+  const isolate = options.isolate ?? mayBeOneItemsFault;
 
   function settle(group: Waiting<I, O>[], results: O[]): void {
     let offset = 0;

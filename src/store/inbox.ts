@@ -212,10 +212,13 @@ export async function latestInboxSeqs(
   userIds: readonly string[],
 ): Promise<Map<string, number>> {
   if (userIds.length === 0) return new Map();
+  // One backward index probe per user (notifications_user_seq), never a scan of their history.
   const rows = await sqlRunner.query<{ user_id: string; seq: string }>(
-    `select user_id, max(seq)::text as seq from notifications
-     where user_id in (select jsonb_array_elements_text($1::text::jsonb)) and inbox
-     group by user_id`,
+    `select u.user_id, latest.seq::text as seq
+     from jsonb_array_elements_text($1::text::jsonb) as u(user_id)
+     cross join lateral (
+       select n.seq from notifications n where n.user_id = u.user_id and n.inbox order by n.seq desc limit 1
+     ) latest`,
     [JSON.stringify(userIds)],
   );
   return new Map(rows.map((r) => [r.user_id, Number(r.seq)]));

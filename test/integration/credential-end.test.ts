@@ -2,14 +2,28 @@
 // ends with UNAUTHENTICATED, and a WebSocket closes with 4001, when the user token behind it expires or the
 // API key behind it is revoked — within a second of the token's exp, and within the API key cache's lifetime
 // of the revocation. Runs on every available engine.
+import { randomBytes } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { Channel } from '../../clients/node/index.js';
 import { revokeApiKey } from '../../src/store/index.js';
 import { engines } from '../support/engines.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { RawClient } from '../support/wire.js';
 
 const KEY_CACHE_TTL_MS = 400;
+
+/** A client-to-server WebSocket text frame (masked, as RFC 6455 requires of clients). */
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = randomBytes(4);
+  const head =
+    payload.length < 126
+      ? Buffer.from([0x81, 0x80 | payload.length])
+      : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([head, mask, payload.map((byte, i) => byte ^ mask[i % 4]!)]);
+}
 
 /** The token's exp, in ms. */
 function expOf(token: string): number {
@@ -107,5 +121,26 @@ describe.each(engines())('credentials that end while a connection is open, on $n
     const closed = await ws.closed;
     expect([closed.code, closed.reason]).toEqual([4001, 'credential revoked']);
     expect(closed.at - revokedAt).toBeLessThan(KEY_CACHE_TTL_MS + 2_000);
+  });
+
+  it('ignores frames from a client that goes on sending after its 4001 close', async () => {
+    const sent = await server
+      .admin()
+      .send({ userId: 'ignores-close', type: 'chat.message', title: 'Hi', channels: [Channel.IN_APP] });
+    const token = await server.userToken('ignores-close', { expiresIn: '2s' });
+    const raw = await RawClient.connect(Number(new URL(server.url).port));
+    raw.write(
+      'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+        `Sec-WebSocket-Protocol: herald.v1, bearer.${token}\r\n\r\n`,
+    );
+    await raw.until('acknowledged', 5_000, (bytes) => bytes.includes('connection_ack'));
+    await raw.until('closed by the server', 5_000, (bytes) => bytes.includes('credential expired'));
+    // A well-behaved client would answer the close; this one marks instead, and must not be heard.
+    raw.write(maskedTextFrame(JSON.stringify({ type: 'mark', ids: [sent.notificationId], action: 'read' })));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const { notification } = await server.admin().getNotification({ notificationId: sent.notificationId });
+    expect(notification?.readAt).toBeUndefined();
+    raw.destroy();
   });
 });

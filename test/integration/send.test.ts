@@ -242,6 +242,22 @@ describe.each(engines())('Send ($name)', (engine) => {
       expect(await rowCounts(server.db.database.db)).toEqual(before);
     });
 
+    it("answers a replay with each delivery's status and only the kind of its reason", async () => {
+      const request = valid({
+        userId: 'idem-reasons',
+        idempotencyKey: 'reasons-1',
+        channels: [Channel.EMAIL],
+      });
+      const first = await herald.send(request);
+      const reason = first.deliveries[0]!.reason;
+      expect(reason).toMatch(/^[a-z_]+: ./); // e.g. no e-mail address on file
+      const second = await herald.send(request);
+      expect(second.idempotentReplay).toBe(true);
+      expect(second.deliveries.map((d) => [d.deliveryId, d.status, d.reason])).toEqual([
+        [first.deliveries[0]!.deliveryId, first.deliveries[0]!.status, reason.split(':')[0]],
+      ]);
+    });
+
     it('answers ALREADY_EXISTS when the same key comes with a different request', async () => {
       await herald.send(valid({ userId: 'idem-user-2', idempotencyKey: 'k-2' }));
       const error = await rejection(
