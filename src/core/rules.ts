@@ -80,6 +80,7 @@ export function codePointLength(value: string): number {
 // carry either (`"\u0000"`, a lone `"\ud800"`), and the database would reject them mid-statement: refuse them
 // at validation instead, naming the field. (In u-mode a surrogate class matches only unpaired surrogates.)
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+const LONE_SURROGATES = /[\uD800-\uDFFF]/gu;
 
 /** Why PostgreSQL could not store this string, or undefined. */
 export function checkStorableText(value: string): string | undefined {
@@ -88,14 +89,12 @@ export function checkStorableText(value: string): string | undefined {
   return undefined;
 }
 
-const UNSTORABLE_CHARS = /[\u0000\uD800-\uDFFF]/gu;
-
 /**
  * Text from outside that Herald records rather than validates (a provider's reply, an error message): NUL and
  * lone surrogates become U+FFFD, so the record can always be written.
  */
 export function toStorableText(value: string): string {
-  return value.replace(UNSTORABLE_CHARS, '\uFFFD');
+  return value.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATES, '\uFFFD');
 }
 
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;

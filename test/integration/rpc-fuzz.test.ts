@@ -66,8 +66,16 @@ function codeFromName(name: string): Code {
 
 describe('RPCs under arbitrary input', () => {
   let server: TestServer;
+  /** An admin key, a send key, a read key or a user token: each reaches different checks first. */
+  let credentials: string[] = [];
   beforeAll(async () => {
     server = await startTestServer(pgliteEngine);
+    credentials = [
+      server.adminKey,
+      await server.keyWith('send'),
+      await server.keyWith('read'),
+      await server.userToken('fuzz-user'),
+    ];
   });
   afterAll(() => server?.stop());
 
@@ -192,17 +200,6 @@ describe('RPCs under arbitrary input', () => {
       session.close();
     }
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
-  });
-
-  /** An admin key, a send key, a read key or a user token: each reaches different checks first. */
-  let credentials: string[] = [];
-  beforeAll(async () => {
-    credentials = [
-      server.adminKey,
-      await server.keyWith('send'),
-      await server.keyWith('read'),
-      await server.userToken('fuzz-user'),
-    ];
   });
 
   it('never answers INTERNAL or UNKNOWN to arbitrary bytes', async () => {
