@@ -14,6 +14,7 @@ import { inboxHandlers } from './inbox.js';
 import { notificationHandlers } from './notifications.js';
 import { preferenceHandlers } from './preferences.js';
 import { pushTokenHandlers } from './push-tokens.js';
+import { suppressionHandlers } from './suppressions.js';
 
 export {
   type Authenticator,
@@ -52,7 +53,7 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
       ...preferenceHandlers(deps.database),
       ...inboxHandlers({ ...deps, heartbeatMs: deps.streamHeartbeatMs }),
     });
-    router.service(AdminService, adminHandlers(deps));
+    router.service(AdminService, { ...adminHandlers(deps), ...suppressionHandlers(deps) });
     router.service(Health, healthHandlers(deps.isReady));
   };
 }

@@ -11,3 +11,4 @@ export * from './notifications.js';
 export * from './preferences.js';
 export * from './push-tokens.js';
 export * from './send.js';
+export * from './suppressions.js';

@@ -295,10 +295,9 @@ describe.each(engines())('delivery engine on $name', (engine) => {
         .send({ userId: 'crit-1', type: 'security.login', title: 'New login', recipient });
       expect((await settled(server, allowed.notificationId, Channel.EMAIL)).status).toBe(DeliveryStatus.SENT);
 
-      await server.db.database.sql.query(
-        "insert into suppressions (channel, address, reason) values ('email', 'bounced@example.com', 'hard bounce')",
-        [],
-      );
+      await server
+        .adminService()
+        .addSuppression({ channel: Channel.EMAIL, address: 'bounced@example.com', reason: 'hard bounce' });
       const suppressed = await server.admin().send({
         userId: 'crit-2',
         type: 'security.login',

@@ -10,6 +10,7 @@ const tables = {
   idempotencyKeys: schema.idempotencyKeys,
   pushTokens: schema.pushTokens,
   preferences: schema.preferences,
+  suppressions: schema.suppressions,
 };
 
 export async function rowCounts(db: Db): Promise<Record<keyof typeof tables, number>> {

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/admin_service.proto.
  */
 export const file_herald_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1oZXJhbGQvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJaGVyYWxkLnYxIoEBCgtSb3V0aW5nU3RlcBIkCghjaGFubmVscxgBIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhUKDWRlbGF5X3NlY29uZHMYAiABKAUSNQoNY2FuY2VsX3VubGVzcxgDIAEoDjIeLmhlcmFsZC52MS5Fc2NhbGF0aW9uQ29uZGl0aW9uIoQBCgtSb3V0aW5nUnVsZRIMCgR0eXBlGAEgASgJEiUKBXN0ZXBzGAIgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdTdGVwEhAKCGNyaXRpY2FsGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj0KFVB1dFJvdXRpbmdSdWxlUmVxdWVzdBIkCgRydWxlGAEgASgLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIj4KFlB1dFJvdXRpbmdSdWxlUmVzcG9uc2USJAoEcnVsZRgBIAEoCzIWLmhlcmFsZC52MS5Sb3V0aW5nUnVsZSIlChVHZXRSb3V0aW5nUnVsZVJlcXVlc3QSDAoEdHlwZRgBIAEoCSI+ChZHZXRSb3V0aW5nUnVsZVJlc3BvbnNlEiQKBHJ1bGUYASABKAsyFi5oZXJhbGQudjEuUm91dGluZ1J1bGUiGQoXTGlzdFJvdXRpbmdSdWxlc1JlcXVlc3QiQQoYTGlzdFJvdXRpbmdSdWxlc1Jlc3BvbnNlEiUKBXJ1bGVzGAEgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIigKGERlbGV0ZVJvdXRpbmdSdWxlUmVxdWVzdBIMCgR0eXBlGAEgASgJIhsKGURlbGV0ZVJvdXRpbmdSdWxlUmVzcG9uc2UiqQEKCFRlbXBsYXRlEgwKBHR5cGUYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg4KBmxvY2FsZRgDIAEoCRISCgV0aXRsZRgEIAEoCUgAiAEBEgwKBGJvZHkYBSABKAkSLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGX3RpdGxlIjsKElB1dFRlbXBsYXRlUmVxdWVzdBIlCgh0ZW1wbGF0ZRgBIAEoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSI8ChNQdXRUZW1wbGF0ZVJlc3BvbnNlEiUKCHRlbXBsYXRlGAEgASgLMhMuaGVyYWxkLnYxLlRlbXBsYXRlIiQKFExpc3RUZW1wbGF0ZXNSZXF1ZXN0EgwKBHR5cGUYASABKAkiPwoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEiYKCXRlbXBsYXRlcxgBIAMoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSJaChVEZWxldGVUZW1wbGF0ZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJIhgKFkRlbGV0ZVRlbXBsYXRlUmVzcG9uc2Ui5QEKFlByZXZpZXdUZW1wbGF0ZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJEiUKBGRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKCXJlY2lwaWVudBgFIAEoCzIULmhlcmFsZC52MS5SZWNpcGllbnQSEgoFdGl0bGUYBiABKAlIAIgBARIRCgRib2R5GAcgASgJSAGIAQFCCAoGX3RpdGxlQgcKBV9ib2R5IkYKF1ByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlEg4KBmxvY2FsZRgBIAEoCRINCgV0aXRsZRgCIAEoCRIMCgRib2R5GAMgASgJIpECCg9XZWJob29rRW5kcG9pbnQSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhMKC2V2ZW50X3R5cGVzGAQgAygJEg8KB2VuYWJsZWQYBSABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAYgASgJEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWZhaWxpbmdfc2luY2UYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIncKHENyZWF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCwoDdXJsGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhMKC2V2ZW50X3R5cGVzGAMgAygJEhQKB2VuYWJsZWQYBCABKAhIAIgBAUIKCghfZW5hYmxlZCJdCh1DcmVhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRIsCghlbmRwb2ludBgBIAEoCzIaLmhlcmFsZC52MS5XZWJob29rRW5kcG9pbnQSDgoGc2VjcmV0GAIgASgJIh0KG0xpc3RXZWJob29rRW5kcG9pbnRzUmVxdWVzdCJNChxMaXN0V2ViaG9va0VuZHBvaW50c1Jlc3BvbnNlEi0KCWVuZHBvaW50cxgBIAMoCzIaLmhlcmFsZC52MS5XZWJob29rRW5kcG9pbnQiwgEKHFVwZGF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkSEAoDdXJsGAIgASgJSACIAQESGAoLZGVzY3JpcHRpb24YAyABKAlIAYgBARITCgtldmVudF90eXBlcxgEIAMoCRIbChNyZXBsYWNlX2V2ZW50X3R5cGVzGAUgASgIEhQKB2VuYWJsZWQYBiABKAhIAogBAUIGCgRfdXJsQg4KDF9kZXNjcmlwdGlvbkIKCghfZW5hYmxlZCJNCh1VcGRhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRIsCghlbmRwb2ludBgBIAEoCzIaLmhlcmFsZC52MS5XZWJob29rRW5kcG9pbnQiKgocRGVsZXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCSIfCh1EZWxldGVXZWJob29rRW5kcG9pbnRSZXNwb25zZSJBChpSb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCRIXCg9vdmVybGFwX3NlY29uZHMYAiABKAUibQobUm90YXRlV2ViaG9va1NlY3JldFJlc3BvbnNlEg4KBnNlY3JldBgBIAEoCRI+ChpwcmV2aW91c19zZWNyZXRfZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoVUmVwbGF5RGVsaXZlcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJIj8KFlJlcGxheURlbGl2ZXJ5UmVzcG9uc2USJQoIZGVsaXZlcnkYASABKAsyEy5oZXJhbGQudjEuRGVsaXZlcnkiVAodQnJvYWRjYXN0U3lzdGVtTWVzc2FnZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIlCgRkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIgCh5Ccm9hZGNhc3RTeXN0ZW1NZXNzYWdlUmVzcG9uc2UqeQoTRXNjYWxhdGlvbkNvbmRpdGlvbhIkCiBFU0NBTEFUSU9OX0NPTkRJVElPTl9VTlNQRUNJRklFRBAAEh0KGUVTQ0FMQVRJT05fQ09ORElUSU9OX1JFQUQQARIdChlFU0NBTEFUSU9OX0NPTkRJVElPTl9TRUVOEAIypQsKDEFkbWluU2VydmljZRJVCg5QdXRSb3V0aW5nUnVsZRIgLmhlcmFsZC52MS5QdXRSb3V0aW5nUnVsZVJlcXVlc3QaIS5oZXJhbGQudjEuUHV0Um91dGluZ1J1bGVSZXNwb25zZRJVCg5HZXRSb3V0aW5nUnVsZRIgLmhlcmFsZC52MS5HZXRSb3V0aW5nUnVsZVJlcXVlc3QaIS5oZXJhbGQudjEuR2V0Um91dGluZ1J1bGVSZXNwb25zZRJbChBMaXN0Um91dGluZ1J1bGVzEiIuaGVyYWxkLnYxLkxpc3RSb3V0aW5nUnVsZXNSZXF1ZXN0GiMuaGVyYWxkLnYxLkxpc3RSb3V0aW5nUnVsZXNSZXNwb25zZRJeChFEZWxldGVSb3V0aW5nUnVsZRIjLmhlcmFsZC52MS5EZWxldGVSb3V0aW5nUnVsZVJlcXVlc3QaJC5oZXJhbGQudjEuRGVsZXRlUm91dGluZ1J1bGVSZXNwb25zZRJMCgtQdXRUZW1wbGF0ZRIdLmhlcmFsZC52MS5QdXRUZW1wbGF0ZVJlcXVlc3QaHi5oZXJhbGQudjEuUHV0VGVtcGxhdGVSZXNwb25zZRJSCg1MaXN0VGVtcGxhdGVzEh8uaGVyYWxkLnYxLkxpc3RUZW1wbGF0ZXNSZXF1ZXN0GiAuaGVyYWxkLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZRJVCg5EZWxldGVUZW1wbGF0ZRIgLmhlcmFsZC52MS5EZWxldGVUZW1wbGF0ZVJlcXVlc3QaIS5oZXJhbGQudjEuRGVsZXRlVGVtcGxhdGVSZXNwb25zZRJYCg9QcmV2aWV3VGVtcGxhdGUSIS5oZXJhbGQudjEuUHJldmlld1RlbXBsYXRlUmVxdWVzdBoiLmhlcmFsZC52MS5QcmV2aWV3VGVtcGxhdGVSZXNwb25zZRJqChVDcmVhdGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5DcmVhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJnChRMaXN0V2ViaG9va0VuZHBvaW50cxImLmhlcmFsZC52MS5MaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QaJy5oZXJhbGQudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZRJqChVVcGRhdGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuVXBkYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5VcGRhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJqChVEZWxldGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuRGVsZXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5EZWxldGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJkChNSb3RhdGVXZWJob29rU2VjcmV0EiUuaGVyYWxkLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0GiYuaGVyYWxkLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRJtChZCcm9hZGNhc3RTeXN0ZW1NZXNzYWdlEiguaGVyYWxkLnYxLkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXF1ZXN0GikuaGVyYWxkLnYxLkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXNwb25zZRJVCg5SZXBsYXlEZWxpdmVyeRIgLmhlcmFsZC52MS5SZXBsYXlEZWxpdmVyeVJlcXVlc3QaIS5oZXJhbGQudjEuUmVwbGF5RGVsaXZlcnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_herald_v1_types]);
+  fileDesc("Ch1oZXJhbGQvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJaGVyYWxkLnYxIoEBCgtSb3V0aW5nU3RlcBIkCghjaGFubmVscxgBIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhUKDWRlbGF5X3NlY29uZHMYAiABKAUSNQoNY2FuY2VsX3VubGVzcxgDIAEoDjIeLmhlcmFsZC52MS5Fc2NhbGF0aW9uQ29uZGl0aW9uIoQBCgtSb3V0aW5nUnVsZRIMCgR0eXBlGAEgASgJEiUKBXN0ZXBzGAIgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdTdGVwEhAKCGNyaXRpY2FsGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj0KFVB1dFJvdXRpbmdSdWxlUmVxdWVzdBIkCgRydWxlGAEgASgLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIj4KFlB1dFJvdXRpbmdSdWxlUmVzcG9uc2USJAoEcnVsZRgBIAEoCzIWLmhlcmFsZC52MS5Sb3V0aW5nUnVsZSIlChVHZXRSb3V0aW5nUnVsZVJlcXVlc3QSDAoEdHlwZRgBIAEoCSI+ChZHZXRSb3V0aW5nUnVsZVJlc3BvbnNlEiQKBHJ1bGUYASABKAsyFi5oZXJhbGQudjEuUm91dGluZ1J1bGUiGQoXTGlzdFJvdXRpbmdSdWxlc1JlcXVlc3QiQQoYTGlzdFJvdXRpbmdSdWxlc1Jlc3BvbnNlEiUKBXJ1bGVzGAEgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIigKGERlbGV0ZVJvdXRpbmdSdWxlUmVxdWVzdBIMCgR0eXBlGAEgASgJIhsKGURlbGV0ZVJvdXRpbmdSdWxlUmVzcG9uc2UiqQEKCFRlbXBsYXRlEgwKBHR5cGUYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg4KBmxvY2FsZRgDIAEoCRISCgV0aXRsZRgEIAEoCUgAiAEBEgwKBGJvZHkYBSABKAkSLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGX3RpdGxlIjsKElB1dFRlbXBsYXRlUmVxdWVzdBIlCgh0ZW1wbGF0ZRgBIAEoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSI8ChNQdXRUZW1wbGF0ZVJlc3BvbnNlEiUKCHRlbXBsYXRlGAEgASgLMhMuaGVyYWxkLnYxLlRlbXBsYXRlIiQKFExpc3RUZW1wbGF0ZXNSZXF1ZXN0EgwKBHR5cGUYASABKAkiPwoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEiYKCXRlbXBsYXRlcxgBIAMoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSJaChVEZWxldGVUZW1wbGF0ZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJIhgKFkRlbGV0ZVRlbXBsYXRlUmVzcG9uc2Ui5QEKFlByZXZpZXdUZW1wbGF0ZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJEiUKBGRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKCXJlY2lwaWVudBgFIAEoCzIULmhlcmFsZC52MS5SZWNpcGllbnQSEgoFdGl0bGUYBiABKAlIAIgBARIRCgRib2R5GAcgASgJSAGIAQFCCAoGX3RpdGxlQgcKBV9ib2R5IkYKF1ByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlEg4KBmxvY2FsZRgBIAEoCRINCgV0aXRsZRgCIAEoCRIMCgRib2R5GAMgASgJIpECCg9XZWJob29rRW5kcG9pbnQSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhMKC2V2ZW50X3R5cGVzGAQgAygJEg8KB2VuYWJsZWQYBSABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAYgASgJEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWZhaWxpbmdfc2luY2UYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIncKHENyZWF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCwoDdXJsGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhMKC2V2ZW50X3R5cGVzGAMgAygJEhQKB2VuYWJsZWQYBCABKAhIAIgBAUIKCghfZW5hYmxlZCJdCh1DcmVhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRIsCghlbmRwb2ludBgBIAEoCzIaLmhlcmFsZC52MS5XZWJob29rRW5kcG9pbnQSDgoGc2VjcmV0GAIgASgJIh0KG0xpc3RXZWJob29rRW5kcG9pbnRzUmVxdWVzdCJNChxMaXN0V2ViaG9va0VuZHBvaW50c1Jlc3BvbnNlEi0KCWVuZHBvaW50cxgBIAMoCzIaLmhlcmFsZC52MS5XZWJob29rRW5kcG9pbnQiwgEKHFVwZGF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkSEAoDdXJsGAIgASgJSACIAQESGAoLZGVzY3JpcHRpb24YAyABKAlIAYgBARITCgtldmVudF90eXBlcxgEIAMoCRIbChNyZXBsYWNlX2V2ZW50X3R5cGVzGAUgASgIEhQKB2VuYWJsZWQYBiABKAhIAogBAUIGCgRfdXJsQg4KDF9kZXNjcmlwdGlvbkIKCghfZW5hYmxlZCJNCh1VcGRhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRIsCghlbmRwb2ludBgBIAEoCzIaLmhlcmFsZC52MS5XZWJob29rRW5kcG9pbnQiKgocRGVsZXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCSIfCh1EZWxldGVXZWJob29rRW5kcG9pbnRSZXNwb25zZSJBChpSb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCRIXCg9vdmVybGFwX3NlY29uZHMYAiABKAUibQobUm90YXRlV2ViaG9va1NlY3JldFJlc3BvbnNlEg4KBnNlY3JldBgBIAEoCRI+ChpwcmV2aW91c19zZWNyZXRfZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoVUmVwbGF5RGVsaXZlcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJIj8KFlJlcGxheURlbGl2ZXJ5UmVzcG9uc2USJQoIZGVsaXZlcnkYASABKAsyEy5oZXJhbGQudjEuRGVsaXZlcnkiVAodQnJvYWRjYXN0U3lzdGVtTWVzc2FnZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIlCgRkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIgCh5Ccm9hZGNhc3RTeXN0ZW1NZXNzYWdlUmVzcG9uc2UigwEKC1N1cHByZXNzaW9uEiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIPCgdhZGRyZXNzGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJuChdMaXN0U3VwcHJlc3Npb25zUmVxdWVzdBIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDwoHYWRkcmVzcxgCIAEoCRINCgVsaW1pdBgDIAEoBRIOCgZjdXJzb3IYBCABKAkiXQoYTGlzdFN1cHByZXNzaW9uc1Jlc3BvbnNlEiwKDHN1cHByZXNzaW9ucxgBIAMoCzIWLmhlcmFsZC52MS5TdXBwcmVzc2lvbhITCgtuZXh0X2N1cnNvchgCIAEoCSJdChVBZGRTdXBwcmVzc2lvblJlcXVlc3QSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg8KB2FkZHJlc3MYAiABKAkSDgoGcmVhc29uGAMgASgJIlYKFkFkZFN1cHByZXNzaW9uUmVzcG9uc2USKwoLc3VwcHJlc3Npb24YASABKAsyFi5oZXJhbGQudjEuU3VwcHJlc3Npb24SDwoHY3JlYXRlZBgCIAEoCCJQChhSZW1vdmVTdXBwcmVzc2lvblJlcXVlc3QSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg8KB2FkZHJlc3MYAiABKAkiLAoZUmVtb3ZlU3VwcHJlc3Npb25SZXNwb25zZRIPCgdyZW1vdmVkGAEgASgIKnkKE0VzY2FsYXRpb25Db25kaXRpb24SJAogRVNDQUxBVElPTl9DT05ESVRJT05fVU5TUEVDSUZJRUQQABIdChlFU0NBTEFUSU9OX0NPTkRJVElPTl9SRUFEEAESHQoZRVNDQUxBVElPTl9DT05ESVRJT05fU0VFThACMrkNCgxBZG1pblNlcnZpY2USVQoOUHV0Um91dGluZ1J1bGUSIC5oZXJhbGQudjEuUHV0Um91dGluZ1J1bGVSZXF1ZXN0GiEuaGVyYWxkLnYxLlB1dFJvdXRpbmdSdWxlUmVzcG9uc2USVQoOR2V0Um91dGluZ1J1bGUSIC5oZXJhbGQudjEuR2V0Um91dGluZ1J1bGVSZXF1ZXN0GiEuaGVyYWxkLnYxLkdldFJvdXRpbmdSdWxlUmVzcG9uc2USWwoQTGlzdFJvdXRpbmdSdWxlcxIiLmhlcmFsZC52MS5MaXN0Um91dGluZ1J1bGVzUmVxdWVzdBojLmhlcmFsZC52MS5MaXN0Um91dGluZ1J1bGVzUmVzcG9uc2USXgoRRGVsZXRlUm91dGluZ1J1bGUSIy5oZXJhbGQudjEuRGVsZXRlUm91dGluZ1J1bGVSZXF1ZXN0GiQuaGVyYWxkLnYxLkRlbGV0ZVJvdXRpbmdSdWxlUmVzcG9uc2USTAoLUHV0VGVtcGxhdGUSHS5oZXJhbGQudjEuUHV0VGVtcGxhdGVSZXF1ZXN0Gh4uaGVyYWxkLnYxLlB1dFRlbXBsYXRlUmVzcG9uc2USUgoNTGlzdFRlbXBsYXRlcxIfLmhlcmFsZC52MS5MaXN0VGVtcGxhdGVzUmVxdWVzdBogLmhlcmFsZC52MS5MaXN0VGVtcGxhdGVzUmVzcG9uc2USVQoORGVsZXRlVGVtcGxhdGUSIC5oZXJhbGQudjEuRGVsZXRlVGVtcGxhdGVSZXF1ZXN0GiEuaGVyYWxkLnYxLkRlbGV0ZVRlbXBsYXRlUmVzcG9uc2USWAoPUHJldmlld1RlbXBsYXRlEiEuaGVyYWxkLnYxLlByZXZpZXdUZW1wbGF0ZVJlcXVlc3QaIi5oZXJhbGQudjEuUHJldmlld1RlbXBsYXRlUmVzcG9uc2USagoVQ3JlYXRlV2ViaG9va0VuZHBvaW50EicuaGVyYWxkLnYxLkNyZWF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaKC5oZXJhbGQudjEuQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USZwoUTGlzdFdlYmhvb2tFbmRwb2ludHMSJi5oZXJhbGQudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXF1ZXN0GicuaGVyYWxkLnYxLkxpc3RXZWJob29rRW5kcG9pbnRzUmVzcG9uc2USagoVVXBkYXRlV2ViaG9va0VuZHBvaW50EicuaGVyYWxkLnYxLlVwZGF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaKC5oZXJhbGQudjEuVXBkYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USagoVRGVsZXRlV2ViaG9va0VuZHBvaW50EicuaGVyYWxkLnYxLkRlbGV0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaKC5oZXJhbGQudjEuRGVsZXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USZAoTUm90YXRlV2ViaG9va1NlY3JldBIlLmhlcmFsZC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBomLmhlcmFsZC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USbQoWQnJvYWRjYXN0U3lzdGVtTWVzc2FnZRIoLmhlcmFsZC52MS5Ccm9hZGNhc3RTeXN0ZW1NZXNzYWdlUmVxdWVzdBopLmhlcmFsZC52MS5Ccm9hZGNhc3RTeXN0ZW1NZXNzYWdlUmVzcG9uc2USVQoOUmVwbGF5RGVsaXZlcnkSIC5oZXJhbGQudjEuUmVwbGF5RGVsaXZlcnlSZXF1ZXN0GiEuaGVyYWxkLnYxLlJlcGxheURlbGl2ZXJ5UmVzcG9uc2USWwoQTGlzdFN1cHByZXNzaW9ucxIiLmhlcmFsZC52MS5MaXN0U3VwcHJlc3Npb25zUmVxdWVzdBojLmhlcmFsZC52MS5MaXN0U3VwcHJlc3Npb25zUmVzcG9uc2USVQoOQWRkU3VwcHJlc3Npb24SIC5oZXJhbGQudjEuQWRkU3VwcHJlc3Npb25SZXF1ZXN0GiEuaGVyYWxkLnYxLkFkZFN1cHByZXNzaW9uUmVzcG9uc2USXgoRUmVtb3ZlU3VwcHJlc3Npb24SIy5oZXJhbGQudjEuUmVtb3ZlU3VwcHJlc3Npb25SZXF1ZXN0GiQuaGVyYWxkLnYxLlJlbW92ZVN1cHByZXNzaW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_herald_v1_types]);
 
 /**
  * A step of a routing rule: its channels are planned delay_seconds after send_at.
@@ -808,6 +808,200 @@ export const BroadcastSystemMessageResponseSchema: GenMessage<BroadcastSystemMes
   messageDesc(file_herald_v1_admin_service, 33);
 
 /**
+ * @generated from message herald.v1.Suppression
+ */
+export type Suppression = Message<"herald.v1.Suppression"> & {
+  /**
+   * CHANNEL_EMAIL or CHANNEL_SMS.
+   *
+   * @generated from field: herald.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * An e-mail address in lower case, or an E.164 phone number.
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message herald.v1.Suppression.
+ * Use `create(SuppressionSchema)` to create a new message.
+ */
+export const SuppressionSchema: GenMessage<Suppression> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 34);
+
+/**
+ * @generated from message herald.v1.ListSuppressionsRequest
+ */
+export type ListSuppressionsRequest = Message<"herald.v1.ListSuppressionsRequest"> & {
+  /**
+   * Unspecified: both channels.
+   *
+   * @generated from field: herald.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * Only this address (needs channel).
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * 1..100; 0 means 50.
+   *
+   * @generated from field: int32 limit = 3;
+   */
+  limit: number;
+
+  /**
+   * next_cursor of the previous page; empty for the first.
+   *
+   * @generated from field: string cursor = 4;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message herald.v1.ListSuppressionsRequest.
+ * Use `create(ListSuppressionsRequestSchema)` to create a new message.
+ */
+export const ListSuppressionsRequestSchema: GenMessage<ListSuppressionsRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 35);
+
+/**
+ * @generated from message herald.v1.ListSuppressionsResponse
+ */
+export type ListSuppressionsResponse = Message<"herald.v1.ListSuppressionsResponse"> & {
+  /**
+   * @generated from field: repeated herald.v1.Suppression suppressions = 1;
+   */
+  suppressions: Suppression[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message herald.v1.ListSuppressionsResponse.
+ * Use `create(ListSuppressionsResponseSchema)` to create a new message.
+ */
+export const ListSuppressionsResponseSchema: GenMessage<ListSuppressionsResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 36);
+
+/**
+ * @generated from message herald.v1.AddSuppressionRequest
+ */
+export type AddSuppressionRequest = Message<"herald.v1.AddSuppressionRequest"> & {
+  /**
+   * @generated from field: herald.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * Why (at most 256 characters); empty: "added by an operator".
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message herald.v1.AddSuppressionRequest.
+ * Use `create(AddSuppressionRequestSchema)` to create a new message.
+ */
+export const AddSuppressionRequestSchema: GenMessage<AddSuppressionRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 37);
+
+/**
+ * @generated from message herald.v1.AddSuppressionResponse
+ */
+export type AddSuppressionResponse = Message<"herald.v1.AddSuppressionResponse"> & {
+  /**
+   * @generated from field: herald.v1.Suppression suppression = 1;
+   */
+  suppression?: Suppression | undefined;
+
+  /**
+   * False when the address was already suppressed (the original entry is kept and returned).
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message herald.v1.AddSuppressionResponse.
+ * Use `create(AddSuppressionResponseSchema)` to create a new message.
+ */
+export const AddSuppressionResponseSchema: GenMessage<AddSuppressionResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 38);
+
+/**
+ * @generated from message herald.v1.RemoveSuppressionRequest
+ */
+export type RemoveSuppressionRequest = Message<"herald.v1.RemoveSuppressionRequest"> & {
+  /**
+   * @generated from field: herald.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * @generated from field: string address = 2;
+   */
+  address: string;
+};
+
+/**
+ * Describes the message herald.v1.RemoveSuppressionRequest.
+ * Use `create(RemoveSuppressionRequestSchema)` to create a new message.
+ */
+export const RemoveSuppressionRequestSchema: GenMessage<RemoveSuppressionRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 39);
+
+/**
+ * @generated from message herald.v1.RemoveSuppressionResponse
+ */
+export type RemoveSuppressionResponse = Message<"herald.v1.RemoveSuppressionResponse"> & {
+  /**
+   * False when the address was not suppressed.
+   *
+   * @generated from field: bool removed = 1;
+   */
+  removed: boolean;
+};
+
+/**
+ * Describes the message herald.v1.RemoveSuppressionResponse.
+ * Use `create(RemoveSuppressionResponseSchema)` to create a new message.
+ */
+export const RemoveSuppressionResponseSchema: GenMessage<RemoveSuppressionResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 40);
+
+/**
  * @generated from enum herald.v1.EscalationCondition
  */
 export enum EscalationCondition {
@@ -975,6 +1169,38 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ReplayDeliveryRequestSchema;
     output: typeof ReplayDeliveryResponseSchema;
+  },
+  /**
+   * Addresses never contacted again on their channel (EMAIL or SMS): hard bounces, complaints, unsubscribes,
+   * STOP replies, or added by an operator. A delivery to a suppressed address is SKIPPED ("suppressed").
+   * Newest first, filtered by channel and address, a page at a time.
+   *
+   * @generated from rpc herald.v1.AdminService.ListSuppressions
+   */
+  listSuppressions: {
+    methodKind: "unary";
+    input: typeof ListSuppressionsRequestSchema;
+    output: typeof ListSuppressionsResponseSchema;
+  },
+  /**
+   * Suppresses an address; adding one that is already suppressed keeps the original entry.
+   *
+   * @generated from rpc herald.v1.AdminService.AddSuppression
+   */
+  addSuppression: {
+    methodKind: "unary";
+    input: typeof AddSuppressionRequestSchema;
+    output: typeof AddSuppressionResponseSchema;
+  },
+  /**
+   * Lets an address be contacted again.
+   *
+   * @generated from rpc herald.v1.AdminService.RemoveSuppression
+   */
+  removeSuppression: {
+    methodKind: "unary";
+    input: typeof RemoveSuppressionRequestSchema;
+    output: typeof RemoveSuppressionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_herald_v1_admin_service, 0);

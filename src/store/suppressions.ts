@@ -1,0 +1,87 @@
+// Addresses never contacted again on a channel (e-mail, SMS): the claim's gate skips a delivery to one
+// (see deliveries.ts). Addresses are stored normalised by the caller (lower-case e-mail, E.164 phone), the
+// form recipients' addresses are stored in, so a lookup is one primary-key probe.
+import { and, desc, eq, type SQL, sql } from 'drizzle-orm';
+import type { Executor } from './database.js';
+import { suppressions } from './schema.js';
+
+export type SuppressedChannel = 'email' | 'sms';
+
+export interface SuppressionRow {
+  channel: SuppressedChannel;
+  address: string;
+  reason: string;
+  createdAt: Date;
+  /** created_at as the database holds it (microseconds): where a page ends, for the next page's cursor. */
+  position: string;
+}
+
+/** Where a page ends: the next page starts after this entry (newest first). */
+export interface SuppressionCursor {
+  position: string;
+  channel: string;
+  address: string;
+}
+
+const columns = {
+  channel: suppressions.channel,
+  address: suppressions.address,
+  reason: suppressions.reason,
+  createdAt: suppressions.createdAt,
+  position: sql<string>`${suppressions.createdAt}::text`,
+};
+
+function toRow(row: Omit<SuppressionRow, 'channel'> & { channel: string }): SuppressionRow {
+  return { ...row, channel: row.channel === 'sms' ? 'sms' : 'email' };
+}
+
+export async function listSuppressions(
+  db: Executor,
+  filter: { channel: SuppressedChannel | null; address: string | null; after: SuppressionCursor | null },
+  limit: number,
+): Promise<SuppressionRow[]> {
+  const conditions: SQL[] = [];
+  if (filter.channel) conditions.push(eq(suppressions.channel, filter.channel));
+  if (filter.address !== null) conditions.push(eq(suppressions.address, filter.address));
+  const after = filter.after;
+  if (after) {
+    // Keyset paging on (created_at, channel, address), all descending: one row comparison.
+    conditions.push(
+      sql`(${suppressions.createdAt}, ${suppressions.channel}, ${suppressions.address}) < (${after.position}::timestamptz, ${after.channel}, ${after.address})`,
+    );
+  }
+  const rows = await db
+    .select(columns)
+    .from(suppressions)
+    .where(and(...conditions))
+    .orderBy(desc(suppressions.createdAt), desc(suppressions.channel), desc(suppressions.address))
+    .limit(limit);
+  return rows.map(toRow);
+}
+
+/** Suppresses an address; one already suppressed keeps its original entry, which is returned. */
+export async function addSuppression(
+  db: Executor,
+  entry: { channel: SuppressedChannel; address: string; reason: string },
+): Promise<{ row: SuppressionRow; created: boolean }> {
+  const [inserted] = await db.insert(suppressions).values(entry).onConflictDoNothing().returning(columns);
+  if (inserted) return { row: toRow(inserted), created: true };
+  const [existing] = await db
+    .select(columns)
+    .from(suppressions)
+    .where(and(eq(suppressions.channel, entry.channel), eq(suppressions.address, entry.address)));
+  if (!existing) throw new Error('suppression vanished between insert and read');
+  return { row: toRow(existing), created: false };
+}
+
+/** Lets an address be contacted again; false when it was not suppressed. */
+export async function removeSuppression(
+  db: Executor,
+  entry: { channel: SuppressedChannel; address: string },
+): Promise<boolean> {
+  const removed = await db
+    .delete(suppressions)
+    .where(and(eq(suppressions.channel, entry.channel), eq(suppressions.address, entry.address)))
+    .returning({ address: suppressions.address });
+  return removed.length > 0;
+}
