@@ -1,11 +1,10 @@
 // The delivery engine's composition: configuration cache, circuit breakers, rate limiter (Redis when
-// REDIS_URL is set, so instances share one bucket per provider), the channel adapters, the runner and the
-// dispatcher. Adapters for more channels join the `providers` map here.
+// REDIS_URL is set, so instances share one bucket per provider), the runner and the dispatcher. The channel
+// adapters are built by the composition root (server/) and handed in: delivery/ knows channels only through
+// the adapter contract (provider.ts).
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { createWebhookAdapter } from '../channels/webhook/adapter.js';
-import type { AddressGuard } from '../channels/webhook/address-guard.js';
 import { type DeliveryConfig, MAX_TOKEN_WAIT_MS } from '../config.js';
 import type { ChannelName } from '../core/channels.js';
 import type { Database } from '../store/database.js';
@@ -15,6 +14,9 @@ import { createDeliveryRunner } from './delivery-run.js';
 import { createDispatcher, type Dispatcher } from './dispatcher.js';
 import type { ProviderAdapter } from './provider.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limiter.js';
+
+/** How much longer than the longest attempt a lease lasts at least (writing the outcome, clock drift). */
+const LEASE_MARGIN_MS = 1_000;
 
 export interface DeliveryEngine {
   readonly config: ConfigCache;
@@ -28,12 +30,11 @@ export interface DeliveryEngineOptions {
   config: DeliveryConfig;
   redisUrl: string | undefined;
   database: Database;
-  webhookGuard: AddressGuard;
   logger: Logger;
   registry: Registry;
   now: () => Date;
-  /** Replaces the built-in adapters (tests of failover use their own providers). */
-  providers?: Partial<Record<ChannelName, readonly ProviderAdapter[]>>;
+  /** Each channel's providers, in failover order; a channel without any has no dispatcher lane. */
+  providers: Partial<Record<ChannelName, readonly ProviderAdapter[]>>;
 }
 
 export async function startDeliveryEngine(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
@@ -42,12 +43,13 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     failureThreshold: config.circuitFailures,
     openMs: config.circuitOpenMs,
   });
-  const webhook = createWebhookAdapter({
-    guard: options.webhookGuard,
-    timeoutMs: config.webhookTimeoutMs,
-    connections: config.concurrency,
-  });
-  const providers = options.providers ?? { webhook: [webhook] };
+  const providers = options.providers;
+  // A claim must outlive its attempt, or a slow provider's deliveries would be claimed twice.
+  if (config.leaseMs < longestAttemptMs(providers) + LEASE_MARGIN_MS) {
+    throw new Error(
+      `HERALD_DELIVERY_LEASE_MS (${config.leaseMs}) must be at least the slowest provider's timeout + ${MAX_TOKEN_WAIT_MS + LEASE_MARGIN_MS} (${longestAttemptMs(providers) + LEASE_MARGIN_MS})`,
+    );
+  }
   const channels = Object.keys(providers) as ChannelName[];
   const cache = await createConfigCache(options.database, config.configRefreshMs, new Set(channels));
   const redis = options.redisUrl
@@ -91,7 +93,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
         channels,
         concurrency: config.concurrency,
         leaseMs: config.leaseMs,
-        maxAttemptMs: config.webhookTimeoutMs + MAX_TOKEN_WAIT_MS,
+        maxAttemptMs: longestAttemptMs(providers),
         pollMs: config.pollMs,
         now: options.now,
         onError: (error) => logger.error({ err: error }, 'dispatcher error'),
@@ -108,7 +110,15 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
       cache.close();
       await rateLimiter.close();
       redis?.disconnect();
-      await webhook.close();
+      await Promise.all(Object.values(providers).flatMap((list) => list.map((p) => p.close())));
     },
   };
+}
+
+/** The longest one attempt can take: the slowest provider's timeout plus the longest rate-limit wait. */
+export function longestAttemptMs(
+  providers: Partial<Record<ChannelName, readonly ProviderAdapter[]>>,
+): number {
+  const timeouts = Object.values(providers).flatMap((list) => list.map((p) => p.timeoutMs));
+  return Math.max(0, ...timeouts) + MAX_TOKEN_WAIT_MS;
 }

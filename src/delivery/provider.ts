@@ -54,8 +54,12 @@ export interface ProviderAdapter {
   /** Stable name, recorded on every attempt (e.g. 'webhook', 'ses'). */
   readonly name: string;
   readonly channel: ChannelName;
+  /** The longest one attempt may take; the dispatcher's lease budget is derived from the largest. */
+  readonly timeoutMs: number;
   /** The circuit breaker and rate limit this attempt counts against: the provider, or e.g. one webhook host. */
   circuitKey(task: DeliveryTask): string;
   /** Must resolve (not throw) for anything the provider answered; `signal` aborts at shutdown. */
   send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome>;
+  /** Releases connections and timers, after the dispatcher has stopped. */
+  close(): Promise<void>;
 }

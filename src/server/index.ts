@@ -11,6 +11,7 @@ import {
   createUserTokenVerifier,
   errorMappingInterceptor,
 } from '../api/index.js';
+import { createWebhookAdapter } from '../channels/webhook/adapter.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { Config } from '../config.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
@@ -93,11 +94,19 @@ export async function startHerald({
       config: config.delivery,
       redisUrl: config.redisUrl,
       database: db,
-      webhookGuard,
       logger,
       registry: metrics.registry,
       now,
-      providers: deliveryProviders,
+      // Adapters are composed here, the one place that knows every layer; the engine knows only the contract.
+      providers: deliveryProviders ?? {
+        webhook: [
+          createWebhookAdapter({
+            guard: webhookGuard,
+            timeoutMs: config.delivery.webhookTimeoutMs,
+            connections: config.delivery.concurrency,
+          }),
+        ],
+      },
     });
     const bus = config.redisUrl
       ? await createRedisBus({

@@ -57,6 +57,19 @@ describe.each(engines())('delivery engine on $name', (engine) => {
     await receiver?.close();
   });
 
+  it("refuses to start with a lease shorter than its slowest provider's attempt", async () => {
+    const slow = { ...httpTestProvider('slow', 'email', `${receiver.url}/slow`), timeoutMs: 10_000 };
+    const db = await engine.open();
+    try {
+      const overrides = { HERALD_DELIVERY_LEASE_MS: '8000', HERALD_WEBHOOK_TIMEOUT_MS: '2000' };
+      await expect(startTestServer(engine, { db, overrides, providers: { email: [slow] } })).rejects.toThrow(
+        "HERALD_DELIVERY_LEASE_MS (8000) must be at least the slowest provider's timeout + 2000 (12000)",
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
+
   describe('failover and circuits', () => {
     let server: TestServer;
     beforeAll(async () => {

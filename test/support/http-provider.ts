@@ -6,16 +6,23 @@ import type { ChannelName } from '../../src/core/channels.js';
 import { parseRetryAfter } from '../../src/core/retry-policy.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../src/delivery/provider.js';
 
+/** Every attempt ends within this (connect to last byte). */
+const TIMEOUT_MS = 5_000;
+
 export function httpTestProvider(name: string, channel: ChannelName, url: string): ProviderAdapter {
   return {
     name,
     channel,
+    timeoutMs: TIMEOUT_MS,
+    close: async () => {},
     circuitKey: () => name,
     async send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
       try {
         const res = await request(url, {
           method: 'POST',
           signal,
+          headersTimeout: TIMEOUT_MS,
+          bodyTimeout: TIMEOUT_MS,
           headers: { 'content-type': 'application/json', 'webhook-id': task.deliveryId, 'x-provider': name },
           body: JSON.stringify({
             to: task.recipient.email ?? task.recipient.phone,

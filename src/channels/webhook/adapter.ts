@@ -21,10 +21,6 @@ export interface WebhookAdapterOptions {
 const RESPONSE_KEPT_BYTES = 1024;
 const MAX_CACHED_TARGETS = 10_000;
 
-export interface WebhookAdapter extends ProviderAdapter {
-  close(): Promise<void>;
-}
-
 /** The body of a webhook: `{type, timestamp, data}`, as Standard Webhooks recommends. */
 export function webhookPayload(task: DeliveryTask, now: Date): string {
   const hook = task.webhook!;
@@ -49,7 +45,7 @@ export function webhookPayload(task: DeliveryTask, now: Date): string {
   });
 }
 
-export function createWebhookAdapter(options: WebhookAdapterOptions): WebhookAdapter {
+export function createWebhookAdapter(options: WebhookAdapterOptions): ProviderAdapter {
   const now = options.now ?? (() => new Date());
   const agent = new Agent({
     connect: { lookup: options.guard.lookup, timeout: options.timeoutMs },
@@ -125,6 +121,7 @@ export function createWebhookAdapter(options: WebhookAdapterOptions): WebhookAda
   return {
     name: 'webhook',
     channel: 'webhook',
+    timeoutMs: options.timeoutMs,
     circuitKey: (task) => `webhook:${originOf(task.webhook?.url)}`,
     send,
     close: () => agent.close(),
