@@ -40,7 +40,7 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** The database could not be reached or went away: any statement would have failed. */
+/** The database could not be reached or went away, so every statement would have failed. */
 export function isConnectionFailure(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
     const code = errorCode(e);

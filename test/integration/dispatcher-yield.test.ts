@@ -5,10 +5,20 @@
 // so nothing is left leased once it returns. Runs on every available engine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryRunner } from '../../src/delivery/delivery-run.js';
-import { createDispatcher } from '../../src/delivery/dispatcher.js';
+import { createDispatcher, type DispatcherOptions } from '../../src/delivery/dispatcher.js';
 import { type Database, releaseClaims, type SqlParam, storeNotifications } from '../../src/store/index.js';
 import { engines, type TestDatabase } from '../support/engines.js';
 import { newNotification, plainPlanner } from '../support/notifications.js';
+
+/** One e-mail lane, a long lease and no fallback poll: only the loop under test claims. */
+const LANE = {
+  channels: ['email'],
+  concurrency: 4,
+  leaseMs: 60_000,
+  maxAttemptMs: 30_000,
+  pollMs: 60_000,
+  now: () => new Date(),
+} satisfies Partial<DispatcherOptions>;
 
 /** `count` e-mail notifications, one per user `<prefix>-<i>`, due now. */
 function storeEmails(database: Database, prefix: string, count: number) {
@@ -49,12 +59,7 @@ describe.each(engines())('the dispatcher under a claim loop, on $name', (engine)
     const dispatcher = createDispatcher({
       database,
       run: runner,
-      channels: ['email'],
-      concurrency: 4,
-      leaseMs: 60_000,
-      maxAttemptMs: 30_000,
-      pollMs: 60_000,
-      now: () => new Date(),
+      ...LANE,
       onError: (error) => {
         throw error;
       },
@@ -115,12 +120,7 @@ describe.each(engines())('the dispatcher under a claim loop, on $name', (engine)
         release: (claims) => releaseClaims(database.sql, claims),
         drain: async () => {},
       },
-      channels: ['email'],
-      concurrency: 4,
-      leaseMs: 60_000,
-      maxAttemptMs: 30_000,
-      pollMs: 60_000,
-      now: () => new Date(),
+      ...LANE,
       onError: () => {},
     });
     await dispatcher.start();
