@@ -63,6 +63,10 @@ export interface DeliveryConfig {
   /** Networks webhook endpoints may resolve to although they are not global (CIDRs). */
   webhookAllowNetworks: string[];
   webhookDisableAfterMs: number;
+  /** The providers file (JSON); without one, channels other than webhooks use the outbox. */
+  providersFile: string | undefined;
+  /** The outbox table keeps the newest this many messages. */
+  outboxMaxMessages: number;
 }
 
 export interface JwtConfig {
@@ -203,6 +207,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         problems,
       ),
       webhookDisableAfterMs: int('HERALD_WEBHOOK_DISABLE_AFTER_HOURS', 120, 1, 24 * 365) * 3_600_000,
+      providersFile: str('HERALD_PROVIDERS_FILE'),
+      outboxMaxMessages: int('HERALD_OUTBOX_MAX_MESSAGES', 10_000, 1, 10_000_000),
     },
   };
   // A claim must outlive its longest attempt (plus a rate-limit wait), or a second claim would start a

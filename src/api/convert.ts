@@ -17,6 +17,7 @@ import {
   PushTokenSchema,
 } from '../../gen/herald/v1/types_pb.js';
 import type { ChannelName, DeliveryStatus as DomainStatus } from '../core/channels.js';
+import { maskDestination } from '../core/destinations.js';
 import type { NotificationDetail, PushTokenRow, StoredPreferences } from '../store/index.js';
 
 const channelToProto: Record<ChannelName, ProtoChannel> = {
@@ -100,6 +101,8 @@ export function notificationToUserProto(detail: NotificationDetail): Notificatio
     d.lastError = '';
     d.providerMessageId = '';
     d.attempts = [];
+    // Their own (masked) address or token is theirs to see; which webhook endpoint took it is not.
+    if (d.channel === ProtoChannel.WEBHOOK) d.destination = '';
   }
   return full;
 }
@@ -145,9 +148,11 @@ function deliveryToProto(d: NotificationDetail['deliveries'][number]): Delivery 
     providerMessageId: d.providerMessageId ?? '',
     createdAt: ts(d.createdAt),
     updatedAt: ts(d.updatedAt),
+    destination: maskDestination(d.channel as ChannelName, d.pushToken ?? d.destination ?? d.endpointId),
     attempts: d.attemptLog.map((a) =>
       create(DeliveryAttemptSchema, {
         provider: a.provider,
+        destination: a.destination ?? '',
         outcome: a.outcome,
         statusCode: a.statusCode ?? 0,
         latencyMs: a.latencyMs,

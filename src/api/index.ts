@@ -12,6 +12,7 @@ import type { CredentialWatch } from './credential-watch.js';
 import { healthHandlers } from './health.js';
 import { inboxHandlers } from './inbox.js';
 import { notificationHandlers } from './notifications.js';
+import { outboxHandlers } from './outbox.js';
 import { preferenceHandlers } from './preferences.js';
 import { pushTokenHandlers } from './push-tokens.js';
 import { suppressionHandlers } from './suppressions.js';
@@ -53,7 +54,11 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
       ...preferenceHandlers(deps.database),
       ...inboxHandlers({ ...deps, heartbeatMs: deps.streamHeartbeatMs }),
     });
-    router.service(AdminService, { ...adminHandlers(deps), ...suppressionHandlers(deps) });
+    router.service(AdminService, {
+      ...adminHandlers(deps),
+      ...suppressionHandlers(deps),
+      ...outboxHandlers(deps),
+    });
     router.service(Health, healthHandlers(deps.isReady));
   };
 }

@@ -92,6 +92,7 @@ function toProto(row: SuppressionRow): Suppression {
     channel: row.channel === 'email' ? Channel.EMAIL : Channel.SMS,
     address: row.address,
     reason: row.reason,
+    deliveryId: row.deliveryId ?? '',
     createdAt: timestampFromDate(row.createdAt),
   });
 }

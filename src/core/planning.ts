@@ -6,12 +6,14 @@
 // What each delivery needs of the recipient (an address, a push token) is checked inside the Send statement
 // itself, against the recipient as of that commit, and so are opt-outs: a delivery is queued when its
 // requirement is met and the recipient has not turned the channel off (critical notifications ignore
-// opt-outs), and skipped with a reason otherwise. Quiet hours are applied by the dispatcher just before
+// opt-outs), and skipped with a reason otherwise. A channel that has no provider is skipped `not_configured`
+// at once: no delivery is ever queued where nothing would take it. Push fans out inside the statement too,
+// one delivery per active token of the recipient. Quiet hours are applied by the dispatcher just before
 // each attempt, because they depend on when that attempt happens.
 import { type ChannelName, defaultChannels } from './channels.js';
 
-/** What the recipient can be reached on. */
-export type Requirement = 'email' | 'phone' | 'pushTokens' | 'endpoint';
+/** What the recipient can be reached on; 'unavailable': nothing can be, the channel has no provider. */
+export type Requirement = 'email' | 'phone' | 'pushTokens' | 'endpoint' | 'unavailable';
 
 export type EscalationCondition = 'read' | 'seen';
 
@@ -50,9 +52,11 @@ export interface PlanInput {
   rule: RoutingRuleView | null;
   /** Enabled webhook endpoints. */
   endpoints: readonly EndpointView[];
+  /** Channels that have at least one provider (in-app needs none). */
+  configured: ReadonlySet<ChannelName>;
 }
 
-const requirement: Record<ChannelName, Requirement | null> = {
+const requirement: Record<ChannelName, Exclude<Requirement, 'unavailable'> | null> = {
   in_app: null,
   webhook: 'endpoint',
   email: 'email',
@@ -60,7 +64,7 @@ const requirement: Record<ChannelName, Requirement | null> = {
   push: 'pushTokens',
 };
 
-const missingReason: Record<Requirement, string> = {
+const missingReason: Record<Exclude<Requirement, 'unavailable'>, string> = {
   email: 'no_address: recipient has no e-mail address',
   phone: 'no_address: recipient has no phone number',
   pushTokens: 'no_address: recipient has no active push token',
@@ -87,6 +91,10 @@ export function planDeliveries(input: PlanInput): DeliveryPlan[] {
   return steps.flatMap((s, step) =>
     s.channels.flatMap((channel): DeliveryPlan[] => {
       const base = { channel, step, delaySeconds: s.delaySeconds, cancelUnless: s.cancelUnless };
+      if (channel !== 'in_app' && !input.configured.has(channel)) {
+        const skipReason = `not_configured: no provider is configured for ${channel}`;
+        return [{ ...base, endpointId: null, requires: 'unavailable', skipReason }];
+      }
       if (channel !== 'webhook') {
         const requires = requirement[channel];
         return [

@@ -39,13 +39,13 @@ export interface ConfigCache {
 }
 
 /**
- * `dispatched`: the channels a dispatcher works on (those with providers); a Send with a delivery due on one
- * of them wakes the dispatchers.
+ * `configured()`: the channels that have providers now (the set can be reloaded); a delivery on any other
+ * is skipped at planning, and a Send with a delivery due on one of them wakes the dispatchers.
  */
 export async function createConfigCache(
   database: Database,
   refreshMs: number,
-  dispatched: ReadonlySet<ChannelName>,
+  configured: () => ReadonlySet<ChannelName>,
 ): Promise<ConfigCache> {
   let snapshot = await load(database);
   let reloading: Promise<void> | null = null;
@@ -65,16 +65,20 @@ export async function createConfigCache(
   return {
     plan(item) {
       const rule = snapshot.rules.get(item.type) ?? null;
+      const channels = configured();
       const deliveries = planDeliveries({
         requested: item.channels,
         type: item.type,
         rule,
         endpoints: snapshot.enabledEndpoints,
+        configured: channels,
       });
       return {
         critical: item.priority === CRITICAL_PRIORITY || Boolean(rule?.critical),
         deliveries,
-        wakesDispatcher: deliveries.some((d) => d.delaySeconds === 0 && dispatched.has(d.channel)),
+        wakesDispatcher: deliveries.some(
+          (d) => d.delaySeconds === 0 && d.requires !== 'unavailable' && channels.has(d.channel),
+        ),
       };
     },
     templates: (type, channel) => snapshot.templates.get(`${type}\n${channel}`) ?? [],

@@ -1,38 +1,20 @@
-// One claimed delivery, from claim to its next state. Before the attempt: expiry, cancellation, escalation
-// conditions, the recipient's preferences and quiet hours as they are now, suppressions, the endpoint,
-// the template. Then the provider: the channel's providers are tried in order, starting after the one that
-// last failed (failover); an open circuit or an empty rate-limit bucket moves on or waits without using up
-// an attempt. The adapter's outcome becomes the delivery's next state, an attempt row, the circuit's count
-// and, for final states, Herald's status events.
-//
-// Every time the runner writes (deferrals, retries, status events) is on the service's clock (`now`), the one
-// the dispatcher claims by. A deferral that made no attempt and is due no later than its claim would be claimed
-// again at once, in a loop: that is a bug, so it is logged once per delivery and backed off instead.
-import type { Logger } from 'pino';
+
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
-import { endpointSubscribes } from '../core/planning.js';
-import { evaluatePreferences, type PreferenceSet } from '../core/preference-evaluation.js';
-import { decideRetry, type RetryPolicy } from '../core/retry-policy.js';
-import { toStorableText } from '../core/rules.js';
-import { createTemplateRenderer, selectTemplateLocale } from '../core/templates.js';
 import type { Database } from '../store/database.js';
 import {
-  type AttemptRecord,
   type ClaimedDelivery,
   type ClaimOutcome,
-  type DeliveryTransition,
-  disableEndpoint,
   finishClaims,
   queueStatusEvents,
-  recordEndpointResult,
   releaseClaims,
-  type StatusEventDelivery,
 } from '../store/deliveries.js';
 import { createGroupWriter } from '../store/group-commit.js';
-import type { CircuitBreakers } from './circuit-breaker.js';
+import { type AttemptOptions, createAttempter } from './attempt.js';
+import type { ChannelDrivers, GateVerdict } from './channel.js';
 import type { ConfigCache } from './config-cache.js';
-import type { DeliveryTask, Outcome, ProviderAdapter } from './provider.js';
-import type { RateLimit, RateLimiter } from './rate-limiter.js';
+import { type Step, statusEventsFor } from './outcome.js';
+import type { DeliveryTask, ProviderSet } from './provider.js';
+import { createPartsRenderer } from './render.js';
 
 export interface RunSignals {
   /** The dispatcher stops claiming: claims still waiting hand themselves back. */
@@ -53,28 +35,20 @@ export interface DeliveryRunner {
   drain(): Promise<void>;
 }
 
-export interface DeliveryRunnerOptions {
+/** The attempt's options (providers, circuits, rate limits, retry, clocks, logging), and the runner's own. */
+export interface DeliveryRunnerOptions extends AttemptOptions {
   database: Database;
   config: ConfigCache;
-  providers: Partial<Record<ChannelName, readonly ProviderAdapter[]>>;
-  retryPolicies: Record<ChannelName, RetryPolicy>;
-  circuits: CircuitBreakers;
-  rateLimiter: RateLimiter;
-  /** By provider name; providers without an entry are not limited. */
-  rateLimits: Readonly<Record<string, RateLimit>>;
-  /** Waits for a rate-limit token up to this long in process; longer waits requeue the delivery. */
-  maxTokenWaitMs: number;
-  /** A webhook endpoint whose every attempt failed for this long is disabled. */
-  endpointDisableAfterMs: number;
-  now: () => Date;
-  random: () => number;
-  logger: Logger;
-  onAttempt?: (channel: ChannelName, provider: string, outcome: Outcome['kind']) => void;
+  drivers: ChannelDrivers;
+  /**
+   * The provider set for one attempt (the set can be reloaded): `release` is called once the attempt is over,
+   * so a replaced set is closed only after its last attempt.
+   */
+  acquireProviders: () => { providers: ProviderSet; release: () => void };
   /** A deferral was due no later than its claim and was backed off (see deferredIntoFuture). */
   onMisfire?: (channel: ChannelName) => void;
 }
 
-const ERROR_KEPT_CHARS = 1000;
 const INTERNAL_ERROR_DELAY_MS = 30_000;
 /** Outcome statements in flight at once; further outcomes wait and are written together. */
 const FINISH_STATEMENTS = 1;
@@ -87,24 +61,10 @@ const MISFIRE_BACKOFF_MAX_MS = 60_000;
 /** Deliveries whose misfires are remembered (for logging once and doubling the backoff). */
 const MISFIRES_KEPT = 10_000;
 
-/** Channels whose body is HTML, so template output is escaped. */
-const htmlChannels: ReadonlySet<ChannelName> = new Set(['email']);
-
-/** Status events Herald emits for deliveries reaching these states (never about status events themselves). */
-const statusEvents: Partial<Record<DeliveryStatus, string>> = {
-  sent: 'notification.sent',
-  delivered: 'notification.delivered',
-  failed: 'notification.failed',
-  expired: 'notification.expired',
-};
-
-type Step =
-  | { next: DeliveryTransition; attempt?: AttemptRecord | undefined }
-  | { release: true; dueAt: Date };
-
 export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRunner {
-  const renderer = createTemplateRenderer();
   const { database, logger } = options;
+  const renderParts = createPartsRenderer(options.config);
+  const attempt = createAttempter(options);
   // Outcomes that arrive while earlier ones are being written share the next statement (one commit).
   const unwritten = new Set<Promise<void>>();
   const finish = createGroupWriter((outcomes: ClaimOutcome[]) => finishClaims(database.sql, outcomes), {
@@ -185,7 +145,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
   }
 
   async function record(outcome: ClaimOutcome & { claim: ClaimedDelivery }): Promise<void> {
-    const events = statusEventsFor(outcome.claim, outcome.next);
+    const events = statusEventsFor(outcome.claim, outcome.next, options.config.enabledEndpoints());
     try {
       // A status event commits with the transition it reports, so a crash between the two cannot lose it.
       const kept =
@@ -209,269 +169,25 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
   }
 
   async function decide(claim: ClaimedDelivery, signals: RunSignals): Promise<Step> {
-    const now = options.now();
-    const final = (status: DeliveryStatus, reason: string): Step => ({ next: { status, reason } });
-    if (claim.cancelled_at) return final('cancelled', 'cancelled: the notification was cancelled');
-    if (claim.expires_at && claim.expires_at <= now) {
-      return final('expired', 'expired: not sent before expires_at');
-    }
-    if (claim.cancel_unless === 'read' && claim.read_at) {
-      return final('cancelled', 'escalation: the notification was read first');
-    }
-    if (claim.cancel_unless === 'seen' && (claim.seen_at || claim.read_at)) {
-      return final('cancelled', 'escalation: the notification was seen first');
-    }
-    if (claim.channel !== 'webhook') {
-      const verdict = evaluatePreferences(preferencesOf(claim), {
-        type: claim.type,
-        channel: claim.channel,
-        critical: claim.critical,
-        at: now,
-      });
-      if (verdict.action === 'skip') return final('skipped', verdict.reason);
-      if (verdict.action === 'defer') {
-        return { next: { status: 'queued', reason: verdict.reason, nextAttemptAt: verdict.until } };
-      }
-      if (claim.suppressed) {
-        return final('skipped', `suppressed: ${claim.channel} address is on the suppression list`);
-      }
-    } else {
-      if (!claim.endpoint_url) return final('failed', 'endpoint: the webhook endpoint was deleted');
-      if (!claim.endpoint_enabled) {
-        return final('failed', `endpoint: disabled (${claim.endpoint_disabled_reason ?? 'by an admin'})`);
-      }
-    }
-
-    const rendered = await render(claim);
+    const driver = options.drivers[claim.channel];
+    if (!driver) return final('skipped', `not_configured: ${claim.channel} is not delivered by a provider`);
+    const verdict = commonGate(claim, options.now()) ?? driver.gate(claim, options.now());
+    if (verdict) return stepOf(verdict);
+    const destination = driver.destination(claim);
+    if ('unusable' in destination) return final('skipped', destination.unusable);
+    const rendered = await renderParts(claim, driver);
     if (!rendered.ok) return final('failed', rendered.reason);
-    const task = toTask(claim, rendered.title, rendered.body);
-    return attempt(claim, task, signals);
-  }
-
-  async function render(
-    claim: ClaimedDelivery,
-  ): Promise<{ ok: true; title: string | null; body: string | null } | { ok: false; reason: string }> {
-    if (claim.event !== 'notification') return { ok: true, title: null, body: null };
-    const templates = options.config.templates(claim.type, claim.channel);
-    const locale = selectTemplateLocale(
-      templates.map((t) => t.locale),
-      claim.locale,
-    );
-    const template = templates.find((t) => t.locale === locale);
-    if (!template) return { ok: true, title: claim.title, body: claim.body };
-    return renderer.render(
-      { title: template.title, body: template.body },
-      {
-        data: claim.data,
-        recipient: {
-          userId: claim.user_id,
-          email: claim.email,
-          phone: claim.phone,
-          locale: claim.locale,
-          timezone: claim.timezone,
-        },
-        notification: { id: claim.notification_id, type: claim.type, title: claim.title, body: claim.body },
-      },
-      { html: htmlChannels.has(claim.channel) },
-    );
-  }
-
-  async function attempt(claim: ClaimedDelivery, task: DeliveryTask, signals: RunSignals): Promise<Step> {
-    const providers = options.providers[claim.channel] ?? [];
-    if (providers.length === 0) {
-      return { next: { status: 'failed', reason: `no provider is configured for ${claim.channel}` } };
-    }
-    // Failover: after a retry-class outcome the next provider in the list goes first.
-    const last = claim.provider ? providers.findIndex((p) => p.name === claim.provider) : -1;
-    const start = claim.attempts > 0 && last >= 0 ? (last + 1) % providers.length : 0;
-    const order = providers.map((_, i) => providers[(start + i) % providers.length]!);
-
-    // The breakers keep their own monotonic time (performance.now), so a wall-clock step cannot hold a circuit
-    // open or close it early; how long until one half-opens becomes a wait on the service's clock.
-    let shortestWaitMs = Number.POSITIVE_INFINITY;
-    for (const provider of order) {
-      const key = provider.circuitKey(task);
-      const circuit = options.circuits.get(key);
-      const at = performance.now();
-      const admission = circuit.acquire(at);
-      if (!admission.allowed) {
-        shortestWaitMs = Math.min(shortestWaitMs, admission.retryAt - at);
-        continue;
-      }
-      const token = await takeToken(provider, key, signals.stopping);
-      if (token !== 'ok') {
-        circuit.record('neutral', performance.now());
-        if (token === 'stopping') return { release: true, dueAt: options.now() };
-        return {
-          next: {
-            status: 'queued',
-            reason: `rate_limited: waiting for ${provider.name}`,
-            nextAttemptAt: new Date(options.now().getTime() + token.waitMs),
-          },
-        };
-      }
-      return callProvider(claim, task, provider, circuit, signals.abort);
-    }
-    // Every provider's circuit is open: wait for the first to half-open; no attempt is used up.
-    return {
-      next: {
-        status: 'queued',
-        reason: `circuit_open: ${order.map((p) => p.name).join(', ')} unavailable`,
-        nextAttemptAt: new Date(options.now().getTime() + shortestWaitMs),
-      },
+    const task: DeliveryTask = {
+      ...taskBase(claim),
+      destination,
+      content: driver.content(claim, rendered.parts),
     };
-  }
-
-  /** 'ok', 'stopping', or the wait when it is longer than worth holding the claim for. */
-  async function takeToken(
-    provider: ProviderAdapter,
-    key: string,
-    stopping: AbortSignal,
-  ): Promise<'ok' | 'stopping' | { waitMs: number }> {
-    const limit = options.rateLimits[provider.name];
-    if (!limit) return 'ok';
-    for (;;) {
-      if (stopping.aborted) return 'stopping';
-      const taken = await options.rateLimiter.take(key, limit);
-      if (taken.ok) return 'ok';
-      if (taken.waitMs > options.maxTokenWaitMs) return { waitMs: taken.waitMs };
-      await sleep(taken.waitMs, stopping);
-    }
-  }
-
-  async function callProvider(
-    claim: ClaimedDelivery,
-    task: DeliveryTask,
-    provider: ProviderAdapter,
-    circuit: ReturnType<CircuitBreakers['get']>,
-    abort: AbortSignal,
-  ): Promise<Step> {
-    const startedAt = options.now();
-    const started = performance.now();
-    let outcome: Outcome;
+    const { providers, release } = options.acquireProviders();
     try {
-      outcome = await provider.send(task, abort);
-    } catch (error) {
-      // An adapter bug or an unexpected error: treated as transient, never as success.
-      outcome = {
-        kind: 'retry',
-        reason: `adapter error: ${error instanceof Error ? error.message : String(error)}`,
-      };
+      return await attempt(claim, task, driver, providers[claim.channel] ?? [], signals);
+    } finally {
+      release();
     }
-    // What the provider said is recorded as it said it, but it must be storable: a NUL or a surrogate pair
-    // cut in half by truncation would fail the outcome's write, and the delivery would be attempted forever.
-    outcome = storableOutcome(outcome);
-    const latencyMs = performance.now() - started;
-    circuit.record(circuitResult(outcome), performance.now());
-    options.onAttempt?.(claim.channel, provider.name, outcome.kind);
-    const reason = outcome.kind === 'sent' ? null : outcome.reason;
-    const attempt: AttemptRecord = {
-      provider: provider.name,
-      outcome: outcome.kind,
-      statusCode: outcome.statusCode ?? null,
-      latencyMs,
-      error: reason === null ? null : toStorableText(reason.slice(0, ERROR_KEPT_CHARS)),
-      response: outcome.response ?? null,
-      startedAt,
-    };
-    logger.debug(
-      {
-        deliveryId: claim.id,
-        provider: provider.name,
-        outcome: outcome.kind,
-        statusCode: outcome.statusCode,
-      },
-      'delivery attempt',
-    );
-    // The endpoint's failure clock: started by a failure, cleared by a success (no write when healthy).
-    const succeeded = outcome.kind === 'sent';
-    if (
-      claim.endpoint_id &&
-      outcome.kind !== 'invalid_destination' &&
-      (!succeeded || claim.endpoint_failing)
-    ) {
-      await recordEndpointResult(database.sql, claim.endpoint_id, succeeded, options.endpointDisableAfterMs);
-    }
-    const base = { provider: provider.name, lastError: attempt.error };
-    switch (outcome.kind) {
-      case 'sent':
-        return {
-          next: { ...base, status: 'sent', reason: null, providerMessageId: outcome.providerMessageId },
-          attempt,
-        };
-      case 'failed':
-        return { next: { ...base, status: 'failed', reason: `failed: ${outcome.reason}` }, attempt };
-      case 'invalid_destination':
-        await invalidateDestination(claim, outcome.reason);
-        return {
-          next: { ...base, status: 'failed', reason: `invalid_destination: ${outcome.reason}` },
-          attempt,
-        };
-      case 'retry': {
-        const decision = decideRetry({
-          policy: options.retryPolicies[claim.channel],
-          attemptsMade: claim.attempts + 1,
-          firstQueuedAt: claim.first_attempt_at ?? startedAt,
-          expiresAt: claim.expires_at,
-          now: options.now(),
-          retryAfterMs: outcome.retryAfterMs,
-          random: options.random,
-        });
-        if (decision.kind === 'retry') {
-          return {
-            next: {
-              ...base,
-              status: 'queued',
-              reason: `retry: ${outcome.reason}`,
-              nextAttemptAt: decision.at,
-            },
-            attempt,
-          };
-        }
-        if (decision.kind === 'expired') {
-          return { next: { ...base, status: 'expired', reason: `expired: ${outcome.reason}` }, attempt };
-        }
-        return {
-          next: {
-            ...base,
-            status: 'failed',
-            reason: `exhausted: ${decision.reason}; last: ${outcome.reason}`,
-          },
-          attempt,
-        };
-      }
-    }
-  }
-
-  async function invalidateDestination(claim: ClaimedDelivery, reason: string): Promise<void> {
-    if (claim.channel === 'webhook' && claim.endpoint_id) {
-      await disableEndpoint(database.sql, claim.endpoint_id, reason);
-      await options.config.refresh();
-    }
-  }
-
-  function statusEventsFor(claim: ClaimedDelivery, next: DeliveryTransition): StatusEventDelivery[] {
-    const event = statusEvents[next.status];
-    if (!event || claim.event !== 'notification') return [];
-    return options.config
-      .enabledEndpoints()
-      .filter((e) => endpointSubscribes(e.eventTypes, event))
-      .map((e) => ({
-        notificationId: claim.notification_id,
-        userId: claim.user_id,
-        endpointId: e.id,
-        event,
-        payload: {
-          notification_id: claim.notification_id,
-          delivery_id: claim.id,
-          user_id: claim.user_id,
-          type: claim.type,
-          channel: claim.channel,
-          status: next.status,
-          reason: next.reason,
-          provider: next.provider ?? null,
-        },
-      }));
   }
 
   return {
@@ -483,74 +199,44 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
   };
 }
 
-function storableOutcome(outcome: Outcome): Outcome {
-  const response = outcome.response === undefined ? undefined : toStorableText(outcome.response);
-  if (outcome.kind === 'sent') {
-    const id = outcome.providerMessageId === null ? null : toStorableText(outcome.providerMessageId);
-    return { ...outcome, response, providerMessageId: id };
+/** Gates every channel shares: the notification was cancelled, expired, or an escalation became unnecessary. */
+function commonGate(claim: ClaimedDelivery, now: Date): GateVerdict | null {
+  if (claim.cancelled_at) return { status: 'cancelled', reason: 'cancelled: the notification was cancelled' };
+  if (claim.expires_at && claim.expires_at <= now) {
+    return { status: 'expired', reason: 'expired: not sent before expires_at' };
   }
-  return { ...outcome, response, reason: toStorableText(outcome.reason) };
+  if (claim.cancel_unless === 'read' && claim.read_at) {
+    return { status: 'cancelled', reason: 'escalation: the notification was read first' };
+  }
+  if (claim.cancel_unless === 'seen' && (claim.seen_at || claim.read_at)) {
+    return { status: 'cancelled', reason: 'escalation: the notification was seen first' };
+  }
+  return null;
 }
 
-function circuitResult(outcome: Outcome): 'success' | 'trip' | 'neutral' {
-  if (outcome.kind === 'sent') return 'success';
-  if (outcome.kind === 'retry') return 'trip';
-  if (outcome.kind === 'failed' && outcome.credentials) return 'trip';
-  return 'neutral';
+function final(status: DeliveryStatus, reason: string): Step {
+  return { next: { status, reason } };
 }
 
-function preferencesOf(claim: ClaimedDelivery): PreferenceSet | null {
-  if (!claim.pref_channels && !claim.pref_types && !claim.quiet_start) return null;
-  return {
-    channels: claim.pref_channels ?? {},
-    types: claim.pref_types ?? {},
-    quietHours:
-      claim.quiet_start && claim.quiet_end && claim.quiet_timezone
-        ? { start: claim.quiet_start, end: claim.quiet_end, timezone: claim.quiet_timezone }
-        : null,
-  };
+function stepOf(verdict: GateVerdict): Step {
+  if (verdict.status === 'queued') {
+    return { next: { status: 'queued', reason: verdict.reason, nextAttemptAt: verdict.until } };
+  }
+  return final(verdict.status, verdict.reason);
 }
 
-function toTask(claim: ClaimedDelivery, title: string | null, body: string | null): DeliveryTask {
+/** The task's fields every channel shares. */
+function taskBase(claim: ClaimedDelivery): Omit<DeliveryTask, 'destination' | 'content'> {
   return {
     deliveryId: claim.id,
     notificationId: claim.notification_id,
     userId: claim.user_id,
     seq: Number(claim.seq),
-    channel: claim.channel,
     type: claim.type,
     priority: claim.priority,
     data: claim.data,
-    title,
-    body,
     createdAt: new Date(claim.notification_created_at),
     sendAt: new Date(claim.send_at),
     expiresAt: claim.expires_at ? new Date(claim.expires_at) : null,
-    recipient: { email: claim.email, phone: claim.phone, locale: claim.locale, timezone: claim.timezone },
-    webhook:
-      claim.channel === 'webhook' && claim.endpoint_id && claim.endpoint_url && claim.endpoint_secret
-        ? {
-            endpointId: claim.endpoint_id,
-            url: claim.endpoint_url,
-            secrets: [
-              claim.endpoint_secret,
-              ...(claim.endpoint_previous_secret ? [claim.endpoint_previous_secret] : []),
-            ],
-            event: claim.event,
-            payload: claim.payload,
-          }
-        : null,
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -25,8 +25,8 @@ export interface DispatcherOptions {
   concurrency: number;
   /** How long a claim is held; a dispatcher that dies loses its claims when it runs out. */
   leaseMs: number;
-  /** The longest one attempt can take (timeout plus rate-limit wait); shorter than leaseMs. */
-  maxAttemptMs: number;
+  /** The longest one attempt can take now (timeout plus rate-limit wait; providers can be reloaded); shorter than leaseMs. */
+  maxAttemptMs: () => number;
   /** The fallback poll. */
   pollMs: number;
   /** The service's clock: what is due is due by it. */
@@ -73,7 +73,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   // waited so long that its lease could run out during its attempt is handed back instead of attempted.
   const capacity = options.concurrency * 3;
   const claimBatch = options.concurrency;
-  const maxReadyWaitMs = options.leaseMs - options.maxAttemptMs;
+  const maxReadyWaitMs = () => options.leaseMs - options.maxAttemptMs();
   // `stopping`: claims still waiting (rate limit) hand themselves back; `abort`: attempts are cut.
   const stopping = new AbortController();
   const abort = new AbortController();
@@ -161,7 +161,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const stale: ClaimedDelivery[] = [];
     while (running && lane.inFlight.size < options.concurrency && lane.ready.length > 0) {
       const { claim, claimedAt } = lane.ready.shift()!;
-      if (performance.now() - claimedAt > maxReadyWaitMs) stale.push(claim);
+      if (performance.now() - claimedAt > maxReadyWaitMs()) stale.push(claim);
       else start(lane, claim);
     }
     if (stale.length > 0) options.run.release(stale).then(() => pump(lane), options.onError);

@@ -1,18 +1,21 @@
 // The delivery engine's composition: configuration cache, circuit breakers, rate limiter (Redis when
 // REDIS_URL is set, so instances share one bucket per provider), the runner and the dispatcher. The channel
-// adapters are built by the composition root (server/) and handed in: delivery/ knows channels only through
-// the adapter contract (provider.ts).
+// drivers and provider adapters are built by the composition root (server/) and handed in: delivery/ knows
+// channels only through the contracts (channel.ts, provider.ts). The provider set can be replaced while
+// running (SIGHUP): new attempts take the new set, attempts in flight finish on the old one, which is
+// closed after its last attempt.
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { type DeliveryConfig, MAX_TOKEN_WAIT_MS } from '../config.js';
-import type { ChannelName } from '../core/channels.js';
+import { type ChannelName, channelNames } from '../core/channels.js';
 import type { Database } from '../store/database.js';
+import type { ChannelDrivers } from './channel.js';
 import { CircuitBreakers } from './circuit-breaker.js';
 import { type ConfigCache, createConfigCache } from './config-cache.js';
 import { createDeliveryRunner } from './delivery-run.js';
 import { createDispatcher, type Dispatcher } from './dispatcher.js';
-import type { ProviderAdapter } from './provider.js';
+import type { ProviderSet } from './provider.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limiter.js';
 
 /** How much longer than the longest attempt a lease lasts at least (writing the outcome, clock drift). */
@@ -23,6 +26,13 @@ export interface DeliveryEngine {
   /** Undefined when HERALD_DISPATCHER=false. */
   readonly dispatcher: Dispatcher | undefined;
   readonly circuits: CircuitBreakers;
+  /** The providers new attempts use. */
+  providers(): ProviderSet;
+  /**
+   * Makes `next` the providers of new attempts. Throws, keeping the current set, when the lease is too short
+   * for `next`'s slowest provider; `next` is then the caller's to close.
+   */
+  replaceProviders(next: ProviderSet): void;
   close(deadlineMs: number): Promise<void>;
 }
 
@@ -33,8 +43,10 @@ export interface DeliveryEngineOptions {
   logger: Logger;
   registry: Registry;
   now: () => Date;
-  /** Each channel's providers, in failover order; a channel without any has no dispatcher lane. */
-  providers: Partial<Record<ChannelName, readonly ProviderAdapter[]>>;
+  /** Each channel's providers, in failover order; deliveries on a channel without any are skipped. */
+  providers: ProviderSet;
+  /** Each channel's driver; built once the configuration cache exists (a webhook driver refreshes it). */
+  drivers: (config: ConfigCache) => ChannelDrivers;
 }
 
 export async function startDeliveryEngine(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
@@ -43,15 +55,13 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     failureThreshold: config.circuitFailures,
     openMs: config.circuitOpenMs,
   });
-  const providers = options.providers;
-  // A claim must outlive its attempt, or a slow provider's deliveries would be claimed twice.
-  if (config.leaseMs < longestAttemptMs(providers) + LEASE_MARGIN_MS) {
-    throw new Error(
-      `HERALD_DELIVERY_LEASE_MS (${config.leaseMs}) must be at least the slowest provider's timeout + ${MAX_TOKEN_WAIT_MS + LEASE_MARGIN_MS} (${longestAttemptMs(providers) + LEASE_MARGIN_MS})`,
-    );
-  }
-  const channels = Object.keys(providers) as ChannelName[];
-  const cache = await createConfigCache(options.database, config.configRefreshMs, new Set(channels));
+  checkLease(config.leaseMs, options.providers);
+  const pool = createProviderPool(options.providers);
+  const cache = await createConfigCache(options.database, config.configRefreshMs, () => pool.channels());
+  const drivers = options.drivers(cache);
+  // Every channel a driver delivers has a lane, configured or not: a provider set reloaded without a channel
+  // still ends that channel's queued deliveries (skipped, not_configured) instead of leaving them queued.
+  const channels = channelNames.filter((c) => drivers[c] !== undefined);
   const redis = options.redisUrl
     ? new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 })
     : null;
@@ -73,13 +83,13 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
   const runner = createDeliveryRunner({
     database: options.database,
     config: cache,
-    providers,
+    drivers,
+    acquireProviders: pool.acquire,
     retryPolicies: config.retry,
     circuits,
     rateLimiter,
     rateLimits: config.rateLimits,
     maxTokenWaitMs: MAX_TOKEN_WAIT_MS,
-    endpointDisableAfterMs: config.webhookDisableAfterMs,
     now: options.now,
     random: Math.random,
     logger,
@@ -93,7 +103,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
         channels,
         concurrency: config.concurrency,
         leaseMs: config.leaseMs,
-        maxAttemptMs: longestAttemptMs(providers),
+        maxAttemptMs: () => longestAttemptMs(pool.current()),
         pollMs: config.pollMs,
         now: options.now,
         onError: (error) => logger.error({ err: error }, 'dispatcher error'),
@@ -105,20 +115,90 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     config: cache,
     dispatcher,
     circuits,
+    providers: pool.current,
+    replaceProviders(next) {
+      checkLease(config.leaseMs, next);
+      pool.replace(next, (error) => logger.warn({ err: error }, 'closing replaced providers failed'));
+    },
     async close(deadlineMs) {
       await dispatcher?.stop(deadlineMs);
       cache.close();
       await rateLimiter.close();
       redis?.disconnect();
-      await Promise.all(Object.values(providers).flatMap((list) => list.map((p) => p.close())));
+      await pool.close();
+    },
+  };
+}
+
+/** A claim must outlive its attempt, or a slow provider's deliveries would be claimed twice. */
+function checkLease(leaseMs: number, providers: ProviderSet): void {
+  if (leaseMs < longestAttemptMs(providers) + LEASE_MARGIN_MS) {
+    throw new Error(
+      `HERALD_DELIVERY_LEASE_MS (${leaseMs}) must be at least the slowest provider's timeout + ${MAX_TOKEN_WAIT_MS + LEASE_MARGIN_MS} (${longestAttemptMs(providers) + LEASE_MARGIN_MS})`,
+    );
+  }
+}
+
+interface Generation {
+  providers: ProviderSet;
+  inFlight: number;
+  retired: boolean;
+  closed: Promise<void> | null;
+}
+
+/** The current provider set, and the replaced ones until their last attempt is over. */
+function createProviderPool(initial: ProviderSet) {
+  let current: Generation = { providers: initial, inFlight: 0, retired: false, closed: null };
+  const retiring = new Set<Generation>();
+  const closeGeneration = (generation: Generation) => {
+    generation.closed ??= Promise.all(
+      Object.values(generation.providers).flatMap((list) => list.map((p) => p.close())),
+    ).then(() => {
+      retiring.delete(generation);
+    });
+    return generation.closed;
+  };
+  let onCloseError: (error: unknown) => void = () => {};
+  return {
+    current: () => current.providers,
+    channels: (): ReadonlySet<ChannelName> =>
+      new Set(
+        Object.entries(current.providers)
+          .filter(([, list]) => list.length > 0)
+          .map(([channel]) => channel as ChannelName),
+      ),
+    acquire() {
+      const generation = current;
+      generation.inFlight++;
+      let released = false;
+      return {
+        providers: generation.providers,
+        release() {
+          if (released) return;
+          released = true;
+          generation.inFlight--;
+          if (generation.retired && generation.inFlight === 0)
+            closeGeneration(generation).catch(onCloseError);
+        },
+      };
+    },
+    replace(next: ProviderSet, onError: (error: unknown) => void) {
+      onCloseError = onError;
+      const previous = current;
+      current = { providers: next, inFlight: 0, retired: false, closed: null };
+      previous.retired = true;
+      retiring.add(previous);
+      if (previous.inFlight === 0) closeGeneration(previous).catch(onError);
+    },
+    /** After the dispatcher stopped: every set, current and retiring. */
+    async close() {
+      await Promise.all([current, ...retiring].map((g) => closeGeneration(g).catch(() => {})));
     },
   };
 }
 
 /** The longest one attempt can take: the slowest provider's timeout plus the longest rate-limit wait. */
-export function longestAttemptMs(
-  providers: Partial<Record<ChannelName, readonly ProviderAdapter[]>>,
-): number {
+export function longestAttemptMs(providers: ProviderSet): number {
   const timeouts = Object.values(providers).flatMap((list) => list.map((p) => p.timeoutMs));
   return Math.max(0, ...timeouts) + MAX_TOKEN_WAIT_MS;
 }

@@ -1,33 +1,60 @@
-// The channel adapter contract: an adapter tries to hand one rendered message to one provider
-// for one destination and classifies the result. It never retries, sleeps or touches the database; the
-// dispatcher owns leases, backoff, Retry-After, rate limits, circuit breakers, failover and the attempt log.
+// The channel adapter contract: an adapter tries to hand one rendered message to one provider for one
+// destination and classifies the result. It never retries, sleeps or touches the database; the dispatcher
+// owns leases, backoff, Retry-After, rate limits, circuit breakers, failover and the attempt log.
+// docs/channels.md describes the contract and how to add a provider.
 import type { ChannelName } from '../core/channels.js';
+import type { RetryPolicy } from '../core/retry-policy.js';
+import type { SmsEncoding } from '../core/sms.js';
+import type { RateLimit } from './rate-limiter.js';
 
-/** What one attempt is about: the delivery, its notification, its recipient, and the rendered text. */
+export type PushPlatform = 'apns' | 'fcm' | 'webpush';
+
+/** Where one delivery goes: one case per channel, as it was planned. */
+export type Destination =
+  | { channel: 'webhook'; endpointId: string; url: string; secrets: string[] }
+  | {
+      channel: 'push';
+      tokenId: string;
+      platform: PushPlatform;
+      appId: string | null;
+      /** The APNs or FCM token; for Web Push the subscription's endpoint URL. */
+      token: string;
+      /** Web Push only: the subscription's keys. */
+      subscription: { endpoint: string; keys: { p256dh: string; auth: string } } | null;
+    }
+  | { channel: 'email'; address: string }
+  /** E.164. */
+  | { channel: 'sms'; number: string };
+
+/** What is sent, rendered: one case per channel. */
+export type Content =
+  /** `type` is the notification type, or the status event (e.g. `notification.failed`). */
+  | { channel: 'webhook'; type: string; data: Record<string, unknown> }
+  | {
+      channel: 'push';
+      title: string | null;
+      body: string | null;
+      data: Record<string, unknown>;
+      /** HIGH and CRITICAL notifications: providers deliver at once instead of when convenient. */
+      urgent: boolean;
+    }
+  | { channel: 'email'; subject: string; html: string; text: string; headers: Record<string, string> }
+  | { channel: 'sms'; text: string; encoding: SmsEncoding; segments: number };
+
+/** What one attempt is about: the delivery, its notification, where it goes and what is sent. */
 export interface DeliveryTask {
   deliveryId: string;
   notificationId: string;
   userId: string;
   seq: number;
-  channel: ChannelName;
   type: string;
   priority: number;
   data: Record<string, unknown>;
-  /** Rendered from the channel's template when there is one, else the notification's own. */
-  title: string | null;
-  body: string | null;
   createdAt: Date;
   sendAt: Date;
   expiresAt: Date | null;
-  recipient: { email: string | null; phone: string | null; locale: string | null; timezone: string | null };
-  /** Webhook deliveries: the endpoint and what is sent (the notification, or a status event). */
-  webhook: {
-    endpointId: string;
-    url: string;
-    secrets: string[];
-    event: string;
-    payload: Record<string, unknown> | null;
-  } | null;
+  destination: Destination;
+  content: Content;
 }
 
 interface OutcomeDetail {
@@ -51,11 +78,17 @@ export type Outcome =
   | ({ kind: 'invalid_destination'; reason: string } & OutcomeDetail);
 
 export interface ProviderAdapter {
-  /** Stable name, recorded on every attempt (e.g. 'webhook', 'ses'). */
+  /** Stable name, recorded on every attempt (e.g. 'webhook', 'ses'); unique among the configured providers. */
   readonly name: string;
   readonly channel: ChannelName;
   /** The longest one attempt may take; the dispatcher's lease budget is derived from the largest. */
   readonly timeoutMs: number;
+  /** This provider's rate limit, when configured (else HERALD_RATE_LIMITS by name, else none). */
+  readonly rateLimit?: RateLimit | undefined;
+  /** This provider's retry policy, when configured (else the channel's). */
+  readonly retry?: RetryPolicy | undefined;
+  /** Whether this provider can take the task at all (e.g. APNs: only APNs tokens of its apps). */
+  accepts(task: DeliveryTask): boolean;
   /** The circuit breaker and rate limit this attempt counts against: the provider, or e.g. one webhook host. */
   circuitKey(task: DeliveryTask): string;
   /** Must resolve (not throw) for anything the provider answered; `signal` aborts at shutdown. */
@@ -63,3 +96,6 @@ export interface ProviderAdapter {
   /** Releases connections and timers, after the dispatcher has stopped. */
   close(): Promise<void>;
 }
+
+/** The providers of each channel, in failover order. */
+export type ProviderSet = Partial<Record<ChannelName, readonly ProviderAdapter[]>>;

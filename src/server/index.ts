@@ -11,7 +11,7 @@ import {
   createUserTokenVerifier,
   errorMappingInterceptor,
 } from '../api/index.js';
-import { createWebhookAdapter } from '../channels/webhook/adapter.js';
+import { createChannelDrivers } from '../channels/drivers.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { Config } from '../config.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
@@ -24,6 +24,7 @@ import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { withInboxPage } from './inbox-page.js';
 import { connectionCap, createListener, descriptorLimit } from './listener.js';
+import { closeProviders, loadProviders } from './providers.js';
 import { createRpcHandler } from './rpc-handler.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
 
@@ -35,6 +36,11 @@ export interface Herald {
   readonly bootstrapKey: string | undefined;
   readonly delivery: DeliveryEngine;
   readonly websockets: WebSocketBridge;
+  /**
+   * Reads the providers file again (SIGHUP): new attempts use the new providers, attempts in flight finish on
+   * the old ones. A bad file changes nothing; its problems are answered (and logged).
+   */
+  reloadProviders(): Promise<{ ok: true } | { ok: false; problems: string[] }>;
   /** Graceful shutdown: stop accepting, finish in-flight RPCs within the configured deadline, close the pool. */
   close(): Promise<void>;
 }
@@ -90,6 +96,18 @@ export async function startHerald({
       onError: (error) => logger.warn({ err: error }, 'credential check failed; retrying'),
     });
     const webhookGuard = createAddressGuard(config.delivery.webhookAllowNetworks);
+    const providerDeps = { delivery: config.delivery, sql: db.sql, webhookGuard };
+    const loaded = deliveryProviders
+      ? ({ ok: true, providers: deliveryProviders, outboxChannels: [], summary: [] } as const)
+      : loadProviders(providerDeps);
+    if (!loaded.ok) throw new ProvidersFileError(config.delivery.providersFile ?? '', loaded.problems);
+    for (const channel of loaded.outboxChannels) {
+      logger.info(
+        { channel },
+        `${channel}: no providers file, so ${channel} messages go to the outbox (AdminService.ListOutboxMessages, /outbox); set HERALD_PROVIDERS_FILE to deliver them`,
+      );
+    }
+    if (loaded.summary.length > 0) logger.info({ providers: loaded.summary }, 'providers configured');
     const delivery = await startDeliveryEngine({
       config: config.delivery,
       redisUrl: config.redisUrl,
@@ -97,16 +115,15 @@ export async function startHerald({
       logger,
       registry: metrics.registry,
       now,
-      // Adapters are composed here, the one place that knows every layer; the engine knows only the contract.
-      providers: deliveryProviders ?? {
-        webhook: [
-          createWebhookAdapter({
-            guard: webhookGuard,
-            timeoutMs: config.delivery.webhookTimeoutMs,
-            connections: config.delivery.concurrency,
-          }),
-        ],
-      },
+      // Drivers and adapters are composed here, the one place that knows every layer; the engine knows only
+      // the contracts.
+      providers: loaded.providers,
+      drivers: (cache) =>
+        createChannelDrivers({
+          sql: db.sql,
+          disableAfterMs: config.delivery.webhookDisableAfterMs,
+          refreshConfig: () => cache.refresh(),
+        }),
     });
     const bus = config.redisUrl
       ? await createRedisBus({
@@ -196,6 +213,26 @@ export async function startHerald({
       bootstrapKey,
       delivery,
       websockets,
+      async reloadProviders() {
+        const next = loadProviders(providerDeps);
+        if (!next.ok) {
+          logger.error(
+            { problems: next.problems },
+            'providers file refused on reload; the current providers stay',
+          );
+          return next;
+        }
+        try {
+          delivery.replaceProviders(next.providers);
+        } catch (error) {
+          await closeProviders(next.providers);
+          const problems = [(error as Error).message];
+          logger.error({ problems }, 'providers file refused on reload; the current providers stay');
+          return { ok: false, problems };
+        }
+        logger.info({ providers: next.summary }, 'providers reloaded');
+        return { ok: true };
+      },
       close() {
         closing ??= (async () => {
           logger.info({ inFlight: listener.inFlight() }, 'shutting down');
@@ -225,5 +262,16 @@ export async function startHerald({
   } catch (error) {
     if (!database) await db.close().catch(() => {});
     throw error;
+  }
+}
+
+/** The providers file was refused at start: every problem, by its path in the file. */
+export class ProvidersFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`providers file ${file} refused:\n  ${problems.join('\n  ')}`);
+    this.name = 'ProvidersFileError';
   }
 }

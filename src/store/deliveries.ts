@@ -21,6 +21,9 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   step: number;
   cancel_unless: 'read' | 'seen' | null;
   endpoint_id: string | null;
+  /** The e-mail address, number, push token id or endpoint id the delivery was planned for. */
+  destination: string | null;
+  push_token_id: string | null;
   event: string;
   payload: Record<string, unknown> | null;
   provider: string | null;
@@ -60,7 +63,14 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   endpoint_previous_secret: string | null;
   /** The endpoint is in a run of failures (a success must clear it). */
   endpoint_failing: boolean | null;
-  /** The recipient's address on this channel (e-mail, SMS) is suppressed. */
+  /** The push token, when it still exists. */
+  push_platform: string | null;
+  push_token: string | null;
+  push_app_id: string | null;
+  push_p256dh: string | null;
+  push_auth: string | null;
+  push_active: boolean | null;
+  /** The delivery's destination is on its channel's suppression list. */
   suppressed: boolean;
 }
 
@@ -79,7 +89,8 @@ claimed as (
   returning d.*
 )
 select c.id::text as id, c.notification_id::text as notification_id, c.user_id, c.channel, c.step,
-       c.cancel_unless, c.endpoint_id::text as endpoint_id, c.event, c.payload, c.provider, c.attempts,
+       c.cancel_unless, c.endpoint_id::text as endpoint_id, c.destination, c.push_token_id::text as push_token_id,
+       c.event, c.payload, c.provider, c.attempts,
        c.first_attempt_at, c.lease_until::text as lease,
        n.type, n.priority, n.critical, n.data, n.title, n.body, n.seq::text as seq,
        n.created_at as notification_created_at, n.send_at, n.expires_at, n.read_at, n.seen_at, n.cancelled_at,
@@ -89,16 +100,15 @@ select c.id::text as id, c.notification_id::text as notification_id, c.user_id, 
        e.secret as endpoint_secret,
        case when e.previous_secret_until > $4::timestamptz then e.previous_secret end as endpoint_previous_secret,
        e.failing_since is not null as endpoint_failing,
-       case c.channel
-         when 'email' then exists (select 1 from suppressions s where s.channel = 'email' and s.address = r.email)
-         when 'sms' then exists (select 1 from suppressions s where s.channel = 'sms' and s.address = r.phone)
-         else false
-       end as suppressed
+       t.platform as push_platform, t.token as push_token, t.app_id as push_app_id,
+       t.web_push_p256dh as push_p256dh, t.web_push_auth as push_auth, t.active as push_active,
+       exists (select 1 from suppressions s where s.channel = c.channel and s.address = c.destination) as suppressed
 from claimed c
 join notifications n on n.id = c.notification_id
 left join recipients r on r.user_id = c.user_id
 left join preferences pf on pf.user_id = c.user_id
 left join webhook_endpoints e on e.id = c.endpoint_id
+left join push_tokens t on t.id = c.push_token_id
 order by c.next_attempt_at`;
 
 /**
@@ -151,6 +161,8 @@ const DATE_FIELDS = [
 
 export interface AttemptRecord {
   provider: string;
+  /** The destination used, masked. */
+  destination: string;
   outcome: 'sent' | 'retry' | 'failed' | 'invalid_destination';
   statusCode: number | null;
   latencyMs: number;
@@ -175,12 +187,15 @@ const FINISH = `
 with input as (
   select * from jsonb_to_recordset($1::text::jsonb) as t(
     id uuid, lease timestamptz, status text, reason text, next_attempt_at timestamptz, provider text,
-    provider_message_id text, last_error text, attempt_id uuid, attempt_provider text, outcome text,
+    provider_message_id text, last_error text, attempt_id uuid, attempt_provider text, attempt_destination text,
+    outcome text,
     status_code int, latency_ms int, error text, response text, started_at timestamptz)
 ),
 attempts as (
-  insert into delivery_attempts (id, delivery_id, provider, outcome, status_code, latency_ms, error, response, started_at)
-  select attempt_id, id, attempt_provider, outcome, status_code, latency_ms, error, response, started_at
+  insert into delivery_attempts (id, delivery_id, provider, destination, outcome, status_code, latency_ms, error,
+                                 response, started_at)
+  select attempt_id, id, attempt_provider, attempt_destination, outcome, status_code, latency_ms, error, response,
+         started_at
   from input where attempt_id is not null
 )
 update deliveries d set
@@ -226,6 +241,7 @@ export async function finishClaims(sql: SqlRunner, outcomes: readonly ClaimOutco
         last_error: next.lastError ?? null,
         attempt_id: attempt ? newId() : null,
         attempt_provider: attempt?.provider ?? null,
+        attempt_destination: attempt?.destination ?? null,
         outcome: attempt?.outcome ?? null,
         status_code: attempt?.statusCode ?? null,
         latency_ms: attempt ? Math.round(attempt.latencyMs) : null,
@@ -270,8 +286,10 @@ export async function queueStatusEvents(
   if (events.length === 0) return;
   await sql.query(
     `with queued as (
-       insert into deliveries (id, notification_id, user_id, channel, endpoint_id, event, payload, status, next_attempt_at)
-       select e.id, e.notification_id, e.user_id, 'webhook', e.endpoint_id, e.event, e.payload, 'queued', $2::timestamptz
+       insert into deliveries (id, notification_id, user_id, channel, endpoint_id, destination, event, payload, status,
+                               next_attempt_at)
+       select e.id, e.notification_id, e.user_id, 'webhook', e.endpoint_id, e.endpoint_id::text, e.event, e.payload,
+              'queued', $2::timestamptz
        from jsonb_to_recordset($1::text::jsonb)
          as e(id uuid, notification_id uuid, user_id text, endpoint_id uuid, event text, payload jsonb)
      )
@@ -364,5 +382,13 @@ export async function disableEndpoint(sql: SqlRunner, endpointId: string, reason
   await sql.query(
     `update webhook_endpoints set enabled = false, disabled_reason = $2, updated_at = now() where id = $1::uuid`,
     [endpointId, reason],
+  );
+}
+
+/** A provider said the push token is gone: it is deactivated, with the reason and when. */
+export async function invalidatePushToken(sql: SqlRunner, tokenId: string, reason: string): Promise<void> {
+  await sql.query(
+    `update push_tokens set active = false, invalid_reason = $2, invalidated_at = now() where id = $1::uuid and active`,
+    [tokenId, reason],
   );
 }

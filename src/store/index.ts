@@ -8,6 +8,7 @@ export * from './errors.js';
 export * from './group-commit.js';
 export * from './inbox.js';
 export * from './notifications.js';
+export * from './outbox.js';
 export * from './preferences.js';
 export * from './push-tokens.js';
 export * from './send.js';

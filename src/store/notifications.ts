@@ -1,7 +1,7 @@
 // The notification read model: a notification with every delivery and every attempt.
 import { asc, eq, inArray } from 'drizzle-orm';
 import type { Executor } from './database.js';
-import { deliveries, deliveryAttempts, notifications } from './schema.js';
+import { deliveries, deliveryAttempts, notifications, pushTokens } from './schema.js';
 
 export type NotificationRow = typeof notifications.$inferSelect;
 export type DeliveryRow = typeof deliveries.$inferSelect;
@@ -9,7 +9,8 @@ export type AttemptRow = typeof deliveryAttempts.$inferSelect;
 
 export interface NotificationDetail {
   notification: NotificationRow;
-  deliveries: (DeliveryRow & { attemptLog: AttemptRow[] })[];
+  /** `pushToken`: a push delivery's token, while it is registered (shown masked). */
+  deliveries: (DeliveryRow & { pushToken: string | null; attemptLog: AttemptRow[] })[];
 }
 
 /** A notification with every delivery and every attempt, or undefined. */
@@ -20,8 +21,9 @@ export async function getNotificationDetail(
   const [notification] = await db.select().from(notifications).where(eq(notifications.id, id));
   if (!notification) return undefined;
   const ds = await db
-    .select()
+    .select({ delivery: deliveries, pushToken: pushTokens.token })
     .from(deliveries)
+    .leftJoin(pushTokens, eq(pushTokens.id, deliveries.pushTokenId))
     .where(eq(deliveries.notificationId, id))
     .orderBy(asc(deliveries.step), asc(deliveries.id));
   const attempts =
@@ -33,12 +35,16 @@ export async function getNotificationDetail(
           .where(
             inArray(
               deliveryAttempts.deliveryId,
-              ds.map((d) => d.id),
+              ds.map((d) => d.delivery.id),
             ),
           )
           .orderBy(asc(deliveryAttempts.startedAt));
   return {
     notification,
-    deliveries: ds.map((d) => ({ ...d, attemptLog: attempts.filter((a) => a.deliveryId === d.id) })),
+    deliveries: ds.map(({ delivery, pushToken }) => ({
+      ...delivery,
+      pushToken,
+      attemptLog: attempts.filter((a) => a.deliveryId === delivery.id),
+    })),
   };
 }

@@ -81,6 +81,11 @@ export const deliveries = pgTable(
     // Webhook deliveries: the endpoint, and what is sent ('notification', or a status event such as
     // 'notification.failed' about this notification).
     endpointId: uuid('endpoint_id'),
+    // Push deliveries: the token this delivery was planned for (one delivery per active token).
+    pushTokenId: uuid('push_token_id'),
+    // What the delivery was planned for, as the attempt uses it: the e-mail address, the E.164 number, the
+    // push token's id or the webhook endpoint's id. Shown masked (core/destinations.ts).
+    destination: text('destination'),
     event: text('event').notNull().default('notification'),
     // A status event's data (the delivery it reports on); null for notifications.
     payload: jsonb('payload').$type<Record<string, unknown>>(),
@@ -113,6 +118,8 @@ export const deliveryAttempts = pgTable(
       .notNull()
       .references(() => deliveries.id, { onDelete: 'cascade' }),
     provider: text('provider').notNull(),
+    // The destination this attempt used, masked (an attempt log never holds a whole address).
+    destination: text('destination'),
     outcome: text('outcome').notNull(),
     statusCode: integer('status_code'),
     latencyMs: integer('latency_ms').notNull(),
@@ -152,6 +159,8 @@ export const pushTokens = pgTable(
     appId: text('app_id'),
     active: boolean('active').notNull().default(true),
     invalidReason: text('invalid_reason'),
+    // When a provider said the token is gone (null for tokens unregistered by their user).
+    invalidatedAt: timestamptz('invalidated_at'),
     createdAt: createdAt(),
     lastSeenAt: timestamptz('last_seen_at').notNull().defaultNow(),
   },
@@ -245,7 +254,31 @@ export const suppressions = pgTable(
     channel: text('channel').notNull(),
     address: text('address').notNull(),
     reason: text('reason').notNull(),
+    // The delivery whose provider answer caused it; null when an operator added it.
+    deliveryId: uuid('delivery_id'),
     createdAt: createdAt(),
   },
   (t) => [primaryKey({ columns: [t.channel, t.address] })],
+);
+
+// What the outbox provider captured: exactly what a real provider would have received, per message. Bounded
+// (HERALD_OUTBOX_MAX_MESSAGES): the oldest rows are pruned.
+export const outboxMessages = pgTable(
+  'outbox_messages',
+  {
+    // UUIDv7: newest first is id order.
+    id: uuid('id').primaryKey(),
+    deliveryId: uuid('delivery_id').notNull(),
+    notificationId: uuid('notification_id').notNull(),
+    userId: text('user_id').notNull(),
+    channel: text('channel').notNull(),
+    provider: text('provider').notNull(),
+    // Whole, as a provider would get it: the address, number, token or endpoint URL.
+    destination: text('destination').notNull(),
+    // The channel's message: e-mail headers, subject, HTML and text; SMS text, encoding and segments; the
+    // push payload per platform; the webhook's headers and body.
+    message: jsonb('message').$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('outbox_messages_channel').on(t.channel, t.id)],
 );

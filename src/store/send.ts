@@ -195,24 +195,34 @@ upserted as (
     timezone = coalesce(excluded.timezone, r.timezone),
     last_seq = r.last_seq + excluded.last_seq,
     updated_at = now()
-  returning r.user_id, r.last_seq, r.email is not null as has_email, r.phone is not null as has_phone
+  returning r.user_id, r.last_seq, r.email, r.phone
 ),
 numbered as (
-  select i.*, u.has_email, u.has_phone,
+  select i.*, u.email as recipient_email, u.phone as recipient_phone,
          u.last_seq - count(*) over w + row_number() over (w order by i.idx) as seq
   from input i join upserted u on u.user_id = i.user_id
   window w as (partition by i.user_id)
 ),
+-- One row per planned delivery, and for push one per active token of the recipient (a push delivery beyond the
+-- first takes the planned id with its random tail replaced by the token's, so it stays time-ordered and unique).
 planned as (
-  select p.id, n.id as notification_id, n.user_id, p.channel, p.step, p.cancel_unless, p.endpoint_id,
-         p.next_attempt_at,
+  select case when tk.k is null or tk.k = 1 then p.id
+              else overlay(p.id::text placing substr(md5(tk.id::text), 1, 12) from 25 for 12)::uuid end as id,
+         n.id as notification_id, n.user_id, p.channel, p.step, p.cancel_unless, p.endpoint_id,
+         tk.id as push_token_id, p.next_attempt_at, p.ord, tk.k,
+         case p.requires
+           when 'email' then n.recipient_email
+           when 'phone' then n.recipient_phone
+           when 'pushTokens' then tk.id::text
+           else p.endpoint_id::text
+         end as destination,
          case
            when not case p.requires
-             when 'email' then n.has_email
-             when 'phone' then n.has_phone
-             when 'pushTokens' then exists (
-               select 1 from push_tokens t where t.user_id = n.user_id and t.active)
+             when 'email' then n.recipient_email is not null
+             when 'phone' then n.recipient_phone is not null
+             when 'pushTokens' then tk.id is not null
              when 'endpoint' then false
+             when 'unavailable' then false
              else true
            end then p.skip_reason
            when p.channel <> 'webhook' and not n.critical
@@ -221,10 +231,15 @@ planned as (
                   || case when pf.types -> n.type ? p.channel then ' for ' || n.type else '' end
          end as skip_reason
   from jsonb_to_recordset($3::text::jsonb) as p(
-    idx int, id uuid, channel text, step int, cancel_unless text, endpoint_id uuid, requires text,
+    idx int, ord int, id uuid, channel text, step int, cancel_unless text, endpoint_id uuid, requires text,
     skip_reason text, next_attempt_at timestamptz)
   join numbered n on n.idx = p.idx
   left join preferences pf on pf.user_id = n.user_id
+  left join lateral (
+    select t.id, row_number() over (order by t.created_at, t.id) as k
+    from push_tokens t
+    where p.requires = 'pushTokens' and t.user_id = n.user_id and t.active
+  ) tk on true
 ),
 notified as (
   insert into notifications (id, user_id, seq, type, priority, critical, inbox, data, title, body,
@@ -237,9 +252,9 @@ notified as (
   returning id, created_at, send_at
 ),
 delivered as (
-  insert into deliveries (id, notification_id, user_id, channel, step, cancel_unless, endpoint_id, status,
-                          reason, next_attempt_at)
-  select id, notification_id, user_id, channel, step, cancel_unless, endpoint_id,
+  insert into deliveries (id, notification_id, user_id, channel, step, cancel_unless, endpoint_id, push_token_id,
+                          destination, status, reason, next_attempt_at)
+  select id, notification_id, user_id, channel, step, cancel_unless, endpoint_id, push_token_id, destination,
          case when skip_reason is null then 'queued' else 'skipped' end, skip_reason, next_attempt_at
   from planned
   returning id, notification_id, channel, status, reason
@@ -249,8 +264,10 @@ delivered as (
 woken as materialized (select pg_notify('herald_deliveries', '') from (select 1) one where $4::boolean)
 select n.idx, n.id::text as notification_id, n.seq::text as seq, x.created_at, x.send_at,
        d.id::text as delivery_id, d.channel, d.status, d.reason, (select count(*) from woken) as woke
-from numbered n join notified x on x.id = n.id left join delivered d on d.notification_id = n.id
-order by n.idx, d.id`;
+from numbered n join notified x on x.id = n.id
+left join delivered d on d.notification_id = n.id
+left join planned p on p.id = d.id
+order by n.idx, p.ord, p.k`;
 
 interface ResultRow extends Record<string, unknown> {
   notification_id: string;
@@ -284,6 +301,8 @@ export interface PreparedSend {
   recipient: RecipientProfile;
   deliveries: {
     id: string;
+    /** Its place in the plan, the order of the answer's deliveries. */
+    ord: number;
     channel: ChannelName;
     step: number;
     cancel_unless: string | null;
@@ -321,8 +340,9 @@ export function prepareSend(
       idempotency_key: item.idempotencyKey,
     },
     recipient: item.recipient,
-    deliveries: deliveries.map((p) => ({
+    deliveries: deliveries.map((p, ord) => ({
       id: newId(),
+      ord,
       channel: p.channel,
       step: p.step,
       cancel_unless: p.cancelUnless,

@@ -2,7 +2,7 @@
 // (see deliveries.ts). Addresses are stored normalised by the caller (lower-case e-mail, E.164 phone), the
 // form recipients' addresses are stored in, so a lookup is one primary-key probe.
 import { and, desc, eq, type SQL, sql } from 'drizzle-orm';
-import type { Executor } from './database.js';
+import type { Executor, SqlRunner } from './database.js';
 import { suppressions } from './schema.js';
 
 export type SuppressedChannel = 'email' | 'sms';
@@ -11,6 +11,8 @@ export interface SuppressionRow {
   channel: SuppressedChannel;
   address: string;
   reason: string;
+  /** The delivery whose provider answer caused it; null when an operator added it. */
+  deliveryId: string | null;
   createdAt: Date;
   /** created_at as the database holds it (microseconds): where a page ends, for the next page's cursor. */
   position: string;
@@ -27,6 +29,7 @@ const columns = {
   channel: suppressions.channel,
   address: suppressions.address,
   reason: suppressions.reason,
+  deliveryId: suppressions.deliveryId,
   createdAt: suppressions.createdAt,
   position: sql<string>`${suppressions.createdAt}::text`,
 };
@@ -62,7 +65,7 @@ export async function listSuppressions(
 /** Suppresses an address; one already suppressed keeps its original entry, which is returned. */
 export async function addSuppression(
   db: Executor,
-  entry: { channel: SuppressedChannel; address: string; reason: string },
+  entry: { channel: SuppressedChannel; address: string; reason: string; deliveryId?: string | null },
 ): Promise<{ row: SuppressionRow; created: boolean }> {
   const [inserted] = await db.insert(suppressions).values(entry).onConflictDoNothing().returning(columns);
   if (inserted) return { row: toRow(inserted), created: true };
@@ -84,4 +87,19 @@ export async function removeSuppression(
     .where(and(eq(suppressions.channel, entry.channel), eq(suppressions.address, entry.address)))
     .returning({ address: suppressions.address });
   return removed.length > 0;
+}
+
+/**
+ * A provider said the address is gone: suppress it, naming the delivery. An address already suppressed keeps
+ * its first entry (one record per address).
+ */
+export async function suppressAddress(
+  sql: SqlRunner,
+  entry: { channel: SuppressedChannel; address: string; reason: string; deliveryId: string },
+): Promise<void> {
+  await sql.query(
+    `insert into suppressions (channel, address, reason, delivery_id) values ($1, $2, $3, $4::uuid)
+     on conflict (channel, address) do nothing`,
+    [entry.channel, entry.address, entry.reason, entry.deliveryId],
+  );
 }

@@ -4,6 +4,7 @@
 // the disagreement that once made the dispatcher spin; every clock is injected, so the date of the run does
 // not matter. Runs on every available engine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChannelDrivers } from '../../src/channels/drivers.js';
 import { defaultRetryPolicies } from '../../src/core/retry-policy.js';
 import { CircuitBreakers } from '../../src/delivery/circuit-breaker.js';
 import { type ConfigCache, createConfigCache } from '../../src/delivery/config-cache.js';
@@ -26,7 +27,7 @@ describe.each(engines())('a deferral that is not in the future of its claim, on 
   let config: ConfigCache;
   beforeAll(async () => {
     db = await engine.open();
-    config = await createConfigCache(db.database, 60_000, new Set(['email']));
+    config = await createConfigCache(db.database, 60_000, () => new Set(['email'] as const));
   });
   afterAll(async () => {
     config?.close();
@@ -59,13 +60,17 @@ describe.each(engines())('a deferral that is not in the future of its claim, on 
     const runner = createDeliveryRunner({
       database,
       config,
-      providers: { email: [] },
+      drivers: createChannelDrivers({
+        sql: database.sql,
+        disableAfterMs: 60_000,
+        refreshConfig: () => config.refresh(),
+      }),
+      acquireProviders: () => ({ providers: { email: [] }, release: () => {} }),
       retryPolicies: defaultRetryPolicies,
       circuits: new CircuitBreakers(),
       rateLimiter: createMemoryRateLimiter(),
       rateLimits: {},
       maxTokenWaitMs: 1_000,
-      endpointDisableAfterMs: 60_000,
       now: () => GATE,
       random: () => 0.5,
       logger: createLogger('info', logs),

@@ -15,7 +15,7 @@ const LANE = {
   channels: ['email'],
   concurrency: 4,
   leaseMs: 60_000,
-  maxAttemptMs: 30_000,
+  maxAttemptMs: () => 30_000,
   pollMs: 60_000,
   now: () => new Date(),
 } satisfies Partial<DispatcherOptions>;

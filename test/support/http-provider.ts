@@ -14,6 +14,7 @@ export function httpTestProvider(name: string, channel: ChannelName, url: string
     name,
     channel,
     timeoutMs: TIMEOUT_MS,
+    accepts: (task) => task.destination.channel === channel,
     close: async () => {},
     circuitKey: () => name,
     async send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
@@ -25,9 +26,8 @@ export function httpTestProvider(name: string, channel: ChannelName, url: string
           bodyTimeout: TIMEOUT_MS,
           headers: { 'content-type': 'application/json', 'webhook-id': task.deliveryId, 'x-provider': name },
           body: JSON.stringify({
-            to: task.recipient.email ?? task.recipient.phone,
-            title: task.title,
-            body: task.body,
+            to: destinationOf(task),
+            content: task.content,
             notificationId: task.notificationId,
           }),
         });
@@ -49,4 +49,12 @@ export function httpTestProvider(name: string, channel: ChannelName, url: string
       }
     },
   };
+}
+
+function destinationOf(task: DeliveryTask): string {
+  const d = task.destination;
+  if (d.channel === 'email') return d.address;
+  if (d.channel === 'sms') return d.number;
+  if (d.channel === 'push') return d.token;
+  return d.url;
 }

@@ -1,5 +1,6 @@
 // Validated Sends built straight for the store (no server running), as the API would hand them over, and the
 // plain planner the store tests use: the requested channels, no routing rules, no webhook endpoints.
+import { channelNames } from '../../src/core/channels.js';
 import { planDeliveries } from '../../src/core/planning.js';
 import type { NewNotification, Planner } from '../../src/store/index.js';
 
@@ -25,6 +26,12 @@ export function newNotification(userId: string, fields: Partial<NewNotification>
 
 export const plainPlanner: Planner = (item) => ({
   critical: false,
-  deliveries: planDeliveries({ requested: item.channels, type: item.type, rule: null, endpoints: [] }),
+  deliveries: planDeliveries({
+    requested: item.channels,
+    type: item.type,
+    rule: null,
+    endpoints: [],
+    configured: new Set(channelNames),
+  }),
   wakesDispatcher: false,
 });

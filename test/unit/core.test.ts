@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey, isWellFormedApiKey } from '../../src/core/api-key.js';
+import { channelNames } from '../../src/core/channels.js';
 import { canonicalJson, fingerprint } from '../../src/core/fingerprint.js';
 import { isUuid, newId } from '../../src/core/ids.js';
 import { endpointTakesType, planDeliveries } from '../../src/core/planning.js';
@@ -51,7 +52,14 @@ describe('field rules', () => {
 
 describe('planDeliveries', () => {
   const plan = (input: Partial<Parameters<typeof planDeliveries>[0]>) =>
-    planDeliveries({ requested: [], type: 'order.shipped', rule: null, endpoints: [], ...input });
+    planDeliveries({
+      requested: [],
+      type: 'order.shipped',
+      rule: null,
+      endpoints: [],
+      configured: new Set(channelNames),
+      ...input,
+    });
   const now = { step: 0, delaySeconds: 0, cancelUnless: null, endpointId: null };
 
   it('uses IN_APP when no channel is requested and the type has no rule', () => {
@@ -71,6 +79,24 @@ describe('planDeliveries', () => {
         channel: 'push',
         requires: 'pushTokens',
         skipReason: 'no_address: recipient has no active push token',
+      },
+    ]);
+  });
+  it('skips a channel that has no provider at planning (not_configured), never leaving it queued', () => {
+    const configured = new Set(['in_app', 'webhook'] as const);
+    expect(plan({ requested: ['in_app', 'email', 'push'], configured })).toEqual([
+      { ...now, channel: 'in_app', requires: null, skipReason: null },
+      {
+        ...now,
+        channel: 'email',
+        requires: 'unavailable',
+        skipReason: 'not_configured: no provider is configured for email',
+      },
+      {
+        ...now,
+        channel: 'push',
+        requires: 'unavailable',
+        skipReason: 'not_configured: no provider is configured for push',
       },
     ]);
   });

@@ -10,6 +10,8 @@ import { ADDRESS_REFUSED, type AddressGuard } from './address-guard.js';
 import { signWebhook } from './signature.js';
 
 export interface WebhookAdapterOptions {
+  /** Recorded on every attempt; 'webhook' unless the providers file names it. */
+  name?: string;
   guard: AddressGuard;
   /** The whole attempt, connect to last byte (default 15 s). */
   timeoutMs: number;
@@ -23,26 +25,9 @@ const MAX_CACHED_TARGETS = 10_000;
 
 /** The body of a webhook: `{type, timestamp, data}`, as Standard Webhooks recommends. */
 export function webhookPayload(task: DeliveryTask, now: Date): string {
-  const hook = task.webhook!;
-  if (hook.event !== 'notification') {
-    return JSON.stringify({ type: hook.event, timestamp: now.toISOString(), data: hook.payload ?? {} });
-  }
-  return JSON.stringify({
-    type: task.type,
-    timestamp: now.toISOString(),
-    data: {
-      notification_id: task.notificationId,
-      user_id: task.userId,
-      seq: task.seq,
-      type: task.type,
-      priority: task.priority,
-      title: task.title,
-      body: task.body,
-      data: task.data,
-      created_at: task.createdAt.toISOString(),
-      send_at: task.sendAt.toISOString(),
-    },
-  });
+  const content = task.content;
+  if (content.channel !== 'webhook') throw new Error(`webhook adapter given ${content.channel} content`);
+  return JSON.stringify({ type: content.type, timestamp: now.toISOString(), data: content.data });
 }
 
 export function createWebhookAdapter(options: WebhookAdapterOptions): ProviderAdapter {
@@ -73,8 +58,8 @@ export function createWebhookAdapter(options: WebhookAdapterOptions): ProviderAd
   }
 
   async function send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
-    const hook = task.webhook;
-    if (!hook) return { kind: 'failed', reason: 'webhook delivery without an endpoint' };
+    const hook = task.destination;
+    if (hook.channel !== 'webhook') return { kind: 'failed', reason: 'webhook delivery without an endpoint' };
     const target = targetOf(hook.url);
     if (typeof target === 'string') return { kind: 'failed', reason: `endpoint refused: ${target}` };
     const url = target;
@@ -118,11 +103,14 @@ export function createWebhookAdapter(options: WebhookAdapterOptions): ProviderAd
     }
   }
 
+  const name = options.name ?? 'webhook';
   return {
-    name: 'webhook',
+    name,
     channel: 'webhook',
     timeoutMs: options.timeoutMs,
-    circuitKey: (task) => `webhook:${originOf(task.webhook?.url)}`,
+    accepts: (task) => task.destination.channel === 'webhook' && task.content.channel === 'webhook',
+    circuitKey: (task) =>
+      `${name}:${originOf(task.destination.channel === 'webhook' ? task.destination.url : undefined)}`,
     send,
     close: () => agent.close(),
   };

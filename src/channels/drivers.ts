@@ -1,0 +1,16 @@
+// Every channel's driver, for the composition root to hand to the delivery engine.
+import type { ChannelDrivers } from '../delivery/channel.js';
+import type { SqlRunner } from '../store/index.js';
+import { createEmailDriver } from './email/driver.js';
+import { createPushDriver } from './push/driver.js';
+import { createSmsDriver } from './sms/driver.js';
+import { createWebhookDriver, type WebhookDriverDeps } from './webhook/driver.js';
+
+export function createChannelDrivers(deps: { sql: SqlRunner } & WebhookDriverDeps): ChannelDrivers {
+  return {
+    push: createPushDriver(deps),
+    email: createEmailDriver(deps),
+    sms: createSmsDriver(deps),
+    webhook: createWebhookDriver(deps),
+  };
+}

@@ -1,0 +1,161 @@
+// The outbox provider: records exactly what a real provider of the channel would have received, in the
+// outbox_messages table, and answers `sent` with the row's id as the provider message id. It is what every
+// channel without a provider uses when Herald runs without a providers file, so a fresh install shows every
+// channel's messages (AdminService.ListOutboxMessages, `herald outbox`, the /outbox page) with no credentials.
+import type { ChannelName } from '../../core/channels.js';
+import type {
+  Content,
+  DeliveryTask,
+  Destination,
+  Outcome,
+  ProviderAdapter,
+} from '../../delivery/provider.js';
+import { insertOutboxMessage, pruneOutbox, type SqlRunner } from '../../store/index.js';
+import { webhookPayload } from '../webhook/adapter.js';
+import { signWebhook } from '../webhook/signature.js';
+
+export interface OutboxAdapterOptions {
+  channel: Exclude<ChannelName, 'in_app'>;
+  /** Recorded on every attempt and message; 'outbox' unless the providers file names it. */
+  name?: string;
+  sql: SqlRunner;
+  /** The table keeps the newest this many (HERALD_OUTBOX_MAX_MESSAGES). */
+  maxMessages: number;
+  timeoutMs?: number;
+  now?: () => Date;
+}
+
+/** An attempt is one insert; the lease budget counts it as this long (the providers file can raise it). */
+const DEFAULT_TIMEOUT_MS = 1_000;
+
+export function createOutboxAdapter(options: OutboxAdapterOptions): ProviderAdapter {
+  const name = options.name ?? 'outbox';
+  const now = options.now ?? (() => new Date());
+  // Pruning runs every `pruneEvery` messages, so the table holds at most maxMessages + pruneEvery rows.
+  const pruneEvery = Math.max(1, Math.floor(options.maxMessages / 100));
+  let sincePrune = pruneEvery;
+  return {
+    name,
+    channel: options.channel,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    accepts: (task) =>
+      task.destination.channel === options.channel && task.content.channel === options.channel,
+    circuitKey: () => name,
+    async send(task: DeliveryTask): Promise<Outcome> {
+      try {
+        const id = await insertOutboxMessage(options.sql, {
+          deliveryId: task.deliveryId,
+          notificationId: task.notificationId,
+          userId: task.userId,
+          channel: options.channel,
+          provider: name,
+          destination: destinationOf(task.destination),
+          message: messageOf(task, now()),
+        });
+        if (++sincePrune >= pruneEvery) {
+          sincePrune = 0;
+          await pruneOutbox(options.sql, options.maxMessages);
+        }
+        return { kind: 'sent', providerMessageId: `outbox-${id}` };
+      } catch (error) {
+        return { kind: 'retry', reason: `outbox: ${error instanceof Error ? error.message : String(error)}` };
+      }
+    },
+    close: async () => {},
+  };
+}
+
+/** The destination whole, as the provider would get it. */
+function destinationOf(destination: Destination): string {
+  switch (destination.channel) {
+    case 'email':
+      return destination.address;
+    case 'sms':
+      return destination.number;
+    case 'push':
+      return destination.token;
+    case 'webhook':
+      return destination.url;
+  }
+}
+
+/** What the channel's real provider would receive for this task. */
+export function messageOf(task: DeliveryTask, at: Date): Record<string, unknown> {
+  const { content, destination } = task;
+  switch (content.channel) {
+    case 'email':
+      return emailMessage(content, destination);
+    case 'sms':
+      return {
+        to: destinationOf(destination),
+        text: content.text,
+        encoding: content.encoding,
+        segments: content.segments,
+      };
+    case 'push':
+      return pushMessage(content, destination);
+    case 'webhook':
+      return webhookMessage(task, at);
+  }
+}
+
+function emailMessage(content: Extract<Content, { channel: 'email' }>, destination: Destination) {
+  return {
+    headers: { To: destinationOf(destination), Subject: content.subject, ...content.headers },
+    subject: content.subject,
+    html: content.html,
+    text: content.text,
+  };
+}
+
+/** The payload in the form of the token's platform: APNs JSON with its headers, an FCM v1 message, or Web Push. */
+function pushMessage(content: Extract<Content, { channel: 'push' }>, destination: Destination) {
+  if (destination.channel !== 'push') return { title: content.title, body: content.body, data: content.data };
+  const alert = { title: content.title ?? undefined, body: content.body ?? undefined };
+  switch (destination.platform) {
+    case 'apns':
+      return {
+        platform: 'apns',
+        headers: {
+          'apns-push-type': 'alert',
+          'apns-priority': content.urgent ? '10' : '5',
+          ...(destination.appId ? { 'apns-topic': destination.appId } : {}),
+        },
+        payload: { aps: { alert, sound: 'default' }, ...content.data },
+      };
+    case 'fcm':
+      return {
+        platform: 'fcm',
+        message: {
+          token: destination.token,
+          notification: alert,
+          // FCM data values are strings.
+          data: Object.fromEntries(
+            Object.entries(content.data).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
+          ),
+          android: { priority: content.urgent ? 'high' : 'normal' },
+        },
+      };
+    case 'webpush':
+      return {
+        platform: 'webpush',
+        headers: { TTL: '86400', Urgency: content.urgent ? 'high' : 'normal' },
+        payload: { title: content.title, body: content.body, data: content.data },
+      };
+  }
+}
+
+function webhookMessage(task: DeliveryTask, at: Date) {
+  const body = webhookPayload(task, at);
+  const timestamp = Math.floor(at.getTime() / 1000);
+  const secrets = task.destination.channel === 'webhook' ? task.destination.secrets : [];
+  return {
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': task.deliveryId,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': secrets.length > 0 ? signWebhook(secrets, task.deliveryId, timestamp, body) : '',
+    },
+    body: JSON.parse(body) as unknown,
+  };
+}

@@ -1,0 +1,188 @@
+// Provider choice and the call: the channel's providers that accept the task, tried in order starting after
+// the one that last failed (failover); an open circuit or an empty rate-limit bucket moves on or waits
+// without using up an attempt; the adapter's answer becomes an attempt record and the delivery's next step,
+// and the channel's driver hears of it (a webhook endpoint's failure clock; a destination that is gone).
+import type { Logger } from 'pino';
+import type { ChannelName } from '../core/channels.js';
+import type { RetryPolicy } from '../core/retry-policy.js';
+import { toStorableText } from '../core/rules.js';
+import type { AttemptRecord, ClaimedDelivery } from '../store/deliveries.js';
+import type { ChannelDriver } from './channel.js';
+import type { CircuitBreakers } from './circuit-breaker.js';
+import { circuitResult, type Step, stepForOutcome, storableOutcome } from './outcome.js';
+import type { DeliveryTask, Outcome, ProviderAdapter } from './provider.js';
+import type { RateLimit, RateLimiter } from './rate-limiter.js';
+
+export interface AttemptOptions {
+  retryPolicies: Record<ChannelName, RetryPolicy>;
+  circuits: CircuitBreakers;
+  rateLimiter: RateLimiter;
+  /** By provider name (HERALD_RATE_LIMITS); a provider's own limit from the providers file wins. */
+  rateLimits: Readonly<Record<string, RateLimit>>;
+  /** Waits for a rate-limit token up to this long in process; longer waits requeue the delivery. */
+  maxTokenWaitMs: number;
+  now: () => Date;
+  random: () => number;
+  logger: Logger;
+  onAttempt?: ((channel: ChannelName, provider: string, outcome: Outcome['kind']) => void) | undefined;
+}
+
+export interface AttemptSignals {
+  /** The dispatcher stops claiming: a claim waiting for a rate-limit token hands itself back. */
+  stopping: AbortSignal;
+  /** The shutdown deadline passed: the call in flight is cut. */
+  abort: AbortSignal;
+}
+
+const ERROR_KEPT_CHARS = 1000;
+
+export function createAttempter(options: AttemptOptions) {
+  const { logger } = options;
+
+  /** One attempt of `task` through the first available provider of `candidates`. */
+  async function attempt(
+    claim: ClaimedDelivery,
+    task: DeliveryTask,
+    driver: ChannelDriver,
+    candidates: readonly ProviderAdapter[],
+    signals: AttemptSignals,
+  ): Promise<Step> {
+    const providers = candidates.filter((p) => p.accepts(task));
+    if (providers.length === 0) {
+      const reason =
+        candidates.length === 0
+          ? `not_configured: no provider is configured for ${claim.channel}`
+          : `not_configured: no ${claim.channel} provider accepts this destination`;
+      return { next: { status: 'skipped', reason } };
+    }
+    // Failover: after a retry-class outcome the next provider in the list goes first.
+    const last = claim.provider ? providers.findIndex((p) => p.name === claim.provider) : -1;
+    const start = claim.attempts > 0 && last >= 0 ? (last + 1) % providers.length : 0;
+    const order = providers.map((_, i) => providers[(start + i) % providers.length]!);
+
+    // The breakers keep their own monotonic time (performance.now), so a wall-clock step cannot hold a circuit
+    // open or close it early; how long until one half-opens becomes a wait on the service's clock.
+    let shortestWaitMs = Number.POSITIVE_INFINITY;
+    for (const provider of order) {
+      const key = provider.circuitKey(task);
+      const circuit = options.circuits.get(key);
+      const at = performance.now();
+      const admission = circuit.acquire(at);
+      if (!admission.allowed) {
+        shortestWaitMs = Math.min(shortestWaitMs, admission.retryAt - at);
+        continue;
+      }
+      const token = await takeToken(provider, key, signals.stopping);
+      if (token !== 'ok') {
+        circuit.record('neutral', performance.now());
+        if (token === 'stopping') return { release: true, dueAt: options.now() };
+        return {
+          next: {
+            status: 'queued',
+            reason: `rate_limited: waiting for ${provider.name}`,
+            nextAttemptAt: new Date(options.now().getTime() + token.waitMs),
+          },
+        };
+      }
+      const { outcome, record } = await call(claim, task, driver, provider, signals.abort);
+      circuit.record(circuitResult(outcome), performance.now());
+      await driver.attempted?.(claim, outcome);
+      if (outcome.kind === 'invalid_destination') {
+        await driver.invalidate(claim, task.destination, outcome.reason);
+      }
+      return stepForOutcome(outcome, {
+        claim,
+        attempt: record,
+        policy: provider.retry ?? options.retryPolicies[claim.channel],
+        now: options.now(),
+        random: options.random,
+      });
+    }
+    // Every provider's circuit is open: wait for the first to half-open; no attempt is used up.
+    return {
+      next: {
+        status: 'queued',
+        reason: `circuit_open: ${order.map((p) => p.name).join(', ')} unavailable`,
+        nextAttemptAt: new Date(options.now().getTime() + shortestWaitMs),
+      },
+    };
+  }
+
+  /** 'ok', 'stopping', or the wait when it is longer than worth holding the claim for. */
+  async function takeToken(
+    provider: ProviderAdapter,
+    key: string,
+    stopping: AbortSignal,
+  ): Promise<'ok' | 'stopping' | { waitMs: number }> {
+    const limit = provider.rateLimit ?? options.rateLimits[provider.name];
+    if (!limit) return 'ok';
+    for (;;) {
+      if (stopping.aborted) return 'stopping';
+      const taken = await options.rateLimiter.take(key, limit);
+      if (taken.ok) return 'ok';
+      if (taken.waitMs > options.maxTokenWaitMs) return { waitMs: taken.waitMs };
+      await sleep(taken.waitMs, stopping);
+    }
+  }
+
+  /** The provider's answer (an adapter that throws is a transient failure, never a success) and its record. */
+  async function call(
+    claim: ClaimedDelivery,
+    task: DeliveryTask,
+    driver: ChannelDriver,
+    provider: ProviderAdapter,
+    abort: AbortSignal,
+  ): Promise<{ outcome: Outcome; record: AttemptRecord }> {
+    const startedAt = options.now();
+    const started = performance.now();
+    let outcome: Outcome;
+    try {
+      outcome = await provider.send(task, abort);
+    } catch (error) {
+      outcome = {
+        kind: 'retry',
+        reason: `adapter error: ${error instanceof Error ? error.message : String(error)}`,
+      };
+    }
+    outcome = storableOutcome(outcome);
+    const latencyMs = performance.now() - started;
+    options.onAttempt?.(claim.channel, provider.name, outcome.kind);
+    const reason = outcome.kind === 'sent' ? null : outcome.reason;
+    logger.debug(
+      {
+        deliveryId: claim.id,
+        provider: provider.name,
+        outcome: outcome.kind,
+        statusCode: outcome.statusCode,
+      },
+      'delivery attempt',
+    );
+    return {
+      outcome,
+      record: {
+        provider: provider.name,
+        destination: driver.describe(task.destination),
+        outcome: outcome.kind,
+        statusCode: outcome.statusCode ?? null,
+        latencyMs,
+        error: reason === null ? null : toStorableText(reason.slice(0, ERROR_KEPT_CHARS)),
+        response: outcome.response ?? null,
+        startedAt,
+      },
+    };
+  }
+
+  return attempt;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

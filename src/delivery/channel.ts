@@ -1,0 +1,40 @@
+// The channel driver contract: what is channel-specific about a delivery, around any of its providers. The
+// runner asks the claim's driver whether the delivery may go now (gate), where it goes (destination), what is
+// sent (content), and what "destination gone" means (invalidate); it has no channel branch of its own.
+// Drivers live beside their adapters in channels/ and are composed at the root, like the adapters.
+import type { ChannelName } from '../core/channels.js';
+import type { ClaimedDelivery } from '../store/deliveries.js';
+import type { Content, Destination, Outcome } from './provider.js';
+
+/** A gate's answer when the delivery must not be attempted now. */
+export type GateVerdict =
+  | { status: 'skipped' | 'failed' | 'cancelled' | 'expired'; reason: string }
+  /** Not now: queued again for `until` (quiet hours), without using up an attempt. */
+  | { status: 'queued'; reason: string; until: Date };
+
+/** The template's parts, rendered (or the notification's own title and body when there is no template). */
+export interface RenderedParts {
+  title: string | null;
+  body: string | null;
+  /** The body rendered with HTML escaping, for channels that send HTML; null otherwise. */
+  html: string | null;
+}
+
+export interface ChannelDriver {
+  readonly channel: ChannelName;
+  /** The body is also rendered as HTML (escaped) for this channel. */
+  readonly html: boolean;
+  /** Channel checks just before the attempt (preferences, quiet hours, suppression, the endpoint); null: go on. */
+  gate(claim: ClaimedDelivery, now: Date): GateVerdict | null;
+  /** The destination the delivery was planned for, or why there is none usable (the delivery is skipped). */
+  destination(claim: ClaimedDelivery): Destination | { unusable: string };
+  content(claim: ClaimedDelivery, parts: RenderedParts): Content;
+  /** The destination as the attempt log shows it: masked (core/destinations.ts). */
+  describe(destination: Destination): string;
+  /** After every attempt a provider answered (e.g. a webhook endpoint's failure clock). */
+  attempted?(claim: ClaimedDelivery, outcome: Outcome): Promise<void>;
+  /** The provider said the destination is gone: write the one record that says so. */
+  invalidate(claim: ClaimedDelivery, destination: Destination, reason: string): Promise<void>;
+}
+
+export type ChannelDrivers = Partial<Record<ChannelName, ChannelDriver>>;

@@ -1,0 +1,129 @@
+// The providers the engine delivers with, composed from the providers file (HERALD_PROVIDERS_FILE), or the
+// development default without one: webhooks through the webhook adapter, every other channel into the
+// outbox. A file is validated whole before anything is built; a bad one is refused with every problem.
+import { readFileSync } from 'node:fs';
+import { createOutboxAdapter } from '../channels/outbox/adapter.js';
+import { providerTypes } from '../channels/provider-types.js';
+import {
+  loadProvidersFile,
+  type ProviderEntry,
+  providerMatches,
+  redactedSettings,
+} from '../channels/providers-file.js';
+import { createWebhookAdapter } from '../channels/webhook/adapter.js';
+import { type AddressGuard, createAddressGuard } from '../channels/webhook/address-guard.js';
+import type { DeliveryConfig } from '../config.js';
+import type { ChannelName } from '../core/channels.js';
+import type { Destination, ProviderAdapter, ProviderSet } from '../delivery/provider.js';
+import type { SqlRunner } from '../store/index.js';
+
+export interface ProviderDeps {
+  delivery: DeliveryConfig;
+  sql: SqlRunner;
+  /** The webhook address guard from HERALD_WEBHOOK_ALLOW_NETWORKS. */
+  webhookGuard: AddressGuard;
+  env?: Record<string, string | undefined>;
+}
+
+export type LoadedProviders =
+  | {
+      ok: true;
+      providers: ProviderSet;
+      /** Channels delivered into the outbox because there is no providers file. */
+      outboxChannels: ChannelName[];
+      /** What was configured, secrets redacted: for the start-up log. */
+      summary: { channel: string; name: string; type: string; settings: Record<string, unknown> }[];
+    }
+  | { ok: false; problems: string[] };
+
+const OUTBOX_DEFAULT_CHANNELS = ['push', 'email', 'sms'] as const;
+
+/** Reads and validates the providers file (or takes the default), and builds every adapter. */
+export function loadProviders(deps: ProviderDeps): LoadedProviders {
+  const path = deps.delivery.providersFile;
+  if (!path) {
+    const providers: ProviderSet = { webhook: [webhookAdapter(deps, null)] };
+    for (const channel of OUTBOX_DEFAULT_CHANNELS) {
+      providers[channel] = [
+        createOutboxAdapter({ channel, sql: deps.sql, maxMessages: deps.delivery.outboxMaxMessages }),
+      ];
+    }
+    return { ok: true, providers, outboxChannels: [...OUTBOX_DEFAULT_CHANNELS], summary: [] };
+  }
+  const result = checkProvidersFile(path, deps.env);
+  if (!result.ok) return result;
+  const providers: ProviderSet = {};
+  const summary: { channel: string; name: string; type: string; settings: Record<string, unknown> }[] = [];
+  for (const [channel, entries] of Object.entries(result.file.channels)) {
+    providers[channel as ChannelName] = entries.map((entry) => configured(entry, build(entry, deps), deps));
+    for (const entry of entries) {
+      summary.push({ channel, name: entry.name, type: entry.type, settings: redactedSettings(entry) });
+    }
+  }
+  return { ok: true, providers, outboxChannels: [], summary };
+}
+
+/** The validation alone (`herald providers check`). */
+export function checkProvidersFile(path: string, env: Record<string, string | undefined> = process.env) {
+  return loadProvidersFile(path, {
+    types: providerTypes,
+    env,
+    readFile: (file) => readFileSync(file, 'utf8'),
+  });
+}
+
+/** Closes a set that was built but will not be used (a reload the engine refused). */
+export async function closeProviders(providers: ProviderSet): Promise<void> {
+  await Promise.all(Object.values(providers).flatMap((list) => list.map((p) => p.close())));
+}
+
+function build(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
+  switch (entry.type) {
+    case 'webhook':
+      return webhookAdapter(deps, entry);
+    case 'outbox':
+      return createOutboxAdapter({
+        channel: entry.channel,
+        name: entry.name,
+        sql: deps.sql,
+        maxMessages: deps.delivery.outboxMaxMessages,
+        timeoutMs: entry.timeoutMs ?? undefined,
+      });
+    default:
+      // The file's validation knows the same types; reaching this is a bug, not a bad file.
+      throw new Error(`no adapter for provider type ${entry.type}`);
+  }
+}
+
+function webhookAdapter(deps: ProviderDeps, entry: ProviderEntry | null): ProviderAdapter {
+  const networks = entry?.settings.allow_networks as string[] | undefined;
+  return createWebhookAdapter({
+    name: entry?.name ?? 'webhook',
+    guard: networks ? createAddressGuard(networks) : deps.webhookGuard,
+    timeoutMs: entry?.timeoutMs ?? deps.delivery.webhookTimeoutMs,
+    connections: deps.delivery.concurrency,
+  });
+}
+
+/** The file's per-provider settings around the adapter: rate limit, retry policy and which destinations. */
+function configured(entry: ProviderEntry, adapter: ProviderAdapter, deps: ProviderDeps): ProviderAdapter {
+  return {
+    ...adapter,
+    rateLimit: entry.rateLimit ?? undefined,
+    retry: entry.retry ? { ...deps.delivery.retry[entry.channel], ...entry.retry } : undefined,
+    accepts: (task) => adapter.accepts(task) && providerMatches(entry.match, matchFields(task.destination)),
+  };
+}
+
+function matchFields(destination: Destination) {
+  switch (destination.channel) {
+    case 'push':
+      return { platform: destination.platform, appId: destination.appId };
+    case 'email':
+      return { address: destination.address };
+    case 'sms':
+      return { number: destination.number };
+    case 'webhook':
+      return {};
+  }
+}

@@ -1,0 +1,210 @@
+// The adapter contract, run against every adapter that exists: a table of what the provider answers and the
+// Outcome the adapter makes of it, and which tasks it accepts. The webhook adapter talks to a real HTTP
+// receiver; the outbox adapter to a real database (closed, for the failure row). A providers file's `match`
+// narrows what an adapter accepts. Runs on the embedded engine and, when available, PostgreSQL.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOutboxAdapter } from '../../src/channels/outbox/adapter.js';
+import { createWebhookAdapter } from '../../src/channels/webhook/adapter.js';
+import { createAddressGuard } from '../../src/channels/webhook/address-guard.js';
+import { loadConfig } from '../../src/config.js';
+import { newId } from '../../src/core/ids.js';
+import type { Content, DeliveryTask, Destination, ProviderAdapter } from '../../src/delivery/provider.js';
+import { loadProviders } from '../../src/server/providers.js';
+import { getOutboxMessage } from '../../src/store/index.js';
+import {
+  type ScriptedReply,
+  startWebhookReceiver,
+  type WebhookReceiver,
+} from '../emulators/webhook-receiver.js';
+import { engines, type TestDatabase } from '../support/engines.js';
+
+const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+const destinations = {
+  email: { channel: 'email', address: 'ada@example.com' },
+  sms: { channel: 'sms', number: '+4915112345678' },
+  push: {
+    channel: 'push',
+    tokenId: newId(),
+    platform: 'apns',
+    appId: 'com.example',
+    token: 'ab'.repeat(32),
+    subscription: null,
+  },
+} satisfies Record<string, Destination>;
+
+const contents = {
+  email: { channel: 'email', subject: 'Hi', html: '<p>Hi</p>', text: 'Hi', headers: {} },
+  sms: { channel: 'sms', text: 'Hi', encoding: 'GSM-7', segments: 1 },
+  push: { channel: 'push', title: 'Hi', body: null, data: {}, urgent: false },
+  webhook: { channel: 'webhook', type: 'order.shipped', data: { order: 'A-1' } },
+} satisfies Record<string, Content>;
+
+function task(destination: Destination, content: Content): DeliveryTask {
+  const at = new Date();
+  return {
+    deliveryId: newId(),
+    notificationId: newId(),
+    userId: 'contract',
+    seq: 1,
+    type: 'order.shipped',
+    priority: 2,
+    data: {},
+    createdAt: at,
+    sendAt: at,
+    expiresAt: null,
+    destination,
+    content,
+  };
+}
+
+describe('the webhook adapter', () => {
+  let receiver: WebhookReceiver;
+  let adapter: ProviderAdapter;
+  beforeAll(async () => {
+    receiver = await startWebhookReceiver();
+    adapter = createWebhookAdapter({
+      guard: createAddressGuard(['127.0.0.1/32']),
+      timeoutMs: 500,
+      connections: 4,
+    });
+  });
+  afterAll(async () => {
+    await adapter?.close();
+    await receiver?.close();
+  });
+  const hook = (p: string): Destination => ({
+    channel: 'webhook',
+    endpointId: newId(),
+    url: `${receiver.url}${p}`,
+    secrets: [SECRET],
+  });
+
+  it.each<[string, ScriptedReply, Record<string, unknown>]>([
+    ['2xx', { status: 204 }, { kind: 'sent', statusCode: 204 }],
+    ['410 Gone', { status: 410 }, { kind: 'invalid_destination', statusCode: 410 }],
+    [
+      '429 with Retry-After',
+      { status: 429, headers: { 'retry-after': '7' } },
+      { kind: 'retry', statusCode: 429, retryAfterMs: 7_000 },
+    ],
+    ['503', { status: 503 }, { kind: 'retry', statusCode: 503 }],
+    ['400', { status: 400 }, { kind: 'retry', statusCode: 400 }],
+    ['a redirect', { status: 301, headers: { location: '/x' } }, { kind: 'failed', statusCode: 301 }],
+    [
+      'webhook-delivery: abort-message',
+      { status: 400, headers: { 'webhook-delivery': 'abort-message' } },
+      { kind: 'failed', statusCode: 400 },
+    ],
+    ['a connection reset', { reset: true }, { kind: 'retry' }],
+    ['no answer within the timeout', { hang: true }, { kind: 'retry' }],
+  ])('%s', async (name, reply, expected) => {
+    const p = `/contract/${name.replace(/\W+/g, '-')}`;
+    receiver.script(p, [reply]);
+    const outcome = await adapter.send(task(hook(p), contents.webhook), new AbortController().signal);
+    expect(outcome).toMatchObject(expected);
+  });
+
+  it('accepts webhook tasks only', () => {
+    expect(adapter.accepts(task(hook('/a'), contents.webhook))).toBe(true);
+    expect(adapter.accepts(task(destinations.email, contents.email))).toBe(false);
+  });
+});
+
+describe.each(engines())('the outbox adapter on $name', (engine) => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await engine.open();
+  });
+  afterAll(async () => {
+    await db?.destroy();
+  });
+
+  it.each(['email', 'sms', 'push'] as const)(
+    'records a %s message and answers sent with its id',
+    async (channel) => {
+      const adapter = createOutboxAdapter({ channel, sql: db.database.sql, maxMessages: 100 });
+      const t = task(destinations[channel], contents[channel]);
+      const outcome = await adapter.send(t, new AbortController().signal);
+      expect(outcome.kind).toBe('sent');
+      const id = outcome.kind === 'sent' ? outcome.providerMessageId!.replace(/^outbox-/, '') : '';
+      const row = await getOutboxMessage(db.database.db, id);
+      expect(row).toMatchObject({ deliveryId: t.deliveryId, channel, provider: 'outbox' });
+    },
+  );
+
+  it('accepts its own channel only', () => {
+    const adapter = createOutboxAdapter({ channel: 'sms', sql: db.database.sql, maxMessages: 100 });
+    expect(adapter.accepts(task(destinations.sms, contents.sms))).toBe(true);
+    expect(adapter.accepts(task(destinations.email, contents.email))).toBe(false);
+  });
+
+  it('keeps the newest HERALD_OUTBOX_MAX_MESSAGES messages', async () => {
+    const adapter = createOutboxAdapter({
+      channel: 'email',
+      name: 'bounded',
+      sql: db.database.sql,
+      maxMessages: 3,
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const outcome = await adapter.send(
+        task(destinations.email, contents.email),
+        new AbortController().signal,
+      );
+      if (outcome.kind === 'sent') ids.push(outcome.providerMessageId!.replace(/^outbox-/, ''));
+    }
+    const rows = await db.database.sql.query<{ id: string }>(
+      'select id::text as id from outbox_messages order by id desc',
+      [],
+    );
+    expect(rows.map((r) => r.id)).toEqual(ids.slice(-3).reverse());
+  });
+
+  it('answers retry, not sent, when the message cannot be stored', async () => {
+    const broken = await engine.open();
+    await broken.destroy();
+    const adapter = createOutboxAdapter({ channel: 'email', sql: broken.database.sql, maxMessages: 10 });
+    const outcome = await adapter.send(
+      task(destinations.email, contents.email),
+      new AbortController().signal,
+    );
+    expect(outcome.kind).toBe('retry');
+  });
+});
+
+describe('a providers file narrows what its adapters accept', () => {
+  it('takes only the destinations its match names', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'herald-providers-'));
+    const file = path.join(dir, 'providers.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        channels: {
+          sms: [{ type: 'outbox', name: 'germany', match: { number_prefixes: ['+49'] } }],
+          push: [{ type: 'outbox', name: 'fcm-only', match: { platforms: ['fcm'] } }],
+        },
+      }),
+    );
+    const config = loadConfig({ HERALD_PROVIDERS_FILE: file });
+    const loaded = loadProviders({
+      delivery: config.delivery,
+      // Never queried: only accepts() is asked here.
+      sql: { query: async () => [] } as never,
+      webhookGuard: createAddressGuard([]),
+    });
+    if (!loaded.ok) throw new Error(loaded.problems.join('; '));
+    const [germany] = loaded.providers.sms!;
+    const [fcmOnly] = loaded.providers.push!;
+    expect(germany!.accepts(task(destinations.sms, contents.sms))).toBe(true);
+    expect(germany!.accepts(task({ channel: 'sms', number: '+15551234567' }, contents.sms))).toBe(false);
+    expect(fcmOnly!.accepts(task(destinations.push, contents.push))).toBe(false);
+    expect(fcmOnly!.accepts(task({ ...destinations.push, platform: 'fcm', token: 'x' }, contents.push))).toBe(
+      true,
+    );
+    expect(loaded.providers.email).toBeUndefined();
+  });
+});

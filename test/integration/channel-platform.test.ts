@@ -1,0 +1,231 @@
+// The channel platform on the embedded default (no providers file): every channel that has no provider
+// delivers into the outbox, so every planned delivery reaches a final state with no credentials at all.
+// - The README's quickstart Sends, run as written (its curl bodies, posted as curl would): every provider
+//   channel final within 5 s (e-mail SENT to the outbox, no address SKIPPED with the reason).
+// - A Send on all five channels to a user with two push tokens, an e-mail, a phone and a webhook endpoint:
+//   one delivery per token, each with its masked destination, every attempt naming provider and destination,
+//   and each outbox message holding what a real provider would have received.
+// Runs on every available engine.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Channel, DeliveryStatus, Platform } from '../../clients/node/index.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
+import { engines } from '../support/engines.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { until } from '../support/until.js';
+
+/** Final for a delivery that goes to a provider: anything but queued and sending. */
+const inFlight = new Set([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]);
+
+/** The quickstart's curl commands: the RPC path and the JSON body of each. */
+function quickstartCurls(): { path: string; body: string }[] {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf('## Quickstart');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const curls = [...section.matchAll(/curl -s http:\/\/localhost:8080(\/\S+) \\\n[\s\S]*?-d '([^']+)'/g)];
+  return curls.map((m) => ({ path: m[1]!, body: m[2]! }));
+}
+
+describe.each(engines())('the channel platform on $name', (engine) => {
+  let server: TestServer;
+  let receiver: WebhookReceiver;
+  beforeAll(async () => {
+    receiver = await startWebhookReceiver();
+    server = await startTestServer(engine, {
+      overrides: { HERALD_WEBHOOK_ALLOW_NETWORKS: '127.0.0.1/32', HERALD_DISPATCH_POLL_MS: '200' },
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await receiver?.close();
+  });
+
+  async function settled(notificationId: string) {
+    return until(`deliveries of ${notificationId} final`, 5_000, async () => {
+      const { notification } = await server.admin().getNotification({ notificationId });
+      const pending = notification!.deliveries.filter(
+        (d) => d.channel !== Channel.IN_APP && inFlight.has(d.status),
+      );
+      return pending.length === 0 ? notification! : undefined;
+    });
+  }
+
+  it('takes the README quickstart Sends to final states within 5 s', async () => {
+    const curls = quickstartCurls();
+    expect(curls.length).toBeGreaterThanOrEqual(2);
+    for (const { path, body } of curls) {
+      const res = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' },
+        body,
+      });
+      expect(res.status).toBe(200);
+      const answer = (await res.json()) as { notificationId?: string };
+      if (!path.endsWith('/Send')) continue;
+      const notification = await settled(answer.notificationId!);
+      const requested = (JSON.parse(body) as { channels: string[] }).channels;
+      expect(notification.deliveries).toHaveLength(requested.length);
+      for (const d of notification.deliveries) {
+        if (d.channel === Channel.EMAIL) {
+          expect([d.status, d.provider, d.destination]).toEqual([
+            DeliveryStatus.SENT,
+            'outbox',
+            'a***@example.com',
+          ]);
+          const { message } = await server.adminService().getOutboxMessage({
+            id: d.providerMessageId.replace(/^outbox-/, ''),
+          });
+          expect(message?.message).toMatchObject({ subject: 'Hello', text: 'Welcome to Herald' });
+        } else if (d.channel === Channel.SMS || d.channel === Channel.PUSH) {
+          expect(d.status).toBe(DeliveryStatus.SKIPPED);
+          expect(d.reason).toMatch(/^no_address: /);
+        } else {
+          // In-app: the notification is in alice's inbox; it is QUEUED until a live session takes it.
+          expect(d.channel).toBe(Channel.IN_APP);
+        }
+      }
+    }
+  });
+
+  it('plans one push delivery per token and records what each provider would have received', async () => {
+    const admin = server.admin();
+    const apnsToken = 'ab'.repeat(32);
+    const fcmToken = 'fcm-registration-token-0123456789';
+    await admin.registerToken({
+      userId: 'five',
+      platform: Platform.APNS,
+      token: apnsToken,
+      appId: 'com.example',
+    });
+    await admin.registerToken({
+      userId: 'five',
+      platform: Platform.FCM,
+      token: fcmToken,
+      appId: 'com.example',
+    });
+    const endpoint = await server.adminService().createWebhookEndpoint({
+      url: `${receiver.url}/five`,
+      eventTypes: ['order.shipped'],
+    });
+    try {
+      const sent = await admin.send({
+        userId: 'five',
+        type: 'order.shipped',
+        title: 'Shipped',
+        body: 'Order A-1 & B-2 <shipped>',
+        data: { order: 'A-1' },
+        priority: 3,
+        recipient: { email: 'Five@Example.com', phone: '+4915112345678' },
+        channels: [Channel.IN_APP, Channel.PUSH, Channel.EMAIL, Channel.SMS, Channel.WEBHOOK],
+      });
+      const channels = sent.deliveries.map((d) => d.channel);
+      expect(channels).toEqual([
+        Channel.IN_APP,
+        Channel.PUSH,
+        Channel.PUSH,
+        Channel.EMAIL,
+        Channel.SMS,
+        Channel.WEBHOOK,
+      ]);
+      const notification = await settled(sent.notificationId);
+      const byChannel = (c: Channel) => notification.deliveries.filter((d) => d.channel === c);
+      for (const d of notification.deliveries.filter((x) => x.channel !== Channel.IN_APP)) {
+        expect(d.status, `${Channel[d.channel]} ${d.reason}`).toBe(DeliveryStatus.SENT);
+        expect(d.attempts).toHaveLength(1);
+        expect(d.attempts[0]?.provider).toBe(d.provider);
+        expect(d.attempts[0]?.destination).toBe(d.destination);
+      }
+      expect(
+        byChannel(Channel.PUSH)
+          .map((d) => d.destination)
+          .sort(),
+      ).toEqual([`…${apnsToken.slice(-8)}`, `…${fcmToken.slice(-8)}`].sort());
+      expect(byChannel(Channel.EMAIL)[0]?.destination).toBe('f***@example.com');
+      expect(byChannel(Channel.SMS)[0]?.destination).toBe('+49********678');
+      expect(byChannel(Channel.WEBHOOK)[0]).toMatchObject({
+        provider: 'webhook',
+        destination: `endpoint ${endpoint.endpoint!.id}`,
+      });
+
+      const { messages } = await server.adminService().listOutboxMessages({ limit: 10 });
+      const mine = messages.filter((m) => m.notificationId === sent.notificationId);
+      const of = (c: Channel) => mine.filter((m) => m.channel === c).map((m) => m.message);
+      expect(of(Channel.EMAIL)).toEqual([
+        {
+          headers: {
+            To: 'five@example.com',
+            Subject: 'Shipped',
+            'X-Herald-Notification-Id': sent.notificationId,
+          },
+          subject: 'Shipped',
+          html: '<p>Order A-1 &amp; B-2 &lt;shipped&gt;</p>',
+          text: 'Order A-1 & B-2 <shipped>',
+        },
+      ]);
+      expect(of(Channel.SMS)).toEqual([
+        { to: '+4915112345678', text: 'Order A-1 & B-2 <shipped>', encoding: 'GSM-7', segments: 1 },
+      ]);
+      const push = of(Channel.PUSH);
+      expect(push).toHaveLength(2);
+      expect(push).toContainEqual({
+        platform: 'apns',
+        headers: { 'apns-push-type': 'alert', 'apns-priority': '10', 'apns-topic': 'com.example' },
+        payload: {
+          aps: { alert: { title: 'Shipped', body: 'Order A-1 & B-2 <shipped>' }, sound: 'default' },
+          order: 'A-1',
+        },
+      });
+      expect(push).toContainEqual({
+        platform: 'fcm',
+        message: {
+          token: fcmToken,
+          notification: { title: 'Shipped', body: 'Order A-1 & B-2 <shipped>' },
+          data: { order: 'A-1' },
+          android: { priority: 'high' },
+        },
+      });
+      expect(mine.find((m) => m.channel === Channel.PUSH && m.destination === apnsToken)).toBeDefined();
+      // The webhook went to the endpoint itself, not to the outbox.
+      expect(of(Channel.WEBHOOK)).toEqual([]);
+      await receiver.waitFor((r) => r.some((w) => w.path === '/five'), 5_000);
+    } finally {
+      await server.adminService().deleteWebhookEndpoint({ id: endpoint.endpoint!.id });
+    }
+  });
+
+  it('pages the outbox newest first, follows it with after_id, and refuses bad arguments', async () => {
+    const admin = server.admin();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const sent = await admin.send({
+        userId: 'pager',
+        type: 'digest',
+        title: `Digest ${i}`,
+        recipient: { email: 'pager@example.com' },
+        channels: [Channel.EMAIL],
+      });
+      const n = await settled(sent.notificationId);
+      ids.push(n.deliveries[0]!.providerMessageId.replace(/^outbox-/, ''));
+    }
+    const service = server.adminService();
+    const first = await service.listOutboxMessages({ channel: Channel.EMAIL, limit: 2 });
+    expect(first.messages.map((m) => m.id)).toEqual([ids[2], ids[1]]);
+    const second = await service.listOutboxMessages({
+      channel: Channel.EMAIL,
+      limit: 2,
+      cursor: first.nextCursor,
+    });
+    expect(second.messages[0]?.id).toBe(ids[0]);
+    const newer = await service.listOutboxMessages({ afterId: ids[0]! });
+    expect(newer.messages.map((m) => m.id)).toEqual([ids[1], ids[2]]);
+    await expect(service.listOutboxMessages({ channel: Channel.IN_APP })).rejects.toThrow(/channel/);
+    await expect(service.listOutboxMessages({ limit: 501 })).rejects.toThrow(/limit/);
+    await expect(service.listOutboxMessages({ cursor: 'nope' })).rejects.toThrow(/cursor/);
+    await expect(service.getOutboxMessage({ id: '00000000-0000-7000-8000-000000000000' })).rejects.toThrow(
+      /no such outbox message/,
+    );
+    const sender = server.adminService(await server.keyWith('send', 'read'));
+    await expect(sender.listOutboxMessages({})).rejects.toThrow(/admin/);
+    await expect(sender.getOutboxMessage({ id: ids[0]! })).rejects.toThrow(/admin/);
+  });
+});
