@@ -1,4 +1,13 @@
-
+// One claimed delivery, from claim to its next state, in four jobs kept in their own files:
+// - gating: the common gates here (cancelled, expired, an escalation made unnecessary), then the channel's
+//   own (its driver: preferences and quiet hours, suppressions, the webhook endpoint);
+// - rendering (render.ts): the template, or the notification's own title and body, shaped by the driver;
+// - provider choice and failover (attempt.ts): providers that accept the task, circuits and rate limits;
+// - outcome recording (outcome.ts, and `record` here): the next state, the attempt row, status events.
+//
+// Every time the runner writes (deferrals, retries, status events) is on the service's clock (`now`), the one
+// the dispatcher claims by. A deferral that made no attempt and is due no later than its claim would be claimed
+// again at once, in a loop: that is a bug, so it is logged once per delivery and backed off instead.
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
 import type { Database } from '../store/database.js';
 import {
