@@ -1,13 +1,21 @@
-// The `herald` command: serve, migrate, keys, send.
+// The `herald` command: serve, migrate, keys, send, providers check, outbox.
 import { parseArgs } from 'node:util';
 import { create, toJson } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';
-import { Channel, createHeraldClient, SendRequestSchema, SendResponseSchema } from '../clients/node/index.js';
+import {
+  Channel,
+  createHeraldAdminClient,
+  createHeraldClient,
+  type OutboxMessage,
+  SendRequestSchema,
+  SendResponseSchema,
+} from '../clients/node/index.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { apiKeyScopes, isApiKeyScope } from './core/api-key.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { isClusterWorker, leaveCluster, runClusterPrimary } from './server/cluster.js';
-import { startHerald } from './server/index.js';
+import { ProvidersFileError, startHerald } from './server/index.js';
+import { checkProvidersFile } from './server/providers.js';
 import { createApiKey, type Database, listApiKeys, openDatabase, revokeApiKey } from './store/index.js';
 
 const usage = `herald — notification service
@@ -21,6 +29,10 @@ usage:
   herald send --user ID --type TYPE --title T [--body B] [--channel in_app ...]
               [--url http://127.0.0.1:8080] [--api-key KEY]   send one notification over gRPC
                                                  (the key may also come from HERALD_API_KEY)
+  herald providers check FILE                    validate a providers file without starting (exit 2 if bad)
+  herald outbox [--follow] [--channel email] [--limit 20] [--url ...] [--api-key KEY]
+                                                 print what the outbox captured, newest last; --follow
+                                                 keeps printing new messages (admin key)
 `;
 
 class UsageError extends Error {}
@@ -68,6 +80,11 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    // SIGHUP reloads the providers file; a bad file is refused (and logged) and the current providers stay.
+    process.on('SIGHUP', () => {
+      logger.info({ signal: 'SIGHUP' }, 'reloading the providers file');
+      herald.reloadProviders().catch((error) => logger.error({ err: error }, 'providers reload failed'));
+    });
   });
   leaveCluster();
 }
@@ -157,6 +174,80 @@ async function send(config: Config, args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(toJson(SendResponseSchema, response), null, 2)}\n`);
 }
 
+function providers(args: string[]): void {
+  const [sub, file, ...rest] = args;
+  if (sub !== 'check' || !file || rest.length > 0) throw new UsageError('providers check needs one FILE');
+  const result = checkProvidersFile(file);
+  if (!result.ok) throw new ProvidersFileError(file, result.problems);
+  const lines = Object.entries(result.file.channels).flatMap(([channel, entries]) =>
+    entries.map((e, i) => `  ${channel}[${i}]: ${e.name} (${e.type})`),
+  );
+  process.stdout.write(`${file}: ok\n${lines.join('\n')}\n`);
+}
+
+const outboxChannels: Record<string, Channel> = {
+  push: Channel.PUSH,
+  email: Channel.EMAIL,
+  sms: Channel.SMS,
+  webhook: Channel.WEBHOOK,
+};
+
+/** How often `outbox --follow` asks for new messages. */
+const OUTBOX_FOLLOW_MS = 1_000;
+
+async function outbox(config: Config, args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      follow: { type: 'boolean' },
+      channel: { type: 'string' },
+      limit: { type: 'string' },
+      url: { type: 'string' },
+      'api-key': { type: 'string' },
+    },
+  });
+  const apiKey = values['api-key'] ?? process.env.HERALD_API_KEY;
+  if (!apiKey) throw new UsageError('outbox needs --api-key or HERALD_API_KEY (an admin key)');
+  const channel = values.channel === undefined ? Channel.UNSPECIFIED : outboxChannels[values.channel];
+  if (channel === undefined)
+    throw new UsageError(`unknown channel "${values.channel}" (push, email, sms, webhook)`);
+  const limit = values.limit === undefined ? 20 : Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError('--limit must be 1..500');
+  const admin = createHeraldAdminClient({ baseUrl: values.url ?? `http://127.0.0.1:${config.port}`, apiKey });
+  const page = await admin.listOutboxMessages({ channel, limit }, { timeoutMs: 10_000 });
+  const shown = page.messages.toReversed();
+  for (const message of shown) printOutboxMessage(message);
+  if (!values.follow) return;
+  let last = shown.at(-1)?.id ?? '';
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  for (;;) {
+    const wait = new Promise<'tick'>((resolve) => setTimeout(resolve, OUTBOX_FOLLOW_MS, 'tick').unref());
+    if ((await Promise.race([wait, stopped])) !== 'tick') return;
+    // Until there is a first message, "newer" means newer than nothing: the newest page is taken as seen.
+    const next = last
+      ? await admin.listOutboxMessages({ channel, afterId: last, limit: 500 }, { timeoutMs: 10_000 })
+      : {
+          messages: (
+            await admin.listOutboxMessages({ channel, limit }, { timeoutMs: 10_000 })
+          ).messages.toReversed(),
+        };
+    for (const message of next.messages) printOutboxMessage(message);
+    last = next.messages.at(-1)?.id ?? last;
+  }
+}
+
+function printOutboxMessage(m: OutboxMessage): void {
+  const at = m.createdAt ? new Date(Number(m.createdAt.seconds) * 1000).toISOString() : '';
+  const channel = Channel[m.channel].toLowerCase();
+  process.stdout.write(
+    `${at}  ${channel}  ${m.provider}  ${m.destination}  (notification ${m.notificationId})\n` +
+      `${JSON.stringify(m.message, null, 2).replace(/^/gm, '  ')}\n`,
+  );
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
@@ -176,6 +267,10 @@ async function main(argv: string[]): Promise<void> {
       return keys(config, logger, args);
     case 'send':
       return send(config, args);
+    case 'providers':
+      return providers(args);
+    case 'outbox':
+      return outbox(config, args);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -183,9 +278,13 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError) process.stderr.write(`herald: ${error.message}\n\n${usage}`);
-  else if (error instanceof ConfigError) process.stderr.write(`herald: ${error.message}\n`);
+  else if (error instanceof ConfigError || error instanceof ProvidersFileError)
+    process.stderr.write(`herald: ${error.message}\n`);
   else if (error instanceof ConnectError)
     process.stderr.write(`herald: ${error.rawMessage} (${error.code})\n`);
   else process.stderr.write(`herald: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
+  process.exitCode =
+    error instanceof UsageError || error instanceof ConfigError || error instanceof ProvidersFileError
+      ? 2
+      : 1;
 });

@@ -37,8 +37,6 @@ export interface AttemptSignals {
 const ERROR_KEPT_CHARS = 1000;
 
 export function createAttempter(options: AttemptOptions) {
-  const { logger } = options;
-
   /** One attempt of `task` through the first available provider of `candidates`. */
   async function attempt(
     claim: ClaimedDelivery,
@@ -72,7 +70,7 @@ export function createAttempter(options: AttemptOptions) {
         shortestWaitMs = Math.min(shortestWaitMs, admission.retryAt - at);
         continue;
       }
-      const token = await takeToken(provider, key, signals.stopping);
+      const token = await takeToken(options, provider, key, signals.stopping);
       if (token !== 'ok') {
         circuit.record('neutral', performance.now());
         if (token === 'stopping') return { release: true, dueAt: options.now() };
@@ -84,7 +82,7 @@ export function createAttempter(options: AttemptOptions) {
           },
         };
       }
-      const { outcome, record } = await call(claim, task, driver, provider, signals.abort);
+      const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort);
       circuit.record(circuitResult(outcome), performance.now());
       await driver.attempted?.(claim, outcome);
       if (outcome.kind === 'invalid_destination') {
@@ -108,71 +106,73 @@ export function createAttempter(options: AttemptOptions) {
     };
   }
 
-  /** 'ok', 'stopping', or the wait when it is longer than worth holding the claim for. */
-  async function takeToken(
-    provider: ProviderAdapter,
-    key: string,
-    stopping: AbortSignal,
-  ): Promise<'ok' | 'stopping' | { waitMs: number }> {
-    const limit = provider.rateLimit ?? options.rateLimits[provider.name];
-    if (!limit) return 'ok';
-    for (;;) {
-      if (stopping.aborted) return 'stopping';
-      const taken = await options.rateLimiter.take(key, limit);
-      if (taken.ok) return 'ok';
-      if (taken.waitMs > options.maxTokenWaitMs) return { waitMs: taken.waitMs };
-      await sleep(taken.waitMs, stopping);
-    }
-  }
+  return attempt;
+}
 
-  /** The provider's answer (an adapter that throws is a transient failure, never a success) and its record. */
-  async function call(
-    claim: ClaimedDelivery,
-    task: DeliveryTask,
-    driver: ChannelDriver,
-    provider: ProviderAdapter,
-    abort: AbortSignal,
-  ): Promise<{ outcome: Outcome; record: AttemptRecord }> {
-    const startedAt = options.now();
-    const started = performance.now();
-    let outcome: Outcome;
-    try {
-      outcome = await provider.send(task, abort);
-    } catch (error) {
-      outcome = {
-        kind: 'retry',
-        reason: `adapter error: ${error instanceof Error ? error.message : String(error)}`,
-      };
-    }
-    outcome = storableOutcome(outcome);
-    const latencyMs = performance.now() - started;
-    options.onAttempt?.(claim.channel, provider.name, outcome.kind);
-    const reason = outcome.kind === 'sent' ? null : outcome.reason;
-    logger.debug(
-      {
-        deliveryId: claim.id,
-        provider: provider.name,
-        outcome: outcome.kind,
-        statusCode: outcome.statusCode,
-      },
-      'delivery attempt',
-    );
-    return {
-      outcome,
-      record: {
-        provider: provider.name,
-        destination: driver.describe(task.destination),
-        outcome: outcome.kind,
-        statusCode: outcome.statusCode ?? null,
-        latencyMs,
-        error: reason === null ? null : toStorableText(reason.slice(0, ERROR_KEPT_CHARS)),
-        response: outcome.response ?? null,
-        startedAt,
-      },
+/** 'ok', 'stopping', or the wait when it is longer than worth holding the claim for. */
+async function takeToken(
+  options: AttemptOptions,
+  provider: ProviderAdapter,
+  key: string,
+  stopping: AbortSignal,
+): Promise<'ok' | 'stopping' | { waitMs: number }> {
+  const limit = provider.rateLimit ?? options.rateLimits[provider.name];
+  if (!limit) return 'ok';
+  for (;;) {
+    if (stopping.aborted) return 'stopping';
+    const taken = await options.rateLimiter.take(key, limit);
+    if (taken.ok) return 'ok';
+    if (taken.waitMs > options.maxTokenWaitMs) return { waitMs: taken.waitMs };
+    await sleep(taken.waitMs, stopping);
+  }
+}
+
+/** The provider's answer (an adapter that throws is a transient failure, never a success) and its record. */
+async function call(
+  options: AttemptOptions,
+  claim: ClaimedDelivery,
+  task: DeliveryTask,
+  driver: ChannelDriver,
+  provider: ProviderAdapter,
+  abort: AbortSignal,
+): Promise<{ outcome: Outcome; record: AttemptRecord }> {
+  const startedAt = options.now();
+  const started = performance.now();
+  let outcome: Outcome;
+  try {
+    outcome = await provider.send(task, abort);
+  } catch (error) {
+    outcome = {
+      kind: 'retry',
+      reason: `adapter error: ${error instanceof Error ? error.message : String(error)}`,
     };
   }
-
-  return attempt;
+  outcome = storableOutcome(outcome);
+  const latencyMs = performance.now() - started;
+  options.onAttempt?.(claim.channel, provider.name, outcome.kind);
+  const reason = outcome.kind === 'sent' ? null : outcome.reason;
+  options.logger.debug(
+    {
+      deliveryId: claim.id,
+      provider: provider.name,
+      outcome: outcome.kind,
+      statusCode: outcome.statusCode,
+    },
+    'delivery attempt',
+  );
+  return {
+    outcome,
+    record: {
+      provider: provider.name,
+      destination: driver.describe(task.destination),
+      outcome: outcome.kind,
+      statusCode: outcome.statusCode ?? null,
+      latencyMs,
+      error: reason === null ? null : toStorableText(reason.slice(0, ERROR_KEPT_CHARS)),
+      response: outcome.response ?? null,
+      startedAt,
+    },
+  };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -74,15 +74,10 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
   const { database, logger } = options;
   const renderParts = createPartsRenderer(options.config);
   const attempt = createAttempter(options);
-  // Outcomes that arrive while earlier ones are being written share the next statement (one commit).
   const unwritten = new Set<Promise<void>>();
-  const finish = createGroupWriter((outcomes: ClaimOutcome[]) => finishClaims(database.sql, outcomes), {
-    maxStatements: FINISH_STATEMENTS,
-    maxItems: 1_000,
-  });
+  const record = createOutcomeRecorder(options);
 
-  // Delivery id -> deferrals of it that were not in the future (oldest first, bounded).
-  const misfires = new Map<string, number>();
+  const deferredIntoFuture = createMisfireGuard(options);
 
   async function run(claim: ClaimedDelivery, signals: RunSignals): Promise<Date | null> {
     let step: Step;
@@ -114,12 +109,84 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
     return step.next.status === 'queued' ? (step.next.nextAttemptAt ?? null) : null;
   }
 
+  async function decide(claim: ClaimedDelivery, signals: RunSignals): Promise<Step> {
+    const driver = options.drivers[claim.channel];
+    if (!driver) return final('skipped', `not_configured: ${claim.channel} is not delivered by a provider`);
+    const verdict = commonGate(claim, options.now()) ?? driver.gate(claim, options.now());
+    if (verdict) return stepOf(verdict);
+    const destination = driver.destination(claim);
+    if ('unusable' in destination) return final('skipped', destination.unusable);
+    const rendered = await renderParts(claim, driver);
+    if (!rendered.ok) return final('failed', rendered.reason);
+    const task: DeliveryTask = {
+      ...taskBase(claim),
+      destination,
+      content: driver.content(claim, rendered.parts),
+    };
+    const { providers, release } = options.acquireProviders();
+    try {
+      return await attempt(claim, task, driver, providers[claim.channel] ?? [], signals);
+    } finally {
+      release();
+    }
+  }
+
+  return {
+    run,
+    release: (claims) => releaseClaims(database.sql, claims),
+    drain: async () => {
+      while (unwritten.size > 0) await Promise.all([...unwritten]);
+    },
+  };
+}
+
+/**
+ * Writes outcomes: the transition and its attempt row, fenced by the lease. Outcomes that arrive while earlier
+ * ones are being written share the next statement (one commit); a transition that sends status events commits
+ * with them, so a crash between the two cannot lose one.
+ */
+function createOutcomeRecorder(options: DeliveryRunnerOptions) {
+  const { database, logger } = options;
+  const finish = createGroupWriter((outcomes: ClaimOutcome[]) => finishClaims(database.sql, outcomes), {
+    maxStatements: FINISH_STATEMENTS,
+    maxItems: 1_000,
+  });
+  return async function record(outcome: ClaimOutcome & { claim: ClaimedDelivery }): Promise<void> {
+    const events = statusEventsFor(outcome.claim, outcome.next, options.config.enabledEndpoints());
+    try {
+      // A status event commits with the transition it reports, so a crash between the two cannot lose it.
+      const kept =
+        events.length === 0
+          ? (await finish([outcome]))[0]
+          : await database.sql.transaction(async (tx) => {
+              const [finished] = await finishClaims(tx, [outcome]);
+              if (finished) await queueStatusEvents(tx, events, options.now());
+              return finished;
+            });
+      if (!kept) {
+        logger.warn(
+          { deliveryId: outcome.claim.id },
+          'delivery lease was lost before its outcome was written',
+        );
+      }
+    } catch (error) {
+      // The lease runs out and another claim repeats the attempt: at least once, never lost.
+      logger.error({ err: error, deliveryId: outcome.claim.id }, 'could not write a delivery outcome');
+    }
+  };
+}
+
+/** The safety net against claim loops (see the top of this file), remembering each delivery's misfires. */
+function createMisfireGuard(options: DeliveryRunnerOptions) {
+  const { logger } = options;
+  // Delivery id -> deferrals of it that were not in the future (oldest first, bounded).
+  const misfires = new Map<string, number>();
   /**
    * A claim that ends queued without an attempt (quiet hours, rate limit, open circuit) must be due after the
    * clock it was claimed by, or the next claim takes it straight back. Retries are not checked here: each
    * uses up an attempt, so they end by themselves.
    */
-  function deferredIntoFuture(claim: ClaimedDelivery, step: Step): Step {
+  return function deferredIntoFuture(claim: ClaimedDelivery, step: Step): Step {
     const at = 'release' in step ? undefined : step.next.nextAttemptAt?.getTime();
     if (
       'release' in step ||
@@ -151,60 +218,6 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
     }
     options.onMisfire?.(claim.channel);
     return { next: { ...step.next, nextAttemptAt: new Date(floor + backoffMs) } };
-  }
-
-  async function record(outcome: ClaimOutcome & { claim: ClaimedDelivery }): Promise<void> {
-    const events = statusEventsFor(outcome.claim, outcome.next, options.config.enabledEndpoints());
-    try {
-      // A status event commits with the transition it reports, so a crash between the two cannot lose it.
-      const kept =
-        events.length === 0
-          ? (await finish([outcome]))[0]
-          : await database.sql.transaction(async (tx) => {
-              const [finished] = await finishClaims(tx, [outcome]);
-              if (finished) await queueStatusEvents(tx, events, options.now());
-              return finished;
-            });
-      if (!kept) {
-        logger.warn(
-          { deliveryId: outcome.claim.id },
-          'delivery lease was lost before its outcome was written',
-        );
-      }
-    } catch (error) {
-      // The lease runs out and another claim repeats the attempt: at least once, never lost.
-      logger.error({ err: error, deliveryId: outcome.claim.id }, 'could not write a delivery outcome');
-    }
-  }
-
-  async function decide(claim: ClaimedDelivery, signals: RunSignals): Promise<Step> {
-    const driver = options.drivers[claim.channel];
-    if (!driver) return final('skipped', `not_configured: ${claim.channel} is not delivered by a provider`);
-    const verdict = commonGate(claim, options.now()) ?? driver.gate(claim, options.now());
-    if (verdict) return stepOf(verdict);
-    const destination = driver.destination(claim);
-    if ('unusable' in destination) return final('skipped', destination.unusable);
-    const rendered = await renderParts(claim, driver);
-    if (!rendered.ok) return final('failed', rendered.reason);
-    const task: DeliveryTask = {
-      ...taskBase(claim),
-      destination,
-      content: driver.content(claim, rendered.parts),
-    };
-    const { providers, release } = options.acquireProviders();
-    try {
-      return await attempt(claim, task, driver, providers[claim.channel] ?? [], signals);
-    } finally {
-      release();
-    }
-  }
-
-  return {
-    run,
-    release: (claims) => releaseClaims(database.sql, claims),
-    drain: async () => {
-      while (unwritten.size > 0) await Promise.all([...unwritten]);
-    },
   };
 }
 

@@ -1,6 +1,6 @@
 // `HERALD_WORKERS=N`: N server processes sharing one port through node:cluster, so one machine's cores all
 // serve RPCs (a Node process runs its JavaScript on one core). The primary applies migrations and creates
-// the bootstrap key once, then forks the workers, forwards SIGTERM/SIGINT to them, waits for them to drain,
+// the bootstrap key once, then forks the workers, forwards SIGTERM/SIGINT (and SIGHUP) to them, waits for them to drain,
 // and replaces a worker that dies unexpectedly (with a pause, so a crash loop does not spin).
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config.js';
@@ -66,6 +66,10 @@ export async function runClusterPrimary(
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    // Each worker reloads its own providers.
+    process.on('SIGHUP', () => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+    });
   });
   logger.info('cluster stopped');
 }
