@@ -11,6 +11,7 @@ const tables = {
   pushTokens: schema.pushTokens,
   preferences: schema.preferences,
   suppressions: schema.suppressions,
+  outboxMessages: schema.outboxMessages,
 };
 
 export async function rowCounts(db: Db): Promise<Record<keyof typeof tables, number>> {
