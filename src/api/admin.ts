@@ -185,6 +185,7 @@ function templateToProto(row: TemplateRow): Template {
     locale: row.locale,
     ...(row.title === null ? {} : { title: row.title }),
     body: row.body,
+    ...(row.text === null ? {} : { text: row.text }),
     updatedAt: ts(row.updatedAt),
   });
 }
@@ -298,7 +299,11 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
         locale: templateLocale('template.locale', t.locale),
         title: t.title === undefined ? null : text('template.title', t.title, 1, MAX_TEMPLATE_TITLE_CHARS),
         body: text('template.body', t.body, 1, MAX_TEMPLATE_CHARS),
+        text: t.text === undefined ? null : text('template.text', t.text, 1, MAX_TEMPLATE_CHARS),
       };
+      if (source.text !== null && source.channel !== 'email') {
+        throw invalidArgument('template.text', 'only e-mail templates have a plain-text part');
+      }
       const problem = renderer.check(source);
       if (problem) throw invalidArgument(`template.${problem.field}`, problem.message);
       return changed({ template: templateToProto(await putTemplate(db, source)) });

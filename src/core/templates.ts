@@ -25,6 +25,8 @@ export interface TemplateSource {
   /** Doubles as the e-mail subject; null when the template has no title. */
   title: string | null;
   body: string;
+  /** E-mail only: the plain-text part; absent or null when the template has none. */
+  text?: string | null;
 }
 
 export interface RenderContext {
@@ -39,10 +41,10 @@ export interface RenderContext {
   notification: { id: string; type: string; title: string | null; body: string | null };
 }
 
-export type TemplateField = 'title' | 'body';
+export type TemplateField = 'title' | 'body' | 'text';
 
 export type RenderResult =
-  | { ok: true; title: string | null; body: string }
+  | { ok: true; title: string | null; body: string; text?: string | undefined }
   | {
       ok: false;
       reason: string;
@@ -51,7 +53,7 @@ export type RenderResult =
     };
 
 export interface TemplateRenderer {
-  /** null when both parts parse; otherwise a message naming the part ("title" or "body") and the problem. */
+  /** null when every part parses; otherwise a message naming the part ("title", "body", "text") and the problem. */
   check(source: TemplateSource): { field: TemplateField; message: string } | null;
   /**
    * Renders; a missing variable or a broken template is { ok: false, reason } — never a throw.
@@ -280,7 +282,9 @@ class LiquidTemplateRenderer implements TemplateRenderer {
     if (title !== null && !title.ok) return title;
     const body = await this.renderPart('body', source.body, scope, options);
     if (!body.ok) return body;
-    return { ok: true, title: title === null ? null : title.text, body: body.text };
+    const text = source.text ? await this.renderPart('text', source.text, scope, options) : null;
+    if (text !== null && !text.ok) return text;
+    return { ok: true, title: title === null ? null : title.text, body: body.text, text: text?.text };
   }
 
   private async renderPart(
@@ -309,12 +313,11 @@ class LiquidTemplateRenderer implements TemplateRenderer {
   }
 
   private parts(source: TemplateSource): Array<[TemplateField, string]> {
-    return source.title === null
-      ? [['body', source.body]]
-      : [
-          ['title', source.title],
-          ['body', source.body],
-        ];
+    const parts: Array<[TemplateField, string]> = [];
+    if (source.title !== null) parts.push(['title', source.title]);
+    parts.push(['body', source.body]);
+    if (source.text) parts.push(['text', source.text]);
+    return parts;
   }
 }
 

@@ -18,6 +18,8 @@ export interface RenderedParts {
   body: string | null;
   /** The body rendered with HTML escaping, for channels that send HTML; null otherwise. */
   html: string | null;
+  /** The template's own plain-text part, rendered (e-mail templates may have one); null otherwise. */
+  text: string | null;
 }
 
 export interface ChannelDriver {

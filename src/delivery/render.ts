@@ -11,14 +11,17 @@ export type RenderOutcome = { ok: true; parts: RenderedParts } | { ok: false; re
 export function createPartsRenderer(config: ConfigCache) {
   const renderer = createTemplateRenderer();
   return async function renderParts(claim: ClaimedDelivery, driver: ChannelDriver): Promise<RenderOutcome> {
-    if (claim.event !== 'notification') return { ok: true, parts: { title: null, body: null, html: null } };
+    if (claim.event !== 'notification') {
+      return { ok: true, parts: { title: null, body: null, html: null, text: null } };
+    }
     const templates = config.templates(claim.type, claim.channel);
     const locale = selectTemplateLocale(
       templates.map((t) => t.locale),
       claim.locale,
     );
     const template = templates.find((t) => t.locale === locale);
-    if (!template) return { ok: true, parts: { title: claim.title, body: claim.body, html: null } };
+    if (!template)
+      return { ok: true, parts: { title: claim.title, body: claim.body, html: null, text: null } };
     const context = {
       data: claim.data,
       recipient: {
@@ -30,13 +33,16 @@ export function createPartsRenderer(config: ConfigCache) {
       },
       notification: { id: claim.notification_id, type: claim.type, title: claim.title, body: claim.body },
     };
-    const plain = await renderer.render({ title: template.title, body: template.body }, context, {
-      html: false,
-    });
+    const plain = await renderer.render(
+      { title: template.title, body: template.body, text: driver.html ? template.text : null },
+      context,
+      { html: false },
+    );
     if (!plain.ok) return plain;
-    if (!driver.html) return { ok: true, parts: { title: plain.title, body: plain.body, html: null } };
+    const parts = { title: plain.title, body: plain.body, html: null, text: plain.text ?? null };
+    if (!driver.html) return { ok: true, parts };
     const html = await renderer.render({ title: null, body: template.body }, context, { html: true });
     if (!html.ok) return html;
-    return { ok: true, parts: { title: plain.title, body: plain.body, html: html.body } };
+    return { ok: true, parts: { ...parts, html: html.body } };
   };
 }

@@ -41,14 +41,21 @@ export async function deleteRoutingRule(db: Executor, type: string): Promise<boo
 
 export async function putTemplate(
   db: Executor,
-  t: { type: string; channel: string; locale: string; title: string | null; body: string },
+  t: {
+    type: string;
+    channel: string;
+    locale: string;
+    title: string | null;
+    body: string;
+    text: string | null;
+  },
 ): Promise<TemplateRow> {
   const [row] = await db
     .insert(templates)
     .values(t)
     .onConflictDoUpdate({
       target: [templates.type, templates.channel, templates.locale],
-      set: { title: t.title, body: t.body, updatedAt: sql`now()` },
+      set: { title: t.title, body: t.body, text: t.text, updatedAt: sql`now()` },
     })
     .returning();
   return row!;

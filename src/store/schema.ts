@@ -222,6 +222,8 @@ export const templates = pgTable(
     // Title, or e-mail subject.
     title: text('title'),
     body: text('body').notNull(),
+    // E-mail only: the plain-text part (without it, the body rendered without HTML escaping).
+    text: text('text'),
     createdAt: createdAt(),
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
   },

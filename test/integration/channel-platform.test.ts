@@ -193,6 +193,53 @@ describe.each(engines())('the channel platform on $name', (engine) => {
     }
   });
 
+  it('renders an e-mail template part per field: subject, HTML (escaped output) and its own text part', async () => {
+    const service = server.adminService();
+    await service.putTemplate({
+      template: {
+        type: 'receipt',
+        channel: Channel.EMAIL,
+        locale: 'default',
+        title: 'Receipt {{ data.order }} & more',
+        body: '<h1>Thanks, {{ data.name }}</h1>',
+        text: 'Thanks, {{ data.name }}. Order {{ data.order }}.',
+      },
+    });
+    await expect(
+      service.putTemplate({
+        template: { type: 'receipt', channel: Channel.SMS, locale: 'default', body: 'x', text: 'y' },
+      }),
+    ).rejects.toThrow(/template\.text: only e-mail templates have a plain-text part/);
+    await expect(
+      service.putTemplate({
+        template: {
+          type: 'receipt',
+          channel: Channel.EMAIL,
+          locale: 'default',
+          body: 'x',
+          text: '{{ broken',
+        },
+      }),
+    ).rejects.toThrow(/template\.text: /);
+    const sent = await server.admin().send({
+      userId: 'templated',
+      type: 'receipt',
+      title: 'fallback',
+      data: { order: 'A-7', name: '<Ada>' },
+      recipient: { email: 'ada@example.com' },
+      channels: [Channel.EMAIL],
+    });
+    const n = await settled(sent.notificationId);
+    const { message } = await service.getOutboxMessage({
+      id: n.deliveries[0]!.providerMessageId.replace(/^outbox-/, ''),
+    });
+    expect(message?.message).toMatchObject({
+      subject: 'Receipt A-7 & more',
+      html: '<h1>Thanks, &lt;Ada&gt;</h1>',
+      text: 'Thanks, <Ada>. Order A-7.',
+    });
+  });
+
   it('pages the outbox newest first, follows it with after_id, and refuses bad arguments', async () => {
     const admin = server.admin();
     const ids: string[] = [];

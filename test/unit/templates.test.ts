@@ -45,6 +45,16 @@ describe('template rendering', () => {
     });
   });
 
+  it('renders an e-mail plain-text part of its own, and names it when it does not parse', async () => {
+    const renderer = createTemplateRenderer();
+    const result = await renderer.render(
+      { title: null, body: '<b>{{ data.name }}</b>', text: 'Hi {{ data.name }}' },
+      { ...context, data: { name: '<A>' } },
+      { html: false },
+    );
+    expect(result).toEqual({ ok: true, title: null, body: '<b><A></b>', text: 'Hi <A>' });
+    expect(renderer.check({ title: null, body: 'ok', text: '{% if %}' })?.field).toBe('text');
+  });
   it('renders a null title as null', async () => {
     const result = await createTemplateRenderer().render({ title: null, body: 'Hi' }, context, text);
     expect(result).toEqual({ ok: true, title: null, body: 'Hi' });

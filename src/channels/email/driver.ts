@@ -32,12 +32,12 @@ export function createEmailDriver(deps: { sql: SqlRunner }): ChannelDriver {
 }
 
 export function emailContent(claim: ClaimedDelivery, parts: RenderedParts): Content {
-  const text = parts.body ?? '';
+  const body = parts.body ?? '';
   return {
     channel: 'email',
     subject: parts.title ?? claim.type,
-    html: parts.html ?? paragraphs(text),
-    text,
+    html: parts.html ?? paragraphs(body),
+    text: parts.text ?? body,
     headers: { 'X-Herald-Notification-Id': claim.notification_id },
   };
 }
