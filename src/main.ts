@@ -224,7 +224,7 @@ async function outbox(config: Config, args: string[]): Promise<void> {
     process.once('SIGTERM', resolve);
   });
   for (;;) {
-    const wait = new Promise<'tick'>((resolve) => setTimeout(resolve, OUTBOX_FOLLOW_MS, 'tick').unref());
+    const wait = new Promise<'tick'>((resolve) => setTimeout(resolve, OUTBOX_FOLLOW_MS, 'tick'));
     if ((await Promise.race([wait, stopped])) !== 'tick') return;
     // Until there is a first message, "newer" means newer than nothing: the newest page is taken as seen.
     const next = last

@@ -51,6 +51,33 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
+/** A long-running command (e.g. `outbox --follow`): its output so far, and a way to end it. */
+export function startCli(args: string[], env: Record<string, string>) {
+  const child = spawnHerald(args, env);
+  running.add(child);
+  const output = { stdout: '', stderr: '' };
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    output.stdout += chunk;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    output.stderr += chunk;
+  });
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('close', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  return {
+    output,
+    exited,
+    stop(signal: NodeJS.Signals = 'SIGINT'): Promise<Exit> {
+      killChild(child, signal);
+      return exited;
+    },
+  };
+}
+
 export interface CliResult extends Exit {
   stdout: string;
   stderr: string;

@@ -16,6 +16,7 @@ import {
   migratedTemplate,
   runCli,
   ServeProcess,
+  startCli,
   tempDir,
   until,
 } from './lifecycle-process.js';
@@ -177,5 +178,22 @@ describe('herald serve with a providers file', () => {
       / {2}email {2}mail-b {2}ops@example\.com {2}\(notification [0-9a-f-]{36}\)\n/,
     );
     expect(result.stdout).toContain('"subject": "after a bad reload"');
+  });
+
+  it('herald outbox --follow prints new messages as they arrive, and ends on SIGINT', async () => {
+    const args = ['outbox', '--follow', '--channel', 'email', '--limit', '1', '--url', server.url];
+    const follow = startCli([...args, '--api-key', server.bootstrapKey!], {});
+    try {
+      await until('the newest message printed', 20_000, () =>
+        follow.output.stdout.includes('"subject": "after a bad reload"') ? true : undefined,
+      );
+      await send(Channel.EMAIL, 'followed');
+      await until('the new message printed', 10_000, () =>
+        follow.output.stdout.includes('"subject": "followed"') ? true : undefined,
+      );
+    } finally {
+      const exit = await follow.stop('SIGINT');
+      expect([exit.code, follow.output.stderr]).toEqual([0, '']);
+    }
   });
 });
