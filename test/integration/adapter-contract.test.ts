@@ -184,12 +184,20 @@ describe('a providers file narrows what its adapters accept', () => {
       file,
       JSON.stringify({
         channels: {
-          sms: [{ type: 'outbox', name: 'germany', match: { number_prefixes: ['+49'] } }],
+          sms: [
+            {
+              type: 'outbox',
+              name: 'germany',
+              match: { number_prefixes: ['+49'] },
+              rate_limit: { per_second: 2, burst: 5 },
+              retry: { attempts: 3 },
+            },
+          ],
           push: [{ type: 'outbox', name: 'fcm-only', match: { platforms: ['fcm'] } }],
         },
       }),
     );
-    const config = loadConfig({ HERALD_PROVIDERS_FILE: file });
+    const config = loadConfig({ HERALD_PROVIDERS_FILE: file, HERALD_RETRY_SMS: 'base_ms=100' });
     const loaded = loadProviders({
       delivery: config.delivery,
       // Never queried: only accepts() is asked here.
@@ -206,5 +214,9 @@ describe('a providers file narrows what its adapters accept', () => {
       true,
     );
     expect(loaded.providers.email).toBeUndefined();
+    // The file's rate limit and retry keys win; the channel's policy (HERALD_RETRY_SMS) fills the rest.
+    expect(germany!.rateLimit).toEqual({ perSecond: 2, burst: 5 });
+    expect(germany!.retry).toEqual({ ...config.delivery.retry.sms, maxAttempts: 3 });
+    expect(fcmOnly!.retry).toBeUndefined();
   });
 });
