@@ -70,6 +70,8 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   push_p256dh: string | null;
   push_auth: string | null;
   push_active: boolean | null;
+  /** Whom the token belongs to now (a device that changed hands moves its token to the new user). */
+  push_user_id: string | null;
   /** The delivery's destination is on its channel's suppression list. */
   suppressed: boolean;
 }
@@ -102,6 +104,7 @@ select c.id::text as id, c.notification_id::text as notification_id, c.user_id, 
        e.failing_since is not null as endpoint_failing,
        t.platform as push_platform, t.token as push_token, t.app_id as push_app_id,
        t.web_push_p256dh as push_p256dh, t.web_push_auth as push_auth, t.active as push_active,
+       t.user_id as push_user_id,
        exists (select 1 from suppressions s where s.channel = c.channel and s.address = c.destination) as suppressed
 from claimed c
 join notifications n on n.id = c.notification_id

@@ -7,6 +7,7 @@
 //   and each outbox message holding what a real provider would have received.
 // Runs on every available engine.
 import { readFileSync } from 'node:fs';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Channel, DeliveryStatus, Platform } from '../../clients/node/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
@@ -191,6 +192,31 @@ describe.each(engines())('the channel platform on $name', (engine) => {
     } finally {
       await server.adminService().deleteWebhookEndpoint({ id: endpoint.endpoint!.id });
     }
+  });
+
+  it("never sends a user's push to a device that changed hands after planning", async () => {
+    const admin = server.admin();
+    const token = 'moved-device-token-0123456789';
+    await admin.registerToken({ userId: 'seller', platform: Platform.FCM, token });
+    const sent = await admin.send({
+      userId: 'seller',
+      type: 'private',
+      title: 'Your code is 123456',
+      channels: [Channel.PUSH],
+      sendAt: timestampFromDate(new Date(Date.now() + 1_500)),
+    });
+    expect(sent.deliveries.map((d) => d.status)).toEqual([DeliveryStatus.QUEUED]);
+    await admin.registerToken({ userId: 'buyer', platform: Platform.FCM, token });
+    const d = await until('the push delivery final', 6_000, async () => {
+      const { notification } = await admin.getNotification({ notificationId: sent.notificationId });
+      const push = notification!.deliveries[0]!;
+      return inFlight.has(push.status) ? undefined : push;
+    });
+    expect([d.status, d.reason, d.attempts.length]).toEqual([
+      DeliveryStatus.SKIPPED,
+      'no_address: the push token now belongs to another user',
+      0,
+    ]);
   });
 
   it('renders an e-mail template part per field: subject, HTML (escaped output) and its own text part', async () => {

@@ -1,5 +1,5 @@
 // Push around any provider: one delivery per active token (planned at Send); preferences and quiet hours gate
-// it; the token must still be registered and active when the attempt starts; a token a provider reports gone
+// it; the token must still be registered, active and the recipient's own when the attempt starts; a token a provider reports gone
 // (APNs 410 Unregistered, FCM UNREGISTERED, Web Push 404/410) is deactivated with the reason and the time.
 import { maskToken } from '../../core/destinations.js';
 import type { ChannelDriver, RenderedParts } from '../../delivery/channel.js';
@@ -33,6 +33,10 @@ function pushDestination(claim: ClaimedDelivery): Destination | { unusable: stri
     return { unusable: 'no_address: the push token was unregistered' };
   }
   if (!claim.push_active) return { unusable: 'no_address: the push token was deactivated' };
+  // The device changed hands since planning: its new owner must not get this user's notification.
+  if (claim.push_user_id !== claim.user_id) {
+    return { unusable: 'no_address: the push token now belongs to another user' };
+  }
   if (!claim.push_platform || !platforms.has(claim.push_platform)) {
     return { unusable: `no_address: unknown push platform ${claim.push_platform}` };
   }
