@@ -24,6 +24,7 @@ import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { withInboxPage } from './inbox-page.js';
 import { connectionCap, createListener, descriptorLimit } from './listener.js';
+import { withOutboxPage } from './outbox-page.js';
 import { closeProviders, loadProviders } from './providers.js';
 import { createRpcHandler } from './rpc-handler.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
@@ -192,7 +193,7 @@ export async function startHerald({
     const listener = createListener(
       withPlainEndpoints(
         { isReady, busDegraded: () => realtime.degraded(), registry: metrics.registry },
-        withInboxPage(rpc),
+        withOutboxPage(withInboxPage(rpc)),
       ),
       { ...config.listener, maxConnections, logger, registry: metrics.registry },
     );
