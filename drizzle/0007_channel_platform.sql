@@ -17,7 +17,7 @@ ALTER TABLE "push_tokens" ADD COLUMN "invalidated_at" timestamp with time zone;-
 ALTER TABLE "suppressions" ADD COLUMN "delivery_id" uuid;--> statement-breakpoint
 ALTER TABLE "templates" ADD COLUMN "text" text;--> statement-breakpoint
 CREATE INDEX "outbox_messages_channel" ON "outbox_messages" USING btree ("channel","id");--> statement-breakpoint
--- Deliveries still waiting take the address they would have used before destinations were recorded.
-UPDATE "deliveries" d SET "destination" = CASE d."channel" WHEN 'email' THEN r."email" WHEN 'sms' THEN r."phone" END
-FROM "recipients" r
-WHERE r."user_id" = d."user_id" AND d."channel" IN ('email', 'sms') AND d."status" IN ('queued', 'sending');
+-- Until now push, e-mail and SMS had no provider, so their deliveries waited queued with nothing to take them.
+-- They end here instead of all going out at once on upgrade (with status events for old notifications).
+UPDATE "deliveries" SET "status" = 'skipped', "reason" = 'not_configured: queued before the channel had a provider', "updated_at" = now()
+WHERE "channel" IN ('push', 'email', 'sms') AND "status" = 'queued';

@@ -66,13 +66,27 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     await runClusterPrimary(config, logger, announceBootstrapKey);
     return;
   }
-  const herald = await startHerald({ config, logger });
-  announceBootstrapKey(herald.bootstrapKey);
-  process.stdout.write(`Herald is listening on ${herald.url} (${herald.database.engine})\n`);
+  // SIGHUP reloads the providers file (a bad file is refused and logged; the providers stay). Installed first:
+  // Node's default for SIGHUP is to exit, and a reload asked for while starting or stopping is not one to die of.
+  let herald: Awaited<ReturnType<typeof startHerald>> | undefined;
+  let stopping = false;
+  process.on('SIGHUP', () => {
+    if (!herald || stopping) {
+      logger.warn({ signal: 'SIGHUP' }, 'providers file not reloaded: the server is starting or stopping');
+      return;
+    }
+    logger.info({ signal: 'SIGHUP' }, 'reloading the providers file');
+    herald.reloadProviders().catch((error) => logger.error({ err: error }, 'providers reload failed'));
+  });
+  const started = await startHerald({ config, logger });
+  herald = started;
+  announceBootstrapKey(started.bootstrapKey);
+  process.stdout.write(`Herald is listening on ${started.url} (${started.database.engine})\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
+      stopping = true;
       logger.info({ signal }, 'signal received');
-      herald.close().then(resolve, (error) => {
+      started.close().then(resolve, (error) => {
         logger.error({ err: String(error) }, 'shutdown failed');
         process.exitCode = 1;
         resolve();
@@ -80,11 +94,6 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
-    // SIGHUP reloads the providers file; a bad file is refused (and logged) and the current providers stay.
-    process.on('SIGHUP', () => {
-      logger.info({ signal: 'SIGHUP' }, 'reloading the providers file');
-      herald.reloadProviders().catch((error) => logger.error({ err: error }, 'providers reload failed'));
-    });
   });
   leaveCluster();
 }

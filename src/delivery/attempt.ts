@@ -84,10 +84,7 @@ export function createAttempter(options: AttemptOptions) {
       }
       const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort);
       circuit.record(circuitResult(outcome), performance.now());
-      await driver.attempted?.(claim, outcome);
-      if (outcome.kind === 'invalid_destination') {
-        await driver.invalidate(claim, task.destination, outcome.reason);
-      }
+      await afterAnswer(options, claim, task, driver, outcome);
       return stepForOutcome(outcome, {
         claim,
         attempt: record,
@@ -173,6 +170,30 @@ async function call(
       startedAt,
     },
   };
+}
+
+/**
+ * The driver's bookkeeping once the provider answered (a webhook's failure clock; a destination gone). The
+ * answer stands whatever happens here: a database error is logged, never allowed to turn a message the
+ * provider took into a requeue that would send it again without an attempt record.
+ */
+async function afterAnswer(
+  options: AttemptOptions,
+  claim: ClaimedDelivery,
+  task: DeliveryTask,
+  driver: ChannelDriver,
+  outcome: Outcome,
+): Promise<void> {
+  try {
+    await driver.attempted?.(claim, outcome);
+    if (outcome.kind === 'invalid_destination')
+      await driver.invalidate(claim, task.destination, outcome.reason);
+  } catch (error) {
+    options.logger.error(
+      { err: error, deliveryId: claim.id, channel: claim.channel, outcome: outcome.kind },
+      'recording what the provider said about the destination failed; the attempt stands',
+    );
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -110,6 +110,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
       })
     : undefined;
   await dispatcher?.start();
+  let closed = false;
 
   return {
     config: cache,
@@ -117,10 +118,12 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     circuits,
     providers: pool.current,
     replaceProviders(next) {
+      if (closed) throw new Error('the delivery engine is closed');
       checkLease(config.leaseMs, next);
       pool.replace(next, (error) => logger.warn({ err: error }, 'closing replaced providers failed'));
     },
     async close(deadlineMs) {
+      closed = true;
       await dispatcher?.stop(deadlineMs);
       cache.close();
       await rateLimiter.close();

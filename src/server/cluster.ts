@@ -25,6 +25,10 @@ export async function runClusterPrimary(
   logger: Logger,
   announce: (bootstrapKey: string | undefined) => void,
 ): Promise<void> {
+  // Each worker reloads its own providers; installed first, since Node's default for SIGHUP is to exit.
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolMax: 1 });
   try {
     if (config.migrateOnStart) await database.migrate();
@@ -66,10 +70,6 @@ export async function runClusterPrimary(
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
-    // Each worker reloads its own providers.
-    process.on('SIGHUP', () => {
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
-    });
   });
   logger.info('cluster stopped');
 }

@@ -215,6 +215,7 @@ export async function startHerald({
       delivery,
       websockets,
       async reloadProviders() {
+        if (closing) return { ok: false, problems: ['the server is shutting down'] };
         const next = loadProviders(providerDeps);
         if (!next.ok) {
           logger.error(

@@ -21,7 +21,10 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   step: number;
   cancel_unless: 'read' | 'seen' | null;
   endpoint_id: string | null;
-  /** The e-mail address, number, push token id or endpoint id the delivery was planned for. */
+  /**
+   * The e-mail address, number, push token id or endpoint id the delivery was planned for; null for deliveries
+   * an older version planned (e-mail and SMS then take the recipient's current address).
+   */
   destination: string | null;
   push_token_id: string | null;
   event: string;
@@ -105,7 +108,8 @@ select c.id::text as id, c.notification_id::text as notification_id, c.user_id, 
        t.platform as push_platform, t.token as push_token, t.app_id as push_app_id,
        t.web_push_p256dh as push_p256dh, t.web_push_auth as push_auth, t.active as push_active,
        t.user_id as push_user_id,
-       exists (select 1 from suppressions s where s.channel = c.channel and s.address = c.destination) as suppressed
+       exists (select 1 from suppressions s where s.channel = c.channel and s.address = coalesce(c.destination,
+         case c.channel when 'email' then r.email when 'sms' then r.phone end)) as suppressed
 from claimed c
 join notifications n on n.id = c.notification_id
 left join recipients r on r.user_id = c.user_id

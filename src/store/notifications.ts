@@ -1,5 +1,5 @@
 // The notification read model: a notification with every delivery and every attempt.
-import { asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Executor } from './database.js';
 import { deliveries, deliveryAttempts, notifications, pushTokens } from './schema.js';
 
@@ -23,7 +23,11 @@ export async function getNotificationDetail(
   const ds = await db
     .select({ delivery: deliveries, pushToken: pushTokens.token })
     .from(deliveries)
-    .leftJoin(pushTokens, eq(pushTokens.id, deliveries.pushTokenId))
+    // A token that moved to another user since is not this delivery's any more: it is not shown.
+    .leftJoin(
+      pushTokens,
+      and(eq(pushTokens.id, deliveries.pushTokenId), eq(pushTokens.userId, deliveries.userId)),
+    )
     .where(eq(deliveries.notificationId, id))
     .orderBy(asc(deliveries.step), asc(deliveries.id));
   const attempts =

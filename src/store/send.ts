@@ -130,7 +130,7 @@ select n.id::text as notification_id, n.seq::text as seq, n.created_at, n.send_a
        d.id::text as delivery_id, d.channel, d.status, d.reason
 from notifications n left join deliveries d on d.notification_id = n.id
 where n.id in (select jsonb_array_elements_text($1::text::jsonb)::uuid)
-order by n.id, d.step, d.id`;
+order by n.id, d.id`;
 
 async function claimIdempotencyKeys(
   tx: SqlRunner,
@@ -204,12 +204,13 @@ numbered as (
   window w as (partition by i.user_id)
 ),
 -- One row per planned delivery, and for push one per active token of the recipient (a push delivery beyond the
--- first takes the planned id with its random tail replaced by the token's, so it stays time-ordered and unique).
+-- first takes the planned id with its random tail replaced by a digest of the planned id and the token's, so it
+-- stays time-ordered, sorts beside its planned id, and is unique).
 planned as (
   select case when tk.k is null or tk.k = 1 then p.id
-              else overlay(p.id::text placing substr(md5(tk.id::text), 1, 12) from 25 for 12)::uuid end as id,
+              else overlay(p.id::text placing substr(md5(p.id::text || tk.id::text), 1, 12) from 25 for 12)::uuid end as id,
          n.id as notification_id, n.user_id, p.channel, p.step, p.cancel_unless, p.endpoint_id,
-         tk.id as push_token_id, p.next_attempt_at, p.ord, tk.k,
+         tk.id as push_token_id, p.next_attempt_at,
          case p.requires
            when 'email' then n.recipient_email
            when 'phone' then n.recipient_phone
@@ -231,7 +232,7 @@ planned as (
                   || case when pf.types -> n.type ? p.channel then ' for ' || n.type else '' end
          end as skip_reason
   from jsonb_to_recordset($3::text::jsonb) as p(
-    idx int, ord int, id uuid, channel text, step int, cancel_unless text, endpoint_id uuid, requires text,
+    idx int, id uuid, channel text, step int, cancel_unless text, endpoint_id uuid, requires text,
     skip_reason text, next_attempt_at timestamptz)
   join numbered n on n.idx = p.idx
   left join preferences pf on pf.user_id = n.user_id
@@ -264,10 +265,8 @@ delivered as (
 woken as materialized (select pg_notify('herald_deliveries', '') from (select 1) one where $4::boolean)
 select n.idx, n.id::text as notification_id, n.seq::text as seq, x.created_at, x.send_at,
        d.id::text as delivery_id, d.channel, d.status, d.reason, (select count(*) from woken) as woke
-from numbered n join notified x on x.id = n.id
-left join delivered d on d.notification_id = n.id
-left join planned p on p.id = d.id
-order by n.idx, p.ord, p.k`;
+from numbered n join notified x on x.id = n.id left join delivered d on d.notification_id = n.id
+order by n.idx, d.id`;
 
 interface ResultRow extends Record<string, unknown> {
   notification_id: string;
@@ -301,8 +300,6 @@ export interface PreparedSend {
   recipient: RecipientProfile;
   deliveries: {
     id: string;
-    /** Its place in the plan, the order of the answer's deliveries. */
-    ord: number;
     channel: ChannelName;
     step: number;
     cancel_unless: string | null;
@@ -340,9 +337,8 @@ export function prepareSend(
       idempotency_key: item.idempotencyKey,
     },
     recipient: item.recipient,
-    deliveries: deliveries.map((p, ord) => ({
+    deliveries: deliveries.map((p) => ({
       id: newId(),
-      ord,
       channel: p.channel,
       step: p.step,
       cancel_unless: p.cancelUnless,

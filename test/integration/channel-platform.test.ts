@@ -219,6 +219,24 @@ describe.each(engines())('the channel platform on $name', (engine) => {
     ]);
   });
 
+  it('sends a delivery planned by an older version (no destination of its own) to the current address', async () => {
+    const admin = server.admin();
+    const sent = await admin.send({
+      userId: 'legacy',
+      type: 'legacy',
+      title: 'From before',
+      recipient: { email: 'legacy@example.com' },
+      channels: [Channel.EMAIL],
+      sendAt: timestampFromDate(new Date(Date.now() + 1_000)),
+    });
+    await server.db.database.sql.query('update deliveries set destination = null where id = $1::uuid', [
+      sent.deliveries[0]!.deliveryId,
+    ]);
+    const n = await settled(sent.notificationId);
+    const d = n.deliveries[0]!;
+    expect([d.status, d.attempts[0]?.destination]).toEqual([DeliveryStatus.SENT, 'l***@example.com']);
+  });
+
   it('renders an e-mail template part per field: subject, HTML (escaped output) and its own text part', async () => {
     const service = server.adminService();
     await service.putTemplate({

@@ -13,10 +13,13 @@ export function createEmailDriver(deps: { sql: SqlRunner }): ChannelDriver {
     channel: 'email',
     html: true,
     gate: (claim, now) => preferenceGate(claim, now) ?? suppressionGate(claim),
-    destination: (claim) =>
-      claim.destination
-        ? { channel: 'email', address: claim.destination }
-        : { unusable: 'no_address: the delivery has no e-mail address' },
+    // A delivery planned by an older version has no destination of its own: the recipient's current one.
+    destination: (claim) => {
+      const address = claim.destination ?? claim.email;
+      return address
+        ? { channel: 'email', address }
+        : { unusable: 'no_address: the delivery has no e-mail address' };
+    },
     describe: (destination) => (destination.channel === 'email' ? maskEmail(destination.address) : ''),
     content: emailContent,
     async invalidate(claim, destination, reason) {

@@ -12,7 +12,6 @@ import type {
 } from '../../delivery/provider.js';
 import { insertOutboxMessage, pruneOutbox, type SqlRunner } from '../../store/index.js';
 import { webhookPayload } from '../webhook/adapter.js';
-import { signWebhook } from '../webhook/signature.js';
 
 export interface OutboxAdapterOptions {
   channel: Exclude<ChannelName, 'in_app'>;
@@ -31,7 +30,8 @@ const DEFAULT_TIMEOUT_MS = 1_000;
 export function createOutboxAdapter(options: OutboxAdapterOptions): ProviderAdapter {
   const name = options.name ?? 'outbox';
   const now = options.now ?? (() => new Date());
-  // Pruning runs every `pruneEvery` messages, so the table holds at most maxMessages + pruneEvery rows.
+  // Pruning runs every `pruneEvery` messages, so the table holds at most maxMessages + pruneEvery rows per
+  // adapter (each channel's outbox, in each process, prunes the shared table).
   const pruneEvery = Math.max(1, Math.floor(options.maxMessages / 100));
   let sincePrune = pruneEvery;
   return {
@@ -40,7 +40,8 @@ export function createOutboxAdapter(options: OutboxAdapterOptions): ProviderAdap
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     accepts: (task) =>
       task.destination.channel === options.channel && task.content.channel === options.channel,
-    circuitKey: () => name,
+    // Per channel: the default outbox of each channel shares the name "outbox", not its circuit.
+    circuitKey: () => `${name}:${options.channel}`,
     async send(task: DeliveryTask): Promise<Outcome> {
       try {
         const id = await insertOutboxMessage(options.sql, {
@@ -54,7 +55,10 @@ export function createOutboxAdapter(options: OutboxAdapterOptions): ProviderAdap
         });
         if (++sincePrune >= pruneEvery) {
           sincePrune = 0;
-          await pruneOutbox(options.sql, options.maxMessages);
+          // The message is stored: a failed prune is tried again later, never a reason to store it twice.
+          await pruneOutbox(options.sql, options.maxMessages).catch(() => {
+            sincePrune = pruneEvery;
+          });
         }
         return { kind: 'sent', providerMessageId: `outbox-${id}` };
       } catch (error) {
@@ -154,7 +158,8 @@ function webhookMessage(task: DeliveryTask, at: Date) {
       'content-type': 'application/json',
       'webhook-id': task.deliveryId,
       'webhook-timestamp': String(timestamp),
-      'webhook-signature': secrets.length > 0 ? signWebhook(secrets, task.deliveryId, timestamp, body) : '',
+      // Shown redacted: a real signature would let anyone who reads the outbox post it to the endpoint.
+      'webhook-signature': `v1,[redacted: ${secrets.length} signature${secrets.length === 1 ? '' : 's'}]`,
     },
     body: JSON.parse(body) as unknown,
   };

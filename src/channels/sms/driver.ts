@@ -14,10 +14,13 @@ export function createSmsDriver(deps: { sql: SqlRunner }): ChannelDriver {
     channel: 'sms',
     html: false,
     gate: (claim, now) => preferenceGate(claim, now) ?? suppressionGate(claim),
-    destination: (claim) =>
-      claim.destination
-        ? { channel: 'sms', number: claim.destination }
-        : { unusable: 'no_address: the delivery has no phone number' },
+    // A delivery planned by an older version has no destination of its own: the recipient's current one.
+    destination: (claim) => {
+      const number = claim.destination ?? claim.phone;
+      return number
+        ? { channel: 'sms', number }
+        : { unusable: 'no_address: the delivery has no phone number' };
+    },
     describe: (destination) => (destination.channel === 'sms' ? maskPhone(destination.number) : ''),
     content: smsContent,
     async invalidate(claim, destination, reason) {
