@@ -8,6 +8,7 @@ import { Priority } from '../../gen/herald/v1/types_pb.js';
 import type { ChannelName } from '../core/channels.js';
 import { invalidArgument } from '../core/errors.js';
 import { fingerprint } from '../core/fingerprint.js';
+import { checkPushOptions, type PushOptions } from '../core/push-options.js';
 import {
   checkEmail,
   checkId,
@@ -84,6 +85,35 @@ function data(prefix: string, value: JsonObject | undefined): Record<string, unk
   return value;
 }
 
+/** snake_case, as the client spells the fields. */
+const pushFieldNames: Record<keyof PushOptions, string> = {
+  collapseKey: 'collapse_key',
+  sound: 'sound',
+  badge: 'badge',
+  imageUrl: 'image_url',
+  clickUrl: 'click_url',
+  threadId: 'thread_id',
+  category: 'category',
+  dataOnly: 'data_only',
+};
+
+function pushOptions(prefix: string, req: SendRequest): PushOptions | null {
+  const p = req.push;
+  if (!p) return null;
+  const options: PushOptions = {};
+  if (p.collapseKey !== undefined) options.collapseKey = p.collapseKey;
+  if (p.sound !== undefined) options.sound = p.sound;
+  if (p.badge !== undefined) options.badge = p.badge;
+  if (p.imageUrl !== undefined) options.imageUrl = p.imageUrl;
+  if (p.clickUrl !== undefined) options.clickUrl = p.clickUrl;
+  if (p.threadId !== undefined) options.threadId = p.threadId;
+  if (p.category !== undefined) options.category = p.category;
+  if (p.dataOnly) options.dataOnly = true;
+  const problem = checkPushOptions(options);
+  if (problem) throw invalidArgument(`${prefix}push.${pushFieldNames[problem[0]]}`, problem[1]);
+  return Object.keys(options).length === 0 ? null : options;
+}
+
 function schedule(
   prefix: string,
   req: SendRequest,
@@ -128,6 +158,7 @@ export function toNewNotification(req: SendRequest, prefix: string, now: Date): 
   const prio = priority(prefix, req.priority);
   if (req.idempotencyKey !== '') check(`${prefix}idempotency_key`, checkId(req.idempotencyKey));
   const { sendAt, expiresAt } = schedule(prefix, req, now);
+  const push = pushOptions(prefix, req);
 
   const item = {
     userId: req.userId,
@@ -141,6 +172,7 @@ export function toNewNotification(req: SendRequest, prefix: string, now: Date): 
     idempotencyKey: req.idempotencyKey === '' ? null : req.idempotencyKey,
     sendAt,
     expiresAt,
+    push,
   };
   // The digest is only needed to tell a retry from a different request reusing the key.
   return {

@@ -37,6 +37,17 @@ export type Content =
       data: Record<string, unknown>;
       /** HIGH and CRITICAL notifications: providers deliver at once instead of when convenient. */
       urgent: boolean;
+      /** A newer push with the same key replaces an undelivered older one (default: the type). */
+      collapseKey: string;
+      sound: string | null;
+      /** The app icon's badge: the Send's, else the recipient's unread in-app count. */
+      badge: number | null;
+      imageUrl: string | null;
+      clickUrl: string | null;
+      threadId: string | null;
+      category: string | null;
+      /** Nothing shown: the app gets the data in the background. */
+      dataOnly: boolean;
     }
   | { channel: 'email'; subject: string; html: string; text: string; headers: Record<string, string> }
   | { channel: 'sms'; text: string; encoding: SmsEncoding; segments: number };

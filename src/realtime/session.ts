@@ -20,6 +20,8 @@ function fromWire(row: WireInboxRow): InboxRow {
     readAt: null,
     seenAt: null,
     archivedAt: null,
+    // Push presentation is not part of an inbox row.
+    pushOptions: null,
     sendAt: new Date(row.sendAt),
     expiresAt: row.expiresAt ? new Date(row.expiresAt) : null,
     createdAt: new Date(row.createdAt),

@@ -10,6 +10,7 @@
 // database's clock: lease_until is set and compared only by SQL here, never by the service.
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
 import { newId } from '../core/ids.js';
+import type { PushOptions } from '../core/push-options.js';
 import type { SqlRunner } from './database.js';
 
 /** A claimed delivery with what its attempt needs: the notification, the recipient, their preferences. */
@@ -42,6 +43,9 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   data: Record<string, unknown>;
   title: string | null;
   body: string | null;
+  push_options: PushOptions | null;
+  /** Push deliveries: the recipient's unread in-app count now (the default badge); null otherwise. */
+  unread_count: number | null;
   seq: string;
   notification_created_at: Date;
   send_at: Date;
@@ -97,7 +101,11 @@ select c.id::text as id, c.notification_id::text as notification_id, c.user_id, 
        c.cancel_unless, c.endpoint_id::text as endpoint_id, c.destination, c.push_token_id::text as push_token_id,
        c.event, c.payload, c.provider, c.attempts,
        c.first_attempt_at, c.lease_until::text as lease,
-       n.type, n.priority, n.critical, n.data, n.title, n.body, n.seq::text as seq,
+       n.type, n.priority, n.critical, n.data, n.title, n.body, n.push_options, n.seq::text as seq,
+       case when c.channel = 'push' then (
+         select count(*)::int from notifications u
+         where u.user_id = c.user_id and u.inbox and u.read_at is null and u.archived_at is null)
+       end as unread_count,
        n.created_at as notification_created_at, n.send_at, n.expires_at, n.read_at, n.seen_at, n.cancelled_at,
        r.email, r.phone, r.locale, r.timezone,
        pf.channels as pref_channels, pf.types as pref_types, pf.quiet_start, pf.quiet_end, pf.quiet_timezone,

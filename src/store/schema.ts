@@ -15,6 +15,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { PushOptions } from '../core/push-options.js';
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 const createdAt = () => timestamptz('created_at').notNull().defaultNow();
@@ -49,6 +50,8 @@ export const notifications = pgTable(
     idempotencyKey: text('idempotency_key'),
     sendAt: timestamptz('send_at').notNull(),
     expiresAt: timestamptz('expires_at'),
+    // SendRequest.push: how PUSH deliveries are presented (null: the defaults).
+    pushOptions: jsonb('push_options').$type<PushOptions>(),
     // CRITICAL priority or a critical type: bypasses opt-outs and quiet hours (never suppressions).
     critical: boolean('critical').notNull().default(false),
     // In the user's in-app inbox (and stream): it has an in-app delivery that was not skipped.
@@ -159,7 +162,7 @@ export const pushTokens = pgTable(
     appId: text('app_id'),
     active: boolean('active').notNull().default(true),
     invalidReason: text('invalid_reason'),
-    // When a provider said the token is gone (null for tokens unregistered by their user).
+    // When a provider said the token is gone, or it was found stale (null for tokens unregistered by their user).
     invalidatedAt: timestamptz('invalidated_at'),
     createdAt: createdAt(),
     lastSeenAt: timestamptz('last_seen_at').notNull().defaultNow(),

@@ -5,6 +5,7 @@
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
 import { newId } from '../core/ids.js';
 import type { DeliveryPlan } from '../core/planning.js';
+import type { PushOptions } from '../core/push-options.js';
 import type { Database, SqlRunner } from './database.js';
 
 export interface RecipientProfile {
@@ -29,6 +30,8 @@ export interface NewNotification {
   requestHash: string | null;
   sendAt: Date | null;
   expiresAt: Date | null;
+  /** How PUSH deliveries are presented; null for the defaults. */
+  push: PushOptions | null;
   /**
    * The service's clock when the Send was accepted: send_at defaults to it, and deliveries are due by it. It
    * is the clock the dispatchers claim by, so the database's own clock never decides when work is due.
@@ -181,7 +184,8 @@ const INSERT_FRESH = `
 with input as (
   select * from jsonb_to_recordset($1::text::jsonb) as t(
     idx int, id uuid, user_id text, type text, priority smallint, critical boolean, data jsonb, title text,
-    body text, sender_key_id uuid, send_at timestamptz, expires_at timestamptz, idempotency_key text)
+    body text, sender_key_id uuid, send_at timestamptz, expires_at timestamptz, idempotency_key text,
+    push_options jsonb)
 ),
 upserted as (
   insert into recipients as r (user_id, email, phone, locale, timezone, last_seq)
@@ -244,11 +248,11 @@ planned as (
 ),
 notified as (
   insert into notifications (id, user_id, seq, type, priority, critical, inbox, data, title, body,
-                             sender_key_id, idempotency_key, send_at, expires_at)
+                             sender_key_id, idempotency_key, send_at, expires_at, push_options)
   select n.id, n.user_id, n.seq, n.type, n.priority, n.critical,
          exists (select 1 from planned p where p.notification_id = n.id and p.channel = 'in_app'
                  and p.skip_reason is null),
-         n.data, n.title, n.body, n.sender_key_id, n.idempotency_key, n.send_at, n.expires_at
+         n.data, n.title, n.body, n.sender_key_id, n.idempotency_key, n.send_at, n.expires_at, n.push_options
   from numbered n
   returning id, created_at, send_at
 ),
@@ -296,6 +300,7 @@ export interface PreparedSend {
     send_at: string;
     expires_at: string | null;
     idempotency_key: string | null;
+    push_options: PushOptions | null;
   };
   recipient: RecipientProfile;
   deliveries: {
@@ -335,6 +340,7 @@ export function prepareSend(
       send_at: sendAt.toISOString(),
       expires_at: item.expiresAt?.toISOString() ?? null,
       idempotency_key: item.idempotencyKey,
+      push_options: item.push,
     },
     recipient: item.recipient,
     deliveries: deliveries.map((p) => ({

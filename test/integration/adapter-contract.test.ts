@@ -39,7 +39,21 @@ const destinations = {
 const contents = {
   email: { channel: 'email', subject: 'Hi', html: '<p>Hi</p>', text: 'Hi', headers: {} },
   sms: { channel: 'sms', text: 'Hi', encoding: 'GSM-7', segments: 1 },
-  push: { channel: 'push', title: 'Hi', body: null, data: {}, urgent: false },
+  push: {
+    channel: 'push',
+    title: 'Hi',
+    body: null,
+    data: {},
+    urgent: false,
+    collapseKey: 'order.shipped',
+    sound: null,
+    badge: null,
+    imageUrl: null,
+    clickUrl: null,
+    threadId: null,
+    category: null,
+    dataOnly: false,
+  },
   webhook: { channel: 'webhook', type: 'order.shipped', data: { order: 'A-1' } },
 } satisfies Record<string, Content>;
 

@@ -168,21 +168,31 @@ describe.each(engines())('the channel platform on $name', (engine) => {
       ]);
       const push = of(Channel.PUSH);
       expect(push).toHaveLength(2);
-      expect(push).toContainEqual({
-        platform: 'apns',
-        headers: { 'apns-push-type': 'alert', 'apns-priority': '10', 'apns-topic': 'com.example' },
+      const pushIds = byChannel(Channel.PUSH).map((d) => d.id);
+      const apns = push.find((m) => m?.platform === 'apns');
+      expect(apns).toMatchObject({
+        headers: {
+          'apns-push-type': 'alert',
+          'apns-priority': '10',
+          'apns-topic': 'com.example',
+          'apns-collapse-id': 'order.shipped',
+        },
         payload: {
-          aps: { alert: { title: 'Shipped', body: 'Order A-1 & B-2 <shipped>' }, sound: 'default' },
-          order: 'A-1',
+          // The badge is the recipient's unread in-app count: this notification.
+          aps: { alert: { title: 'Shipped', body: 'Order A-1 & B-2 <shipped>' }, badge: 1 },
+          notification_id: sent.notificationId,
+          type: 'order.shipped',
+          data: { order: 'A-1' },
         },
       });
-      expect(push).toContainEqual({
-        platform: 'fcm',
+      expect(pushIds).toContain((apns!.headers as Record<string, string>)['apns-id']);
+      expect(push.find((m) => m?.platform === 'fcm')).toMatchObject({
         message: {
           token: fcmToken,
           notification: { title: 'Shipped', body: 'Order A-1 & B-2 <shipped>' },
-          data: { order: 'A-1' },
-          android: { priority: 'high' },
+          data: { order: 'A-1', herald_notification_id: sent.notificationId, herald_type: 'order.shipped' },
+          android: { priority: 'HIGH', collapse_key: 'order.shipped' },
+          apns: { headers: { 'apns-priority': '10', 'apns-push-type': 'alert' } },
         },
       });
       expect(mine.find((m) => m.channel === Channel.PUSH && m.destination === apnsToken)).toBeDefined();

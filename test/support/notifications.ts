@@ -19,6 +19,7 @@ export function newNotification(userId: string, fields: Partial<NewNotification>
     requestHash: null,
     sendAt: null,
     expiresAt: null,
+    push: null,
     acceptedAt: new Date(),
     ...fields,
   };

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/notification_service.proto.
  */
 export const file_herald_v1_notification_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRoZXJhbGQvdjEvbm90aWZpY2F0aW9uX3NlcnZpY2UucHJvdG8SCWhlcmFsZC52MSL5AgoLU2VuZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRInCglyZWNpcGllbnQYAiABKAsyFC5oZXJhbGQudjEuUmVjaXBpZW50EgwKBHR5cGUYAyABKAkSJQoEZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoFdGl0bGUYBSABKAlIAIgBARIRCgRib2R5GAYgASgJSAGIAQESJAoIY2hhbm5lbHMYByADKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIlCghwcmlvcml0eRgIIAEoDjITLmhlcmFsZC52MS5Qcmlvcml0eRIXCg9pZGVtcG90ZW5jeV9rZXkYCSABKAkSKwoHc2VuZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGX3RpdGxlQgcKBV9ib2R5IoYBCg9QbGFubmVkRGVsaXZlcnkSEwoLZGVsaXZlcnlfaWQYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEikKBnN0YXR1cxgDIAEoDjIZLmhlcmFsZC52MS5EZWxpdmVyeVN0YXR1cxIOCgZyZWFzb24YBCABKAkifwoMU2VuZFJlc3BvbnNlEhcKD25vdGlmaWNhdGlvbl9pZBgBIAEoCRIuCgpkZWxpdmVyaWVzGAIgAygLMhouaGVyYWxkLnYxLlBsYW5uZWREZWxpdmVyeRILCgNzZXEYAyABKAMSGQoRaWRlbXBvdGVudF9yZXBsYXkYBCABKAgiPAoQU2VuZEJhdGNoUmVxdWVzdBIoCghyZXF1ZXN0cxgBIAMoCzIWLmhlcmFsZC52MS5TZW5kUmVxdWVzdCI9ChFTZW5kQmF0Y2hSZXNwb25zZRIoCgdyZXN1bHRzGAEgAygLMhcuaGVyYWxkLnYxLlNlbmRSZXNwb25zZSIxChZHZXROb3RpZmljYXRpb25SZXF1ZXN0EhcKD25vdGlmaWNhdGlvbl9pZBgBIAEoCSJIChdHZXROb3RpZmljYXRpb25SZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uIrIBChRSZWdpc3RlclRva2VuUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiUKCHBsYXRmb3JtGAIgASgOMhMuaGVyYWxkLnYxLlBsYXRmb3JtEg0KBXRva2VuGAMgASgJEjAKCHdlYl9wdXNoGAQgASgLMh4uaGVyYWxkLnYxLldlYlB1c2hTdWJzY3JpcHRpb24SEQoJZGV2aWNlX2lkGAUgASgJEg4KBmFwcF9pZBgGIAEoCSI8ChVSZWdpc3RlclRva2VuUmVzcG9uc2USIwoFdG9rZW4YASABKAsyFC5oZXJhbGQudjEuUHVzaFRva2VuIk4KFlVucmVnaXN0ZXJUb2tlblJlcXVlc3QSJQoIcGxhdGZvcm0YASABKA4yEy5oZXJhbGQudjEuUGxhdGZvcm0SDQoFdG9rZW4YAiABKAkiGQoXVW5yZWdpc3RlclRva2VuUmVzcG9uc2UizAEKGFVwZGF0ZVByZWZlcmVuY2VzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KCGNoYW5uZWxzGAIgAygLMhwuaGVyYWxkLnYxLkNoYW5uZWxQcmVmZXJlbmNlEigKBXR5cGVzGAMgAygLMhkuaGVyYWxkLnYxLlR5cGVQcmVmZXJlbmNlEioKC3F1aWV0X2hvdXJzGAQgASgLMhUuaGVyYWxkLnYxLlF1aWV0SG91cnMSGQoRY2xlYXJfcXVpZXRfaG91cnMYBSABKAgiSAoZVXBkYXRlUHJlZmVyZW5jZXNSZXNwb25zZRIrCgtwcmVmZXJlbmNlcxgBIAEoCzIWLmhlcmFsZC52MS5QcmVmZXJlbmNlcyIoChVHZXRQcmVmZXJlbmNlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZHZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEisKC3ByZWZlcmVuY2VzGAEgASgLMhYuaGVyYWxkLnYxLlByZWZlcmVuY2VzIkAKGlN0cmVhbU5vdGlmaWNhdGlvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDItkBCgtTdGF0ZUNoYW5nZRIYChBub3RpZmljYXRpb25faWRzGAEgAygJEisKB3JlYWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3NlZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2FyY2hpdmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgZhY3Rpb24YBSABKA4yFS5oZXJhbGQudjEuTWFya0FjdGlvbiJECg1TeXN0ZW1NZXNzYWdlEgwKBHR5cGUYASABKAkSJQoEZGF0YRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiHAoLVW5yZWFkQ291bnQSDQoFY291bnQYASABKAMiPAoJSGVhcnRiZWF0Ei8KC3NlcnZlcl90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKHAgobU3RyZWFtTm90aWZpY2F0aW9uc1Jlc3BvbnNlEi8KDG5vdGlmaWNhdGlvbhgBIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb25IABInCgVzdGF0ZRgCIAEoCzIWLmhlcmFsZC52MS5TdGF0ZUNoYW5nZUgAEi4KDHVucmVhZF9jb3VudBgDIAEoCzIWLmhlcmFsZC52MS5VbnJlYWRDb3VudEgAEikKCWhlYXJ0YmVhdBgEIAEoCzIULmhlcmFsZC52MS5IZWFydGJlYXRIABIqCgZzeXN0ZW0YBSABKAsyGC5oZXJhbGQudjEuU3lzdGVtTWVzc2FnZUgAQgcKBWV2ZW50In8KGExpc3ROb3RpZmljYXRpb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBWxpbWl0GAIgASgFEg4KBmN1cnNvchgDIAEoCRITCgt1bnJlYWRfb25seRgEIAEoCBIQCghhcmNoaXZlZBgFIAEoCBIMCgR0eXBlGAYgASgJInYKGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USLgoNbm90aWZpY2F0aW9ucxgBIAMoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24SEwoLbmV4dF9jdXJzb3IYAiABKAkSFAoMdW5yZWFkX2NvdW50GAMgASgDIn8KGE1hcmtOb3RpZmljYXRpb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhgKEG5vdGlmaWNhdGlvbl9pZHMYAiADKAkSEQoJdXBfdG9fc2VxGAMgASgDEiUKBmFjdGlvbhgEIAEoDjIVLmhlcmFsZC52MS5NYXJrQWN0aW9uIkIKGU1hcmtOb3RpZmljYXRpb25zUmVzcG9uc2USDwoHdXBkYXRlZBgBIAEoAxIUCgx1bnJlYWRfY291bnQYAiABKAMiNAoZQ2FuY2VsTm90aWZpY2F0aW9uUmVxdWVzdBIXCg9ub3RpZmljYXRpb25faWQYASABKAkiXgoaQ2FuY2VsTm90aWZpY2F0aW9uUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgFEi0KDG5vdGlmaWNhdGlvbhgCIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24qowEKCk1hcmtBY3Rpb24SGwoXTUFSS19BQ1RJT05fVU5TUEVDSUZJRUQQABIUChBNQVJLX0FDVElPTl9SRUFEEAESFgoSTUFSS19BQ1RJT05fVU5SRUFEEAISFAoQTUFSS19BQ1RJT05fU0VFThADEhgKFE1BUktfQUNUSU9OX0FSQ0hJVkVEEAQSGgoWTUFSS19BQ1RJT05fVU5BUkNISVZFRBAFMuAHChNOb3RpZmljYXRpb25TZXJ2aWNlEjcKBFNlbmQSFi5oZXJhbGQudjEuU2VuZFJlcXVlc3QaFy5oZXJhbGQudjEuU2VuZFJlc3BvbnNlEkYKCVNlbmRCYXRjaBIbLmhlcmFsZC52MS5TZW5kQmF0Y2hSZXF1ZXN0GhwuaGVyYWxkLnYxLlNlbmRCYXRjaFJlc3BvbnNlElgKD0dldE5vdGlmaWNhdGlvbhIhLmhlcmFsZC52MS5HZXROb3RpZmljYXRpb25SZXF1ZXN0GiIuaGVyYWxkLnYxLkdldE5vdGlmaWNhdGlvblJlc3BvbnNlElIKDVJlZ2lzdGVyVG9rZW4SHy5oZXJhbGQudjEuUmVnaXN0ZXJUb2tlblJlcXVlc3QaIC5oZXJhbGQudjEuUmVnaXN0ZXJUb2tlblJlc3BvbnNlElgKD1VucmVnaXN0ZXJUb2tlbhIhLmhlcmFsZC52MS5VbnJlZ2lzdGVyVG9rZW5SZXF1ZXN0GiIuaGVyYWxkLnYxLlVucmVnaXN0ZXJUb2tlblJlc3BvbnNlEl4KEVVwZGF0ZVByZWZlcmVuY2VzEiMuaGVyYWxkLnYxLlVwZGF0ZVByZWZlcmVuY2VzUmVxdWVzdBokLmhlcmFsZC52MS5VcGRhdGVQcmVmZXJlbmNlc1Jlc3BvbnNlElUKDkdldFByZWZlcmVuY2VzEiAuaGVyYWxkLnYxLkdldFByZWZlcmVuY2VzUmVxdWVzdBohLmhlcmFsZC52MS5HZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEmYKE1N0cmVhbU5vdGlmaWNhdGlvbnMSJS5oZXJhbGQudjEuU3RyZWFtTm90aWZpY2F0aW9uc1JlcXVlc3QaJi5oZXJhbGQudjEuU3RyZWFtTm90aWZpY2F0aW9uc1Jlc3BvbnNlMAESXgoRTGlzdE5vdGlmaWNhdGlvbnMSIy5oZXJhbGQudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0GiQuaGVyYWxkLnYxLkxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USXgoRTWFya05vdGlmaWNhdGlvbnMSIy5oZXJhbGQudjEuTWFya05vdGlmaWNhdGlvbnNSZXF1ZXN0GiQuaGVyYWxkLnYxLk1hcmtOb3RpZmljYXRpb25zUmVzcG9uc2USYQoSQ2FuY2VsTm90aWZpY2F0aW9uEiQuaGVyYWxkLnYxLkNhbmNlbE5vdGlmaWNhdGlvblJlcXVlc3QaJS5oZXJhbGQudjEuQ2FuY2VsTm90aWZpY2F0aW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_herald_v1_types]);
+  fileDesc("CiRoZXJhbGQvdjEvbm90aWZpY2F0aW9uX3NlcnZpY2UucHJvdG8SCWhlcmFsZC52MSKfAwoLU2VuZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRInCglyZWNpcGllbnQYAiABKAsyFC5oZXJhbGQudjEuUmVjaXBpZW50EgwKBHR5cGUYAyABKAkSJQoEZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoFdGl0bGUYBSABKAlIAIgBARIRCgRib2R5GAYgASgJSAGIAQESJAoIY2hhbm5lbHMYByADKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIlCghwcmlvcml0eRgIIAEoDjITLmhlcmFsZC52MS5Qcmlvcml0eRIXCg9pZGVtcG90ZW5jeV9rZXkYCSABKAkSKwoHc2VuZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoEcHVzaBgMIAEoCzIWLmhlcmFsZC52MS5QdXNoT3B0aW9uc0IICgZfdGl0bGVCBwoFX2JvZHkingIKC1B1c2hPcHRpb25zEhkKDGNvbGxhcHNlX2tleRgBIAEoCUgAiAEBEhIKBXNvdW5kGAIgASgJSAGIAQESEgoFYmFkZ2UYAyABKAVIAogBARIWCglpbWFnZV91cmwYBCABKAlIA4gBARIWCgljbGlja191cmwYBSABKAlIBIgBARIWCgl0aHJlYWRfaWQYBiABKAlIBYgBARIVCghjYXRlZ29yeRgHIAEoCUgGiAEBEhEKCWRhdGFfb25seRgIIAEoCEIPCg1fY29sbGFwc2Vfa2V5QggKBl9zb3VuZEIICgZfYmFkZ2VCDAoKX2ltYWdlX3VybEIMCgpfY2xpY2tfdXJsQgwKCl90aHJlYWRfaWRCCwoJX2NhdGVnb3J5IoYBCg9QbGFubmVkRGVsaXZlcnkSEwoLZGVsaXZlcnlfaWQYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEikKBnN0YXR1cxgDIAEoDjIZLmhlcmFsZC52MS5EZWxpdmVyeVN0YXR1cxIOCgZyZWFzb24YBCABKAkifwoMU2VuZFJlc3BvbnNlEhcKD25vdGlmaWNhdGlvbl9pZBgBIAEoCRIuCgpkZWxpdmVyaWVzGAIgAygLMhouaGVyYWxkLnYxLlBsYW5uZWREZWxpdmVyeRILCgNzZXEYAyABKAMSGQoRaWRlbXBvdGVudF9yZXBsYXkYBCABKAgiPAoQU2VuZEJhdGNoUmVxdWVzdBIoCghyZXF1ZXN0cxgBIAMoCzIWLmhlcmFsZC52MS5TZW5kUmVxdWVzdCI9ChFTZW5kQmF0Y2hSZXNwb25zZRIoCgdyZXN1bHRzGAEgAygLMhcuaGVyYWxkLnYxLlNlbmRSZXNwb25zZSIxChZHZXROb3RpZmljYXRpb25SZXF1ZXN0EhcKD25vdGlmaWNhdGlvbl9pZBgBIAEoCSJIChdHZXROb3RpZmljYXRpb25SZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uIrIBChRSZWdpc3RlclRva2VuUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiUKCHBsYXRmb3JtGAIgASgOMhMuaGVyYWxkLnYxLlBsYXRmb3JtEg0KBXRva2VuGAMgASgJEjAKCHdlYl9wdXNoGAQgASgLMh4uaGVyYWxkLnYxLldlYlB1c2hTdWJzY3JpcHRpb24SEQoJZGV2aWNlX2lkGAUgASgJEg4KBmFwcF9pZBgGIAEoCSI8ChVSZWdpc3RlclRva2VuUmVzcG9uc2USIwoFdG9rZW4YASABKAsyFC5oZXJhbGQudjEuUHVzaFRva2VuIk4KFlVucmVnaXN0ZXJUb2tlblJlcXVlc3QSJQoIcGxhdGZvcm0YASABKA4yEy5oZXJhbGQudjEuUGxhdGZvcm0SDQoFdG9rZW4YAiABKAkiGQoXVW5yZWdpc3RlclRva2VuUmVzcG9uc2UizAEKGFVwZGF0ZVByZWZlcmVuY2VzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KCGNoYW5uZWxzGAIgAygLMhwuaGVyYWxkLnYxLkNoYW5uZWxQcmVmZXJlbmNlEigKBXR5cGVzGAMgAygLMhkuaGVyYWxkLnYxLlR5cGVQcmVmZXJlbmNlEioKC3F1aWV0X2hvdXJzGAQgASgLMhUuaGVyYWxkLnYxLlF1aWV0SG91cnMSGQoRY2xlYXJfcXVpZXRfaG91cnMYBSABKAgiSAoZVXBkYXRlUHJlZmVyZW5jZXNSZXNwb25zZRIrCgtwcmVmZXJlbmNlcxgBIAEoCzIWLmhlcmFsZC52MS5QcmVmZXJlbmNlcyIoChVHZXRQcmVmZXJlbmNlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZHZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEisKC3ByZWZlcmVuY2VzGAEgASgLMhYuaGVyYWxkLnYxLlByZWZlcmVuY2VzIkAKGlN0cmVhbU5vdGlmaWNhdGlvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDItkBCgtTdGF0ZUNoYW5nZRIYChBub3RpZmljYXRpb25faWRzGAEgAygJEisKB3JlYWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3NlZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2FyY2hpdmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgZhY3Rpb24YBSABKA4yFS5oZXJhbGQudjEuTWFya0FjdGlvbiJECg1TeXN0ZW1NZXNzYWdlEgwKBHR5cGUYASABKAkSJQoEZGF0YRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiHAoLVW5yZWFkQ291bnQSDQoFY291bnQYASABKAMiPAoJSGVhcnRiZWF0Ei8KC3NlcnZlcl90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKHAgobU3RyZWFtTm90aWZpY2F0aW9uc1Jlc3BvbnNlEi8KDG5vdGlmaWNhdGlvbhgBIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb25IABInCgVzdGF0ZRgCIAEoCzIWLmhlcmFsZC52MS5TdGF0ZUNoYW5nZUgAEi4KDHVucmVhZF9jb3VudBgDIAEoCzIWLmhlcmFsZC52MS5VbnJlYWRDb3VudEgAEikKCWhlYXJ0YmVhdBgEIAEoCzIULmhlcmFsZC52MS5IZWFydGJlYXRIABIqCgZzeXN0ZW0YBSABKAsyGC5oZXJhbGQudjEuU3lzdGVtTWVzc2FnZUgAQgcKBWV2ZW50In8KGExpc3ROb3RpZmljYXRpb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBWxpbWl0GAIgASgFEg4KBmN1cnNvchgDIAEoCRITCgt1bnJlYWRfb25seRgEIAEoCBIQCghhcmNoaXZlZBgFIAEoCBIMCgR0eXBlGAYgASgJInYKGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USLgoNbm90aWZpY2F0aW9ucxgBIAMoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24SEwoLbmV4dF9jdXJzb3IYAiABKAkSFAoMdW5yZWFkX2NvdW50GAMgASgDIn8KGE1hcmtOb3RpZmljYXRpb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhgKEG5vdGlmaWNhdGlvbl9pZHMYAiADKAkSEQoJdXBfdG9fc2VxGAMgASgDEiUKBmFjdGlvbhgEIAEoDjIVLmhlcmFsZC52MS5NYXJrQWN0aW9uIkIKGU1hcmtOb3RpZmljYXRpb25zUmVzcG9uc2USDwoHdXBkYXRlZBgBIAEoAxIUCgx1bnJlYWRfY291bnQYAiABKAMiNAoZQ2FuY2VsTm90aWZpY2F0aW9uUmVxdWVzdBIXCg9ub3RpZmljYXRpb25faWQYASABKAkiXgoaQ2FuY2VsTm90aWZpY2F0aW9uUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgFEi0KDG5vdGlmaWNhdGlvbhgCIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24qowEKCk1hcmtBY3Rpb24SGwoXTUFSS19BQ1RJT05fVU5TUEVDSUZJRUQQABIUChBNQVJLX0FDVElPTl9SRUFEEAESFgoSTUFSS19BQ1RJT05fVU5SRUFEEAISFAoQTUFSS19BQ1RJT05fU0VFThADEhgKFE1BUktfQUNUSU9OX0FSQ0hJVkVEEAQSGgoWTUFSS19BQ1RJT05fVU5BUkNISVZFRBAFMuAHChNOb3RpZmljYXRpb25TZXJ2aWNlEjcKBFNlbmQSFi5oZXJhbGQudjEuU2VuZFJlcXVlc3QaFy5oZXJhbGQudjEuU2VuZFJlc3BvbnNlEkYKCVNlbmRCYXRjaBIbLmhlcmFsZC52MS5TZW5kQmF0Y2hSZXF1ZXN0GhwuaGVyYWxkLnYxLlNlbmRCYXRjaFJlc3BvbnNlElgKD0dldE5vdGlmaWNhdGlvbhIhLmhlcmFsZC52MS5HZXROb3RpZmljYXRpb25SZXF1ZXN0GiIuaGVyYWxkLnYxLkdldE5vdGlmaWNhdGlvblJlc3BvbnNlElIKDVJlZ2lzdGVyVG9rZW4SHy5oZXJhbGQudjEuUmVnaXN0ZXJUb2tlblJlcXVlc3QaIC5oZXJhbGQudjEuUmVnaXN0ZXJUb2tlblJlc3BvbnNlElgKD1VucmVnaXN0ZXJUb2tlbhIhLmhlcmFsZC52MS5VbnJlZ2lzdGVyVG9rZW5SZXF1ZXN0GiIuaGVyYWxkLnYxLlVucmVnaXN0ZXJUb2tlblJlc3BvbnNlEl4KEVVwZGF0ZVByZWZlcmVuY2VzEiMuaGVyYWxkLnYxLlVwZGF0ZVByZWZlcmVuY2VzUmVxdWVzdBokLmhlcmFsZC52MS5VcGRhdGVQcmVmZXJlbmNlc1Jlc3BvbnNlElUKDkdldFByZWZlcmVuY2VzEiAuaGVyYWxkLnYxLkdldFByZWZlcmVuY2VzUmVxdWVzdBohLmhlcmFsZC52MS5HZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEmYKE1N0cmVhbU5vdGlmaWNhdGlvbnMSJS5oZXJhbGQudjEuU3RyZWFtTm90aWZpY2F0aW9uc1JlcXVlc3QaJi5oZXJhbGQudjEuU3RyZWFtTm90aWZpY2F0aW9uc1Jlc3BvbnNlMAESXgoRTGlzdE5vdGlmaWNhdGlvbnMSIy5oZXJhbGQudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0GiQuaGVyYWxkLnYxLkxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USXgoRTWFya05vdGlmaWNhdGlvbnMSIy5oZXJhbGQudjEuTWFya05vdGlmaWNhdGlvbnNSZXF1ZXN0GiQuaGVyYWxkLnYxLk1hcmtOb3RpZmljYXRpb25zUmVzcG9uc2USYQoSQ2FuY2VsTm90aWZpY2F0aW9uEiQuaGVyYWxkLnYxLkNhbmNlbE5vdGlmaWNhdGlvblJlcXVlc3QaJS5oZXJhbGQudjEuQ2FuY2VsTm90aWZpY2F0aW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_herald_v1_types]);
 
 /**
  * @generated from message herald.v1.SendRequest
@@ -80,6 +80,13 @@ export type SendRequest = Message<"herald.v1.SendRequest"> & {
    * @generated from field: google.protobuf.Timestamp expires_at = 11;
    */
   expiresAt?: Timestamp | undefined;
+
+  /**
+   * How PUSH deliveries are presented; every field optional.
+   *
+   * @generated from field: herald.v1.PushOptions push = 12;
+   */
+  push?: PushOptions | undefined;
 };
 
 /**
@@ -88,6 +95,77 @@ export type SendRequest = Message<"herald.v1.SendRequest"> & {
  */
 export const SendRequestSchema: GenMessage<SendRequest> = /*@__PURE__*/
   messageDesc(file_herald_v1_notification_service, 0);
+
+/**
+ * How a notification is presented on phones and in browsers (PUSH deliveries only).
+ *
+ * @generated from message herald.v1.PushOptions
+ */
+export type PushOptions = Message<"herald.v1.PushOptions"> & {
+  /**
+   * A newer notification with the same key replaces an undelivered older one (APNs apns-collapse-id, FCM
+   * collapse_key, Web Push Topic). 1-64 printable ASCII characters; default: the notification type.
+   *
+   * @generated from field: optional string collapse_key = 1;
+   */
+  collapseKey?: string | undefined;
+
+  /**
+   * "default", or a sound file in the app: 1-64 characters of letters, digits, ".", "_", "-" and spaces.
+   *
+   * @generated from field: optional string sound = 2;
+   */
+  sound?: string | undefined;
+
+  /**
+   * The app icon's badge, 0-99999; default: the recipient's unread in-app count when the push is sent.
+   *
+   * @generated from field: optional int32 badge = 3;
+   */
+  badge?: number | undefined;
+
+  /**
+   * An image shown with the notification: an https URL of at most 2048 characters.
+   *
+   * @generated from field: optional string image_url = 4;
+   */
+  imageUrl?: string | undefined;
+
+  /**
+   * Where a tap leads: an https URL, or an app deep link (myapp://orders/42); at most 2048 characters.
+   *
+   * @generated from field: optional string click_url = 5;
+   */
+  clickUrl?: string | undefined;
+
+  /**
+   * Groups notifications on the device (APNs thread-id, Android tag): 1-64 printable ASCII characters.
+   *
+   * @generated from field: optional string thread_id = 6;
+   */
+  threadId?: string | undefined;
+
+  /**
+   * The notification's action category (APNs category, FCM click_action): 1-64 of letters, digits, ".", "_", "-".
+   *
+   * @generated from field: optional string category = 7;
+   */
+  category?: string | undefined;
+
+  /**
+   * Nothing is shown: the app receives the data in the background (APNs background push, FCM data message).
+   *
+   * @generated from field: bool data_only = 8;
+   */
+  dataOnly: boolean;
+};
+
+/**
+ * Describes the message herald.v1.PushOptions.
+ * Use `create(PushOptionsSchema)` to create a new message.
+ */
+export const PushOptionsSchema: GenMessage<PushOptions> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 1);
 
 /**
  * @generated from message herald.v1.PlannedDelivery
@@ -119,7 +197,7 @@ export type PlannedDelivery = Message<"herald.v1.PlannedDelivery"> & {
  * Use `create(PlannedDeliverySchema)` to create a new message.
  */
 export const PlannedDeliverySchema: GenMessage<PlannedDelivery> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 1);
+  messageDesc(file_herald_v1_notification_service, 2);
 
 /**
  * @generated from message herald.v1.SendResponse
@@ -153,7 +231,7 @@ export type SendResponse = Message<"herald.v1.SendResponse"> & {
  * Use `create(SendResponseSchema)` to create a new message.
  */
 export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 2);
+  messageDesc(file_herald_v1_notification_service, 3);
 
 /**
  * @generated from message herald.v1.SendBatchRequest
@@ -170,7 +248,7 @@ export type SendBatchRequest = Message<"herald.v1.SendBatchRequest"> & {
  * Use `create(SendBatchRequestSchema)` to create a new message.
  */
 export const SendBatchRequestSchema: GenMessage<SendBatchRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 3);
+  messageDesc(file_herald_v1_notification_service, 4);
 
 /**
  * @generated from message herald.v1.SendBatchResponse
@@ -189,7 +267,7 @@ export type SendBatchResponse = Message<"herald.v1.SendBatchResponse"> & {
  * Use `create(SendBatchResponseSchema)` to create a new message.
  */
 export const SendBatchResponseSchema: GenMessage<SendBatchResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 4);
+  messageDesc(file_herald_v1_notification_service, 5);
 
 /**
  * @generated from message herald.v1.GetNotificationRequest
@@ -206,7 +284,7 @@ export type GetNotificationRequest = Message<"herald.v1.GetNotificationRequest">
  * Use `create(GetNotificationRequestSchema)` to create a new message.
  */
 export const GetNotificationRequestSchema: GenMessage<GetNotificationRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 5);
+  messageDesc(file_herald_v1_notification_service, 6);
 
 /**
  * @generated from message herald.v1.GetNotificationResponse
@@ -223,7 +301,7 @@ export type GetNotificationResponse = Message<"herald.v1.GetNotificationResponse
  * Use `create(GetNotificationResponseSchema)` to create a new message.
  */
 export const GetNotificationResponseSchema: GenMessage<GetNotificationResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 6);
+  messageDesc(file_herald_v1_notification_service, 7);
 
 /**
  * @generated from message herald.v1.RegisterTokenRequest
@@ -271,7 +349,7 @@ export type RegisterTokenRequest = Message<"herald.v1.RegisterTokenRequest"> & {
  * Use `create(RegisterTokenRequestSchema)` to create a new message.
  */
 export const RegisterTokenRequestSchema: GenMessage<RegisterTokenRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 7);
+  messageDesc(file_herald_v1_notification_service, 8);
 
 /**
  * @generated from message herald.v1.RegisterTokenResponse
@@ -288,7 +366,7 @@ export type RegisterTokenResponse = Message<"herald.v1.RegisterTokenResponse"> &
  * Use `create(RegisterTokenResponseSchema)` to create a new message.
  */
 export const RegisterTokenResponseSchema: GenMessage<RegisterTokenResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 8);
+  messageDesc(file_herald_v1_notification_service, 9);
 
 /**
  * @generated from message herald.v1.UnregisterTokenRequest
@@ -312,7 +390,7 @@ export type UnregisterTokenRequest = Message<"herald.v1.UnregisterTokenRequest">
  * Use `create(UnregisterTokenRequestSchema)` to create a new message.
  */
 export const UnregisterTokenRequestSchema: GenMessage<UnregisterTokenRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 9);
+  messageDesc(file_herald_v1_notification_service, 10);
 
 /**
  * @generated from message herald.v1.UnregisterTokenResponse
@@ -325,7 +403,7 @@ export type UnregisterTokenResponse = Message<"herald.v1.UnregisterTokenResponse
  * Use `create(UnregisterTokenResponseSchema)` to create a new message.
  */
 export const UnregisterTokenResponseSchema: GenMessage<UnregisterTokenResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 10);
+  messageDesc(file_herald_v1_notification_service, 11);
 
 /**
  * @generated from message herald.v1.UpdatePreferencesRequest
@@ -370,7 +448,7 @@ export type UpdatePreferencesRequest = Message<"herald.v1.UpdatePreferencesReque
  * Use `create(UpdatePreferencesRequestSchema)` to create a new message.
  */
 export const UpdatePreferencesRequestSchema: GenMessage<UpdatePreferencesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 11);
+  messageDesc(file_herald_v1_notification_service, 12);
 
 /**
  * @generated from message herald.v1.UpdatePreferencesResponse
@@ -387,7 +465,7 @@ export type UpdatePreferencesResponse = Message<"herald.v1.UpdatePreferencesResp
  * Use `create(UpdatePreferencesResponseSchema)` to create a new message.
  */
 export const UpdatePreferencesResponseSchema: GenMessage<UpdatePreferencesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 12);
+  messageDesc(file_herald_v1_notification_service, 13);
 
 /**
  * @generated from message herald.v1.GetPreferencesRequest
@@ -404,7 +482,7 @@ export type GetPreferencesRequest = Message<"herald.v1.GetPreferencesRequest"> &
  * Use `create(GetPreferencesRequestSchema)` to create a new message.
  */
 export const GetPreferencesRequestSchema: GenMessage<GetPreferencesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 13);
+  messageDesc(file_herald_v1_notification_service, 14);
 
 /**
  * @generated from message herald.v1.GetPreferencesResponse
@@ -421,7 +499,7 @@ export type GetPreferencesResponse = Message<"herald.v1.GetPreferencesResponse">
  * Use `create(GetPreferencesResponseSchema)` to create a new message.
  */
 export const GetPreferencesResponseSchema: GenMessage<GetPreferencesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 14);
+  messageDesc(file_herald_v1_notification_service, 15);
 
 /**
  * @generated from message herald.v1.StreamNotificationsRequest
@@ -443,7 +521,7 @@ export type StreamNotificationsRequest = Message<"herald.v1.StreamNotificationsR
  * Use `create(StreamNotificationsRequestSchema)` to create a new message.
  */
 export const StreamNotificationsRequestSchema: GenMessage<StreamNotificationsRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 15);
+  messageDesc(file_herald_v1_notification_service, 16);
 
 /**
  * Notifications changed state, possibly on another device. The timestamps are the new values (unset = cleared
@@ -483,7 +561,7 @@ export type StateChange = Message<"herald.v1.StateChange"> & {
  * Use `create(StateChangeSchema)` to create a new message.
  */
 export const StateChangeSchema: GenMessage<StateChange> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 16);
+  messageDesc(file_herald_v1_notification_service, 17);
 
 /**
  * An ephemeral message to every connected client (maintenance notices and the like); never stored.
@@ -507,7 +585,7 @@ export type SystemMessage = Message<"herald.v1.SystemMessage"> & {
  * Use `create(SystemMessageSchema)` to create a new message.
  */
 export const SystemMessageSchema: GenMessage<SystemMessage> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 17);
+  messageDesc(file_herald_v1_notification_service, 18);
 
 /**
  * @generated from message herald.v1.UnreadCount
@@ -524,7 +602,7 @@ export type UnreadCount = Message<"herald.v1.UnreadCount"> & {
  * Use `create(UnreadCountSchema)` to create a new message.
  */
 export const UnreadCountSchema: GenMessage<UnreadCount> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 18);
+  messageDesc(file_herald_v1_notification_service, 19);
 
 /**
  * @generated from message herald.v1.Heartbeat
@@ -541,7 +619,7 @@ export type Heartbeat = Message<"herald.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 19);
+  messageDesc(file_herald_v1_notification_service, 20);
 
 /**
  * @generated from message herald.v1.StreamNotificationsResponse
@@ -588,7 +666,7 @@ export type StreamNotificationsResponse = Message<"herald.v1.StreamNotifications
  * Use `create(StreamNotificationsResponseSchema)` to create a new message.
  */
 export const StreamNotificationsResponseSchema: GenMessage<StreamNotificationsResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 20);
+  messageDesc(file_herald_v1_notification_service, 21);
 
 /**
  * @generated from message herald.v1.ListNotificationsRequest
@@ -632,7 +710,7 @@ export type ListNotificationsRequest = Message<"herald.v1.ListNotificationsReque
  * Use `create(ListNotificationsRequestSchema)` to create a new message.
  */
 export const ListNotificationsRequestSchema: GenMessage<ListNotificationsRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 21);
+  messageDesc(file_herald_v1_notification_service, 22);
 
 /**
  * @generated from message herald.v1.ListNotificationsResponse
@@ -659,7 +737,7 @@ export type ListNotificationsResponse = Message<"herald.v1.ListNotificationsResp
  * Use `create(ListNotificationsResponseSchema)` to create a new message.
  */
 export const ListNotificationsResponseSchema: GenMessage<ListNotificationsResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 22);
+  messageDesc(file_herald_v1_notification_service, 23);
 
 /**
  * @generated from message herald.v1.MarkNotificationsRequest
@@ -693,7 +771,7 @@ export type MarkNotificationsRequest = Message<"herald.v1.MarkNotificationsReque
  * Use `create(MarkNotificationsRequestSchema)` to create a new message.
  */
 export const MarkNotificationsRequestSchema: GenMessage<MarkNotificationsRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 23);
+  messageDesc(file_herald_v1_notification_service, 24);
 
 /**
  * @generated from message herald.v1.MarkNotificationsResponse
@@ -715,7 +793,7 @@ export type MarkNotificationsResponse = Message<"herald.v1.MarkNotificationsResp
  * Use `create(MarkNotificationsResponseSchema)` to create a new message.
  */
 export const MarkNotificationsResponseSchema: GenMessage<MarkNotificationsResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 24);
+  messageDesc(file_herald_v1_notification_service, 25);
 
 /**
  * @generated from message herald.v1.CancelNotificationRequest
@@ -732,7 +810,7 @@ export type CancelNotificationRequest = Message<"herald.v1.CancelNotificationReq
  * Use `create(CancelNotificationRequestSchema)` to create a new message.
  */
 export const CancelNotificationRequestSchema: GenMessage<CancelNotificationRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 25);
+  messageDesc(file_herald_v1_notification_service, 26);
 
 /**
  * @generated from message herald.v1.CancelNotificationResponse
@@ -759,7 +837,7 @@ export type CancelNotificationResponse = Message<"herald.v1.CancelNotificationRe
  * Use `create(CancelNotificationResponseSchema)` to create a new message.
  */
 export const CancelNotificationResponseSchema: GenMessage<CancelNotificationResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 26);
+  messageDesc(file_herald_v1_notification_service, 27);
 
 /**
  * @generated from enum herald.v1.MarkAction

@@ -11,6 +11,7 @@ import type {
   ProviderAdapter,
 } from '../../delivery/provider.js';
 import { insertOutboxMessage, pruneOutbox, type SqlRunner } from '../../store/index.js';
+import { apnsRequest, fcmMessage, webPushRequest } from '../push/payloads.js';
 import { webhookPayload } from '../webhook/adapter.js';
 
 export interface OutboxAdapterOptions {
@@ -97,7 +98,7 @@ export function messageOf(task: DeliveryTask, at: Date): Record<string, unknown>
         segments: content.segments,
       };
     case 'push':
-      return pushMessage(content, destination);
+      return pushMessage(task, at);
     case 'webhook':
       return webhookMessage(task, at);
   }
@@ -112,40 +113,24 @@ function emailMessage(content: Extract<Content, { channel: 'email' }>, destinati
   };
 }
 
-/** The payload in the form of the token's platform: APNs JSON with its headers, an FCM v1 message, or Web Push. */
-function pushMessage(content: Extract<Content, { channel: 'push' }>, destination: Destination) {
-  if (destination.channel !== 'push') return { title: content.title, body: content.body, data: content.data };
-  const alert = { title: content.title ?? undefined, body: content.body ?? undefined };
+/** The push in the form of the token's platform: APNs headers and payload, the FCM v1 message, or Web Push. */
+function pushMessage(task: DeliveryTask, at: Date): Record<string, unknown> {
+  const destination = task.destination;
+  if (destination.channel !== 'push') throw new Error('push content without a push destination');
   switch (destination.platform) {
     case 'apns':
-      return {
-        platform: 'apns',
-        headers: {
-          'apns-push-type': 'alert',
-          'apns-priority': content.urgent ? '10' : '5',
-          ...(destination.appId ? { 'apns-topic': destination.appId } : {}),
-        },
-        payload: { aps: { alert, sound: 'default' }, ...content.data },
-      };
+      return { platform: 'apns', ...apnsRequest(task, destination.appId, at) };
     case 'fcm':
-      return {
-        platform: 'fcm',
-        message: {
-          token: destination.token,
-          notification: alert,
-          // FCM data values are strings.
-          data: Object.fromEntries(
-            Object.entries(content.data).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
-          ),
-          android: { priority: content.urgent ? 'high' : 'normal' },
-        },
-      };
-    case 'webpush':
+      return { platform: 'fcm', message: fcmMessage(task, destination.token, at) };
+    case 'webpush': {
+      const request = webPushRequest(task, at);
+      if ('tooLarge' in request) return { platform: 'webpush', error: request.tooLarge };
       return {
         platform: 'webpush',
-        headers: { TTL: '86400', Urgency: content.urgent ? 'high' : 'normal' },
-        payload: { title: content.title, body: content.body, data: content.data },
+        headers: request.headers,
+        payload: JSON.parse(request.payload) as unknown,
       };
+    }
   }
 }
 

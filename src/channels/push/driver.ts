@@ -57,11 +57,20 @@ function pushDestination(claim: ClaimedDelivery): Destination | { unusable: stri
 }
 
 export function pushContent(claim: ClaimedDelivery, parts: RenderedParts): Content {
+  const options = claim.push_options ?? {};
   return {
     channel: 'push',
     title: parts.title,
     body: parts.body,
     data: claim.data,
     urgent: claim.priority >= HIGH_PRIORITY,
+    collapseKey: options.collapseKey ?? claim.type,
+    sound: options.sound ?? null,
+    badge: options.badge ?? (claim.unread_count === null ? null : Number(claim.unread_count)),
+    imageUrl: options.imageUrl ?? null,
+    clickUrl: options.clickUrl ?? null,
+    threadId: options.threadId ?? null,
+    category: options.category ?? null,
+    dataOnly: options.dataOnly ?? false,
   };
 }
