@@ -67,6 +67,8 @@ export interface DeliveryConfig {
   providersFile: string | undefined;
   /** The outbox table keeps the newest this many messages. */
   outboxMaxMessages: number;
+  /** A push token not registered or refreshed for this long is deactivated (stale). */
+  pushTokenStaleMs: number;
 }
 
 export interface JwtConfig {
@@ -209,6 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       webhookDisableAfterMs: int('HERALD_WEBHOOK_DISABLE_AFTER_HOURS', 120, 1, 24 * 365) * 3_600_000,
       providersFile: str('HERALD_PROVIDERS_FILE'),
       outboxMaxMessages: int('HERALD_OUTBOX_MAX_MESSAGES', 10_000, 1, 10_000_000),
+      pushTokenStaleMs: int('HERALD_PUSH_TOKEN_STALE_DAYS', 270, 1, 3_650) * 86_400_000,
     },
   };
   // A claim must outlive its longest attempt (plus a rate-limit wait), or a second claim would start a

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { create, toJson } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';
+import webPush from 'web-push';
 import {
   Channel,
   createHeraldAdminClient,
@@ -26,6 +27,7 @@ usage:
   herald keys create --name NAME --scope SCOPE   create an API key (scopes: ${apiKeyScopes.join(', ')}; repeat or comma-separate)
   herald keys list                               list API keys (never the keys themselves)
   herald keys revoke ID|PREFIX                   revoke an API key
+  herald keys vapid                              generate a VAPID key pair for Web Push (JSON on stdout)
   herald send --user ID --type TYPE --title T [--body B] [--channel in_app ...]
               [--url http://127.0.0.1:8080] [--api-key KEY]   send one notification over gRPC
                                                  (the key may also come from HERALD_API_KEY)
@@ -107,6 +109,16 @@ async function keys(config: Config, logger: Logger, args: string[]): Promise<voi
   });
   // Arguments are checked before the database is opened: a typo is a usage error, not a connection error.
   const scopes = (values.scope ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
+  if (sub === 'vapid') {
+    // No database: the pair goes into the providers file (the private key as a secret reference).
+    const { publicKey, privateKey } = webPush.generateVAPIDKeys();
+    process.stdout.write(`${JSON.stringify({ public_key: publicKey, private_key: privateKey }, null, 2)}\n`);
+    process.stderr.write(
+      "Put public_key in the webpush provider's settings and in your web app (applicationServerKey);\n" +
+        'keep private_key secret: reference it from the providers file with {"env": ...} or {"file": ...}.\n',
+    );
+    return;
+  }
   if (sub === 'create') {
     if (!values.name || scopes.length === 0) throw new UsageError('keys create needs --name and --scope');
     const bad = scopes.find((s) => !isApiKeyScope(s));
@@ -114,7 +126,7 @@ async function keys(config: Config, logger: Logger, args: string[]): Promise<voi
   } else if (sub === 'revoke') {
     if (!positionals[0]) throw new UsageError('keys revoke needs an id or prefix');
   } else if (sub !== 'list') {
-    throw new UsageError('keys needs create, list or revoke');
+    throw new UsageError('keys needs create, list, revoke or vapid');
   }
   await withDatabase(config, logger, async ({ db }) => {
     if (sub === 'create') {

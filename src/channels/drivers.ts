@@ -3,12 +3,15 @@ import type { ChannelDrivers } from '../delivery/channel.js';
 import type { SqlRunner } from '../store/index.js';
 import { createEmailDriver } from './email/driver.js';
 import { createPushDriver } from './push/driver.js';
+import type { PushMetrics } from './push/metrics.js';
 import { createSmsDriver } from './sms/driver.js';
 import { createWebhookDriver, type WebhookDriverDeps } from './webhook/driver.js';
 
-export function createChannelDrivers(deps: { sql: SqlRunner } & WebhookDriverDeps): ChannelDrivers {
+export function createChannelDrivers(
+  deps: { sql: SqlRunner; pushMetrics: PushMetrics } & WebhookDriverDeps,
+): ChannelDrivers {
   return {
-    push: createPushDriver(deps),
+    push: createPushDriver({ sql: deps.sql, metrics: deps.pushMetrics }),
     email: createEmailDriver(deps),
     sms: createSmsDriver(deps),
     webhook: createWebhookDriver(deps),

@@ -2,7 +2,7 @@
 // are checked. Adding a provider type is adding an entry here.
 import net from 'node:net';
 import { z } from 'zod';
-import type { ProviderTypes } from './providers-file.js';
+import { intBetween, type ProviderTypes, secret } from './providers-file.js';
 
 /** An address (a network of its own) or a CIDR whose prefix length fits the address family. */
 export function isAddressOrCidr(text: string): boolean {
@@ -13,15 +13,80 @@ export function isAddressOrCidr(text: string): boolean {
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32);
 }
 
+const allowNetworks = z.array(z.string().refine(isAddressOrCidr, 'must be an address or CIDR')).optional();
+
 const webhookSettings = z.strictObject({
   // Networks this provider's endpoints may resolve to although they are not global addresses.
-  allow_networks: z.array(z.string().refine(isAddressOrCidr, 'must be an address or CIDR')).optional(),
+  allow_networks: allowNetworks,
+});
+
+/** A VAPID public key: an uncompressed P-256 point, base64url (87 characters). */
+const VAPID_PUBLIC_KEY = /^[A-Za-z0-9_-]{86,87}$/;
+
+const webPushSettings = z.strictObject({
+  vapid_public_key: z
+    .string({ error: 'required' })
+    .regex(VAPID_PUBLIC_KEY, 'must be a VAPID public key (base64url, as `herald keys vapid` prints)'),
+  vapid_private_key: secret(),
+  // Who runs this sender, for push services to contact: mailto: or an https URL.
+  subject: z
+    .string({ error: 'required' })
+    .regex(/^(mailto:[^\s@]+@[^\s@]+|https:\/\/\S+)$/, 'must be a mailto: address or an https URL'),
+  // Push services on networks that are not global addresses (a private push service, or a test emulator).
+  allow_networks: allowNetworks,
+  // An extra certificate authority to trust, PEM (a private push service); usually from a file.
+  ca: secret().optional(),
+  connections: intBetween(1, 1000).optional(),
 });
 
 // The outbox keeps messages in Herald's own table instead of sending them: there is nothing to configure.
 const outboxSettings = z.strictObject({});
 
+/** A host (for a proxy or a test emulator) instead of the provider's own. */
+const endpointOverride = z.strictObject({
+  address: z.string({ error: 'required' }).min(1, 'required'),
+  port: intBetween(1, 65535),
+  // The certificate authority to trust for it, PEM; usually {"file": ...}.
+  ca: secret().optional(),
+});
+
+const apnsSettings = z.strictObject({
+  auth: z.discriminatedUnion(
+    'type',
+    [
+      z.strictObject({
+        type: z.literal('token'),
+        // The .p8 key's contents (PEM); usually {"file": "/run/secrets/AuthKey_XXXXXXXXXX.p8"}.
+        key: secret(),
+        key_id: z.string({ error: 'required' }).regex(/^[A-Z0-9]{10}$/, 'must be the 10-character key id'),
+        team_id: z.string({ error: 'required' }).regex(/^[A-Z0-9]{10}$/, 'must be the 10-character team id'),
+      }),
+      z.strictObject({
+        type: z.literal('certificate'),
+        cert: secret(),
+        key: secret(),
+        passphrase: secret().optional(),
+      }),
+    ],
+    { error: 'must be {"type": "token", ...} or {"type": "certificate", ...}' },
+  ),
+  apps: z
+    .array(
+      z.strictObject({
+        // The app id tokens are registered with (RegisterToken.app_id).
+        app_id: z.string({ error: 'required' }).min(1, 'required').max(255, 'must be at most 255 characters'),
+        // The bundle id; default: app_id.
+        topic: z.string().min(1).max(255).optional(),
+        environment: z.enum(['production', 'sandbox'], { error: 'must be "production" or "sandbox"' }),
+      }),
+    )
+    .min(1, 'must list at least one app'),
+  endpoint: endpointOverride.optional(),
+});
+
 export const providerTypes: ProviderTypes = {
   webhook: { channels: ['webhook'], settings: webhookSettings },
   outbox: { channels: ['push', 'email', 'sms', 'webhook'], settings: outboxSettings },
+  webpush: { channels: ['push'], settings: webPushSettings },
+  apns: { channels: ['push'], settings: apnsSettings },
 };

@@ -186,8 +186,7 @@ async function afterAnswer(
 ): Promise<void> {
   try {
     await driver.attempted?.(claim, outcome);
-    if (outcome.kind === 'invalid_destination')
-      await driver.invalidate(claim, task.destination, outcome.reason);
+    if (outcome.kind === 'invalid_destination') await driver.invalidate(claim, task.destination, outcome);
   } catch (error) {
     options.logger.error(
       { err: error, deliveryId: claim.id, channel: claim.channel, outcome: outcome.kind },

@@ -36,7 +36,11 @@ export interface ChannelDriver {
   /** After every attempt a provider answered (e.g. a webhook endpoint's failure clock). */
   attempted?(claim: ClaimedDelivery, outcome: Outcome): Promise<void>;
   /** The provider said the destination is gone: write the one record that says so. */
-  invalidate(claim: ClaimedDelivery, destination: Destination, reason: string): Promise<void>;
+  invalidate(
+    claim: ClaimedDelivery,
+    destination: Destination,
+    outcome: Extract<Outcome, { kind: 'invalid_destination' }>,
+  ): Promise<void>;
 }
 
 export type ChannelDrivers = Partial<Record<ChannelName, ChannelDriver>>;

@@ -73,6 +73,8 @@ interface OutcomeDetail {
   statusCode?: number | undefined;
   /** The start of the provider's answer, kept (truncated) in the attempt log. */
   response?: string | undefined;
+  /** The provider's own error code (APNs `Unregistered`, FCM `UNREGISTERED`, ...), for metrics. */
+  code?: string | undefined;
 }
 
 export type Outcome =
@@ -85,8 +87,11 @@ export type Outcome =
    * credentials, which is the provider's problem, not the message's: it trips the circuit.
    */
   | ({ kind: 'failed'; reason: string; credentials?: boolean } & OutcomeDetail)
-  /** The destination is gone (token dead, address bounced, number opted out, endpoint 410). */
-  | ({ kind: 'invalid_destination'; reason: string } & OutcomeDetail);
+  /**
+   * The destination is gone (token dead, address bounced, number opted out, endpoint 410). `since`: when the
+   * provider says it went (APNs reports it), so a token registered again after that is kept.
+   */
+  | ({ kind: 'invalid_destination'; reason: string; since?: Date | undefined } & OutcomeDetail);
 
 export interface ProviderAdapter {
   /** Stable name, recorded on every attempt (e.g. 'webhook', 'ses'); unique among the configured providers. */

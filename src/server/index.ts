@@ -12,6 +12,8 @@ import {
   errorMappingInterceptor,
 } from '../api/index.js';
 import { createChannelDrivers } from '../channels/drivers.js';
+import { createPushMetrics } from '../channels/push/metrics.js';
+import { startStaleTokenSweep } from '../channels/push/stale-tokens.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { Config } from '../config.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
@@ -37,6 +39,8 @@ export interface Herald {
   readonly bootstrapKey: string | undefined;
   readonly delivery: DeliveryEngine;
   readonly websockets: WebSocketBridge;
+  /** Runs the stale push token sweep now (it also runs hourly where the dispatcher runs); how many. */
+  sweepStaleTokens(): Promise<number>;
   /**
    * Reads the providers file again (SIGHUP): new attempts use the new providers, attempts in flight finish on
    * the old ones. A bad file changes nothing; its problems are answered (and logged).
@@ -57,6 +61,8 @@ export interface StartOptions {
 }
 
 const READY_TIMEOUT_MS = 1_000;
+/** How often stale push tokens are looked for. */
+const STALE_TOKEN_SWEEP_MS = 3_600_000;
 /** How late, at most, an expired user token's stream or WebSocket is ended. */
 const CREDENTIAL_EXPIRY_CHECK_MS = 1_000;
 
@@ -97,6 +103,7 @@ export async function startHerald({
       onError: (error) => logger.warn({ err: error }, 'credential check failed; retrying'),
     });
     const webhookGuard = createAddressGuard(config.delivery.webhookAllowNetworks);
+    const pushMetrics = createPushMetrics(metrics.registry, db.sql);
     const providerDeps = { delivery: config.delivery, sql: db.sql, webhookGuard };
     const loaded = deliveryProviders
       ? ({ ok: true, providers: deliveryProviders, outboxChannels: [], summary: [] } as const)
@@ -109,6 +116,18 @@ export async function startHerald({
       );
     }
     if (loaded.summary.length > 0) logger.info({ providers: loaded.summary }, 'providers configured');
+    // Where deliveries are dispatched, stale push tokens are swept too (an idempotent update; several
+    // instances running it is harmless).
+    const staleTokens = config.delivery.dispatcher
+      ? startStaleTokenSweep({
+          sql: db.sql,
+          staleMs: config.delivery.pushTokenStaleMs,
+          intervalMs: STALE_TOKEN_SWEEP_MS,
+          now,
+          metrics: pushMetrics,
+          logger,
+        })
+      : undefined;
     const delivery = await startDeliveryEngine({
       config: config.delivery,
       redisUrl: config.redisUrl,
@@ -122,6 +141,7 @@ export async function startHerald({
       drivers: (cache) =>
         createChannelDrivers({
           sql: db.sql,
+          pushMetrics,
           disableAfterMs: config.delivery.webhookDisableAfterMs,
           refreshConfig: () => cache.refresh(),
         }),
@@ -214,6 +234,7 @@ export async function startHerald({
       bootstrapKey,
       delivery,
       websockets,
+      sweepStaleTokens: () => staleTokens?.sweep() ?? Promise.resolve(0),
       async reloadProviders() {
         if (closing) return { ok: false, problems: ['the server is shutting down'] };
         const next = loadProviders(providerDeps);
@@ -255,6 +276,7 @@ export async function startHerald({
           await wsClosed;
           await realtime.close();
           credentials.close();
+          staleTokens?.close();
           if (!database) await db.close();
           logger.info('stopped');
         })();

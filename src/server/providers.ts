@@ -10,6 +10,8 @@ import {
   providerMatches,
   redactedSettings,
 } from '../channels/providers-file.js';
+import { createApnsAdapter } from '../channels/push/apns.js';
+import { createWebPushAdapter } from '../channels/push/webpush.js';
 import { createWebhookAdapter } from '../channels/webhook/adapter.js';
 import { type AddressGuard, createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { DeliveryConfig } from '../config.js';
@@ -37,6 +39,8 @@ export type LoadedProviders =
   | { ok: false; problems: string[] };
 
 const OUTBOX_DEFAULT_CHANNELS = ['push', 'email', 'sms'] as const;
+/** A push attempt's budget when the file sets no timeout_ms. */
+const DEFAULT_PUSH_TIMEOUT_MS = 10_000;
 
 /** Reads and validates the providers file (or takes the default), and builds every adapter. */
 export function loadProviders(deps: ProviderDeps): LoadedProviders {
@@ -89,10 +93,66 @@ function build(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
         maxMessages: deps.delivery.outboxMaxMessages,
         timeoutMs: entry.timeoutMs ?? undefined,
       });
+    case 'webpush':
+      return webPushAdapter(deps, entry);
+    case 'apns':
+      return apnsAdapter(entry);
     default:
       // The file's validation knows the same types; reaching this is a bug, not a bad file.
       throw new Error(`no adapter for provider type ${entry.type}`);
   }
+}
+
+interface ApnsSettings {
+  auth:
+    | { type: 'token'; key: string; key_id: string; team_id: string }
+    | { type: 'certificate'; cert: string; key: string; passphrase?: string };
+  apps: { app_id: string; topic?: string; environment: 'production' | 'sandbox' }[];
+  endpoint?: { address: string; port: number; ca?: string };
+}
+
+function apnsAdapter(entry: ProviderEntry): ProviderAdapter {
+  const settings = entry.settings as unknown as ApnsSettings;
+  const auth = settings.auth;
+  return createApnsAdapter({
+    name: entry.name,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS,
+    auth:
+      auth.type === 'token'
+        ? { type: 'token', key: auth.key, keyId: auth.key_id, teamId: auth.team_id }
+        : { type: 'certificate', cert: auth.cert, key: auth.key, passphrase: auth.passphrase },
+    apps: settings.apps.map((app) => ({
+      appId: app.app_id,
+      topic: app.topic ?? app.app_id,
+      environment: app.environment,
+    })),
+    endpoint: settings.endpoint,
+  });
+}
+
+function webPushAdapter(deps: ProviderDeps, entry: ProviderEntry): ProviderAdapter {
+  const settings = entry.settings as {
+    vapid_public_key: string;
+    vapid_private_key: string;
+    subject: string;
+    allow_networks?: string[];
+    ca?: string;
+    connections?: number;
+  };
+  return createWebPushAdapter({
+    name: entry.name,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS,
+    vapid: {
+      subject: settings.subject,
+      publicKey: settings.vapid_public_key,
+      privateKey: settings.vapid_private_key,
+    },
+    guard: settings.allow_networks
+      ? createAddressGuard([...deps.delivery.webhookAllowNetworks, ...settings.allow_networks])
+      : deps.webhookGuard,
+    ca: settings.ca,
+    connections: settings.connections ?? deps.delivery.concurrency,
+  });
 }
 
 function webhookAdapter(deps: ProviderDeps, entry: ProviderEntry | null): ProviderAdapter {

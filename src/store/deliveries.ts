@@ -400,10 +400,22 @@ export async function disableEndpoint(sql: SqlRunner, endpointId: string, reason
   );
 }
 
-/** A provider said the push token is gone: it is deactivated, with the reason and when. */
-export async function invalidatePushToken(sql: SqlRunner, tokenId: string, reason: string): Promise<void> {
-  await sql.query(
-    `update push_tokens set active = false, invalid_reason = $2, invalidated_at = now() where id = $1::uuid and active`,
-    [tokenId, reason],
+/**
+ * A provider said the push token is gone: it is deactivated, with the reason and when. With `since` (APNs says
+ * when the device dropped the token), a token registered again after that moment is kept. Answers whether a
+ * token was deactivated.
+ */
+export async function invalidatePushToken(
+  sql: SqlRunner,
+  tokenId: string,
+  reason: string,
+  since: Date | null,
+): Promise<boolean> {
+  const rows = await sql.query(
+    `update push_tokens set active = false, invalid_reason = $2, invalidated_at = now()
+     where id = $1::uuid and active and ($3::timestamptz is null or last_seen_at <= $3::timestamptz)
+     returning id`,
+    [tokenId, reason, since?.toISOString() ?? null],
   );
+  return rows.length > 0;
 }

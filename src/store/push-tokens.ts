@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { newId } from '../core/ids.js';
-import type { Executor } from './database.js';
+import type { Executor, SqlRunner } from './database.js';
 import { pushTokens } from './schema.js';
 
 export type PushTokenRow = typeof pushTokens.$inferSelect;
@@ -33,6 +33,7 @@ export async function registerPushToken(db: Executor, reg: TokenRegistration): P
         appId: sql`excluded.app_id`,
         active: true,
         invalidReason: null,
+        invalidatedAt: null,
         lastSeenAt: sql`now()`,
       },
     })
@@ -73,4 +74,32 @@ export async function deactivatePushToken(
     )
     .returning({ id: pushTokens.id });
   return rows.length > 0;
+}
+
+/**
+ * Deactivates every active token not registered or refreshed since `before` (reason "stale"): a device that
+ * stopped opening the app months ago has most likely dropped it. Answers how many, by platform.
+ */
+export async function deactivateStaleTokens(
+  sqlRunner: SqlRunner,
+  before: Date,
+): Promise<Map<string, number>> {
+  const rows = await sqlRunner.query<{ platform: string; n: number }>(
+    `with stale as (
+       update push_tokens set active = false, invalid_reason = 'stale', invalidated_at = now()
+       where active and last_seen_at < $1::timestamptz
+       returning platform)
+     select platform, count(*)::int as n from stale group by platform`,
+    [before.toISOString()],
+  );
+  return new Map(rows.map((r) => [r.platform, Number(r.n)]));
+}
+
+/** Active tokens by platform. */
+export async function countActiveTokens(sqlRunner: SqlRunner): Promise<Map<string, number>> {
+  const rows = await sqlRunner.query<{ platform: string; n: number }>(
+    'select platform, count(*)::int as n from push_tokens where active group by platform',
+    [],
+  );
+  return new Map(rows.map((r) => [r.platform, Number(r.n)]));
 }

@@ -3,8 +3,11 @@
 // it off (1 s, then doubling) instead. Here the gate's clock is deliberately hours behind the claiming clock,
 // the disagreement that once made the dispatcher spin; every clock is injected, so the date of the run does
 // not matter. Runs on every available engine.
+
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannelDrivers } from '../../src/channels/drivers.js';
+import { createPushMetrics } from '../../src/channels/push/metrics.js';
 import { defaultRetryPolicies } from '../../src/core/retry-policy.js';
 import { CircuitBreakers } from '../../src/delivery/circuit-breaker.js';
 import { type ConfigCache, createConfigCache } from '../../src/delivery/config-cache.js';
@@ -63,6 +66,7 @@ describe.each(engines())('a deferral that is not in the future of its claim, on 
       drivers: createChannelDrivers({
         sql: database.sql,
         disableAfterMs: 60_000,
+        pushMetrics: createPushMetrics(new Registry(), database.sql),
         refreshConfig: () => config.refresh(),
       }),
       acquireProviders: () => ({ providers: { email: [] }, release: () => {} }),

@@ -2,8 +2,11 @@
 // the provider reported gone) must not undo the answer: the delivery still ends FAILED invalid_destination with
 // its attempt recorded, and the failure is logged; it is never requeued to be sent again without a record.
 // Runs on every available engine.
+
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannelDrivers } from '../../src/channels/drivers.js';
+import { createPushMetrics } from '../../src/channels/push/metrics.js';
 import { defaultRetryPolicies } from '../../src/core/retry-policy.js';
 import { CircuitBreakers } from '../../src/delivery/circuit-breaker.js';
 import { type ConfigCache, createConfigCache } from '../../src/delivery/config-cache.js';
@@ -45,6 +48,7 @@ describe.each(engines())('a driver failing after the provider answered, on $name
     const drivers = createChannelDrivers({
       sql: database.sql,
       disableAfterMs: 60_000,
+      pushMetrics: createPushMetrics(new Registry(), database.sql),
       refreshConfig: () => config.refresh(),
     });
     const logs = new LogCapture();

@@ -22,7 +22,7 @@ export function createEmailDriver(deps: { sql: SqlRunner }): ChannelDriver {
     },
     describe: (destination) => (destination.channel === 'email' ? maskEmail(destination.address) : ''),
     content: emailContent,
-    async invalidate(claim, destination, reason) {
+    async invalidate(claim, destination, { reason }) {
       if (destination.channel !== 'email') return;
       await suppressAddress(deps.sql, {
         channel: 'email',

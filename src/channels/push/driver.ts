@@ -7,13 +7,14 @@ import type { Content, Destination, PushPlatform } from '../../delivery/provider
 import type { ClaimedDelivery } from '../../store/deliveries.js';
 import { invalidatePushToken, type SqlRunner } from '../../store/index.js';
 import { preferenceGate } from '../gates.js';
+import { type PushMetrics, reasonLabel } from './metrics.js';
 
 /** PRIORITY_HIGH in herald.v1.Priority: HIGH and CRITICAL are urgent. */
 const HIGH_PRIORITY = 3;
 
 const platforms: ReadonlySet<string> = new Set<PushPlatform>(['apns', 'fcm', 'webpush']);
 
-export function createPushDriver(deps: { sql: SqlRunner }): ChannelDriver {
+export function createPushDriver(deps: { sql: SqlRunner; metrics: PushMetrics }): ChannelDriver {
   return {
     channel: 'push',
     html: false,
@@ -21,9 +22,15 @@ export function createPushDriver(deps: { sql: SqlRunner }): ChannelDriver {
     destination: pushDestination,
     describe: (destination) => (destination.channel === 'push' ? maskToken(destination.token) : ''),
     content: pushContent,
-    async invalidate(_claim, destination, reason) {
+    async attempted(claim, outcome) {
+      deps.metrics.attempt(claim.push_platform ?? 'unknown', outcome.kind);
+    },
+    async invalidate(_claim, destination, outcome) {
       if (destination.channel !== 'push') return;
-      await invalidatePushToken(deps.sql, destination.tokenId, reason);
+      const since = outcome.since ?? null;
+      if (await invalidatePushToken(deps.sql, destination.tokenId, outcome.reason, since)) {
+        deps.metrics.deactivated(destination.platform, reasonLabel(outcome.code));
+      }
     },
   };
 }

@@ -23,7 +23,7 @@ export function createSmsDriver(deps: { sql: SqlRunner }): ChannelDriver {
     },
     describe: (destination) => (destination.channel === 'sms' ? maskPhone(destination.number) : ''),
     content: smsContent,
-    async invalidate(claim, destination, reason) {
+    async invalidate(claim, destination, { reason }) {
       if (destination.channel !== 'sms') return;
       await suppressAddress(deps.sql, {
         channel: 'sms',

@@ -46,7 +46,7 @@ export function createWebhookDriver(deps: WebhookDriverDeps): ChannelDriver {
       if (succeeded && !claim.endpoint_failing) return;
       await recordEndpointResult(deps.sql, claim.endpoint_id, succeeded, deps.disableAfterMs);
     },
-    async invalidate(_claim, destination, reason) {
+    async invalidate(_claim, destination, { reason }) {
       if (destination.channel !== 'webhook') return;
       await disableEndpoint(deps.sql, destination.endpointId, reason);
       await deps.refreshConfig();
