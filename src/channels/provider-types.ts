@@ -84,9 +84,31 @@ const apnsSettings = z.strictObject({
   endpoint: endpointOverride.optional(),
 });
 
+/** A Google service account key, JSON with the fields FCM needs (validated when the file is loaded). */
+const fcmSettings = z.strictObject({
+  projects: z
+    .array(
+      z.strictObject({
+        // The service account key file's contents; usually {"file": "/run/secrets/firebase-<project>.json"}.
+        service_account: secret(),
+        // App ids (RegisterToken.app_id) whose tokens belong to this project; absent: all the others.
+        apps: z
+          .array(z.string().min(1).max(255))
+          .min(1, 'must list at least one app when present')
+          .optional(),
+      }),
+    )
+    .min(1, 'must list at least one project'),
+  // Every Google connection to this plain-TCP host instead (a test emulator); no ca: the agent speaks plain TCP.
+  endpoint: z
+    .strictObject({ address: z.string({ error: 'required' }).min(1, 'required'), port: intBetween(1, 65535) })
+    .optional(),
+});
+
 export const providerTypes: ProviderTypes = {
   webhook: { channels: ['webhook'], settings: webhookSettings },
   outbox: { channels: ['push', 'email', 'sms', 'webhook'], settings: outboxSettings },
   webpush: { channels: ['push'], settings: webPushSettings },
   apns: { channels: ['push'], settings: apnsSettings },
+  fcm: { channels: ['push'], settings: fcmSettings },
 };

@@ -104,7 +104,7 @@ export async function startHerald({
     });
     const webhookGuard = createAddressGuard(config.delivery.webhookAllowNetworks);
     const pushMetrics = createPushMetrics(metrics.registry, db.sql);
-    const providerDeps = { delivery: config.delivery, sql: db.sql, webhookGuard };
+    const providerDeps = { delivery: config.delivery, sql: db.sql, webhookGuard, logger };
     const loaded = deliveryProviders
       ? ({ ok: true, providers: deliveryProviders, outboxChannels: [], summary: [] } as const)
       : loadProviders(providerDeps);

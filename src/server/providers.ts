@@ -2,6 +2,7 @@
 // development default without one: webhooks through the webhook adapter, every other channel into the
 // outbox. A file is validated whole before anything is built; a bad one is refused with every problem.
 import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
 import { createOutboxAdapter } from '../channels/outbox/adapter.js';
 import { providerTypes } from '../channels/provider-types.js';
 import {
@@ -11,6 +12,7 @@ import {
   redactedSettings,
 } from '../channels/providers-file.js';
 import { createApnsAdapter } from '../channels/push/apns.js';
+import { createFcmAdapter } from '../channels/push/fcm.js';
 import { createWebPushAdapter } from '../channels/push/webpush.js';
 import { createWebhookAdapter } from '../channels/webhook/adapter.js';
 import { type AddressGuard, createAddressGuard } from '../channels/webhook/address-guard.js';
@@ -25,6 +27,7 @@ export interface ProviderDeps {
   /** The webhook address guard from HERALD_WEBHOOK_ALLOW_NETWORKS. */
   webhookGuard: AddressGuard;
   env?: Record<string, string | undefined>;
+  logger?: Logger | undefined;
 }
 
 export type LoadedProviders =
@@ -58,11 +61,25 @@ export function loadProviders(deps: ProviderDeps): LoadedProviders {
   if (!result.ok) return result;
   const providers: ProviderSet = {};
   const summary: { channel: string; name: string; type: string; settings: Record<string, unknown> }[] = [];
+  const problems: string[] = [];
   for (const [channel, entries] of Object.entries(result.file.channels)) {
-    providers[channel as ChannelName] = entries.map((entry) => configured(entry, build(entry, deps), deps));
+    const built: ProviderAdapter[] = [];
     for (const entry of entries) {
+      // What only building can tell (a key that does not parse) is a problem of the file, like the others.
+      try {
+        built.push(configured(entry, build(entry, deps), deps));
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        // "projects[0].service_account: must be ..." names a setting below settings.
+        problems.push(`${entry.path}.settings${/^[\w[\].]+: /.test(message) ? '.' : ': '}${message}`);
+      }
       summary.push({ channel, name: entry.name, type: entry.type, settings: redactedSettings(entry) });
     }
+    providers[channel as ChannelName] = built;
+  }
+  if (problems.length > 0) {
+    void closeProviders(providers);
+    return { ok: false, problems };
   }
   return { ok: true, providers, outboxChannels: [], summary };
 }
@@ -97,6 +114,8 @@ function build(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
       return webPushAdapter(deps, entry);
     case 'apns':
       return apnsAdapter(entry);
+    case 'fcm':
+      return fcmAdapter(entry, deps);
     default:
       // The file's validation knows the same types; reaching this is a bug, not a bad file.
       throw new Error(`no adapter for provider type ${entry.type}`);
@@ -127,6 +146,20 @@ function apnsAdapter(entry: ProviderEntry): ProviderAdapter {
       environment: app.environment,
     })),
     endpoint: settings.endpoint,
+  });
+}
+
+function fcmAdapter(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
+  const settings = entry.settings as unknown as {
+    projects: { service_account: string; apps?: string[] }[];
+    endpoint?: { address: string; port: number };
+  };
+  return createFcmAdapter({
+    name: entry.name,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS,
+    projects: settings.projects.map((p) => ({ serviceAccount: p.service_account, apps: p.apps })),
+    endpoint: settings.endpoint,
+    logger: deps.logger,
   });
 }
 

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webPush from 'web-push';
 import { Channel, DeliveryStatus, Platform, Priority } from '../../clients/node/index.js';
 import { type ApnsEmulator, apnsSigningKey, startApnsEmulator } from '../emulators/apns.js';
+import { type FcmEmulator, fcmServiceAccount, startFcmEmulator } from '../emulators/fcm.js';
 import { startWebPushEmulator, type TestSubscription, type WebPushEmulator } from '../emulators/webpush.js';
 import { engines } from '../support/engines.js';
 import { codeOf } from '../support/errors.js';
@@ -24,6 +25,8 @@ import { until } from '../support/until.js';
 const KEY_ID = 'KEYID12345';
 const TEAM_ID = 'TEAM123456';
 const APP = 'com.example.app';
+const ANDROID_APP = 'com.example.android';
+const PROJECT = 'herald-test';
 const inFlight = new Set([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]);
 
 let counter = 0;
@@ -36,6 +39,7 @@ function apnsToken(): string {
 describe.each(engines())('push on $name', (engine) => {
   let apns: ApnsEmulator;
   let browsers: WebPushEmulator;
+  let fcm: FcmEmulator;
   let server: TestServer;
   let dir: string;
   const vapid = webPush.generateVAPIDKeys();
@@ -49,6 +53,8 @@ describe.each(engines())('push on $name', (engine) => {
       topics: [APP],
     });
     browsers = await startWebPushEmulator();
+    const account = fcmServiceAccount(PROJECT);
+    fcm = await startFcmEmulator({ accounts: [account] });
     dir = mkdtempSync(path.join(tmpdir(), 'herald-push-'));
     const secret = (name: string, value: string) => {
       writeFileSync(path.join(dir, name), `${value}\n`);
@@ -72,6 +78,19 @@ describe.each(engines())('push on $name', (engine) => {
                 },
                 apps: [{ app_id: APP, environment: 'production' }],
                 endpoint: { address: '127.0.0.1', port: apns.port, ca: { file: apns.caFile } },
+              },
+            },
+            {
+              type: 'fcm',
+              timeout_ms: 3_000,
+              settings: {
+                projects: [
+                  {
+                    service_account: secret('firebase.json', JSON.stringify(account.json)),
+                    apps: [ANDROID_APP],
+                  },
+                ],
+                endpoint: { address: '127.0.0.1', port: fcm.port },
               },
             },
             {
@@ -103,6 +122,7 @@ describe.each(engines())('push on $name', (engine) => {
     await server?.stop();
     await apns?.close();
     await browsers?.close();
+    await fcm?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -120,6 +140,18 @@ describe.each(engines())('push on $name', (engine) => {
     const { token: row } = await server
       .admin()
       .registerToken({ userId, platform: Platform.APNS, token, appId: APP });
+    return { token, id: row!.id };
+  }
+
+  let fcmCounter = 0;
+  async function registerAndroid(userId: string): Promise<{ token: string; id: string }> {
+    const token = `fcm-token-${++fcmCounter}-${'x'.repeat(40)}`;
+    const { token: row } = await server.admin().registerToken({
+      userId,
+      platform: Platform.FCM,
+      token,
+      appId: ANDROID_APP,
+    });
     return { token, id: row!.id };
   }
 
@@ -142,8 +174,9 @@ describe.each(engines())('push on $name', (engine) => {
     return row;
   }
 
-  it('reaches an iPhone and two browsers with one notification, each in its platform form', async () => {
+  it('reaches an iPhone, an Android phone and two browsers with one notification, each in its platform form', async () => {
     const iphone = await registerIphone('devices');
+    const android = await registerAndroid('devices');
     const laptop = await registerBrowser('devices');
     const desktop = await registerBrowser('devices');
     const sent = await server.admin().send({
@@ -156,11 +189,17 @@ describe.each(engines())('push on $name', (engine) => {
       channels: [Channel.PUSH],
       push: { clickUrl: 'https://shop.example.com/orders/A-1', sound: 'default', threadId: 'orders' },
     });
-    expect(sent.deliveries.map((d) => d.channel)).toEqual([Channel.PUSH, Channel.PUSH, Channel.PUSH]);
+    expect(sent.deliveries.map((d) => d.channel)).toEqual([
+      Channel.PUSH,
+      Channel.PUSH,
+      Channel.PUSH,
+      Channel.PUSH,
+    ]);
     const n = await settled(sent.notificationId);
     expect(n.deliveries.map((d) => [d.status, d.provider]).sort()).toEqual(
       [
         [DeliveryStatus.SENT, 'apns'],
+        [DeliveryStatus.SENT, 'fcm'],
         [DeliveryStatus.SENT, 'webpush'],
         [DeliveryStatus.SENT, 'webpush'],
       ].sort(),
@@ -195,6 +234,44 @@ describe.each(engines())('push on $name', (engine) => {
     const expiration = Number(onIphone[0]!.headers['apns-expiration']);
     expect(Math.abs(expiration - (Date.now() / 1000 + 3600))).toBeLessThan(60);
 
+    const onAndroid = fcm.sends().filter((r) => r.message?.token === android.token);
+    expect(onAndroid).toHaveLength(1);
+    expect(onAndroid[0]).toMatchObject({ project: PROJECT, status: 200 });
+    expect(onAndroid[0]!.message).toEqual({
+      token: android.token,
+      notification: { title: 'Shipped', body: 'Order A-1 is on its way' },
+      data: {
+        order: 'A-1',
+        items: '[1,2]',
+        herald_notification_id: sent.notificationId,
+        herald_seq: String(sent.seq),
+        herald_type: 'order.shipped',
+        herald_click_url: 'https://shop.example.com/orders/A-1',
+      },
+      android: {
+        priority: 'HIGH',
+        collapse_key: 'order.shipped',
+        notification: { sound: 'default', tag: 'orders' },
+      },
+      apns: {
+        headers: {
+          'apns-push-type': 'alert',
+          'apns-priority': '10',
+          'apns-expiration': expect.stringMatching(/^\d+$/),
+          'apns-collapse-id': 'order.shipped',
+        },
+        payload: {
+          aps: {
+            alert: { title: 'Shipped', body: 'Order A-1 is on its way' },
+            badge: 0,
+            sound: 'default',
+            'thread-id': 'orders',
+          },
+        },
+      },
+    });
+    expect(fcm.received.some((r) => r.kind === 'token' && r.host === 'oauth2.googleapis.com')).toBe(true);
+
     for (const browser of [laptop, desktop]) {
       const got = browsers.received.filter((r) => r.subscriptionId === browser.sub.id);
       expect(got).toHaveLength(1);
@@ -224,6 +301,20 @@ describe.each(engines())('push on $name', (engine) => {
     const webGone = await registerBrowser('hygiene');
     const webMissing = await registerBrowser('hygiene');
     const healthy = await registerIphone('hygiene');
+    const unregistered = await registerAndroid('hygiene');
+    const mismatched = await registerAndroid('hygiene');
+    const malformed = await registerAndroid('hygiene');
+    fcm.script(unregistered.token, [{ status: 404, errorCode: 'UNREGISTERED' }]);
+    fcm.script(mismatched.token, [
+      { status: 403, errorCode: 'SENDER_ID_MISMATCH', message: 'SenderId mismatch' },
+    ]);
+    fcm.script(malformed.token, [
+      {
+        status: 400,
+        errorCode: 'INVALID_ARGUMENT',
+        message: 'The registration token is not a valid FCM registration token',
+      },
+    ]);
     apns.script(gone.token, [{ status: 410, reason: 'Unregistered', timestamp: Date.now() + 1_000 }]);
     apns.script(bad.token, [{ status: 400, reason: 'BadDeviceToken' }]);
     browsers.script(webGone.sub.id, [{ status: 410 }]);
@@ -233,14 +324,11 @@ describe.each(engines())('push on $name', (engine) => {
       .send({ userId: 'hygiene', type: 'ping', title: 'Hi', channels: [Channel.PUSH] });
     const n = await settled(sent.notificationId);
     expect(n.deliveries.map((d) => d.status).sort()).toEqual(
-      [
-        DeliveryStatus.FAILED,
-        DeliveryStatus.FAILED,
-        DeliveryStatus.FAILED,
-        DeliveryStatus.FAILED,
-        DeliveryStatus.SENT,
-      ].sort(),
+      [...Array(7).fill(DeliveryStatus.FAILED), DeliveryStatus.SENT].sort(),
     );
+    for (const t of [unregistered, mismatched, malformed]) {
+      expect(await tokenRow(t.id)).toMatchObject({ active: false, invalidated: true });
+    }
     expect(await tokenRow(gone.id)).toEqual({
       active: false,
       invalid_reason: 'APNs answered 410 Unregistered',
@@ -295,6 +383,36 @@ describe.each(engines())('push on $name', (engine) => {
         [DeliveryStatus.SENT, 2],
       ].sort(),
     );
+  });
+
+  it("retries FCM's UNAVAILABLE itself (firebase-admin's own retries are off), and keeps the token on an auth error", async () => {
+    const phone = await registerAndroid('fcm-errors');
+    fcm.script(phone.token, [{ status: 503, errorCode: 'UNAVAILABLE' }]);
+    const first = await server
+      .admin()
+      .send({ userId: 'fcm-errors', type: 'ping', title: 'Hi', channels: [Channel.PUSH] });
+    const n = await settled(first.notificationId);
+    expect([n.deliveries[0]?.status, n.deliveries[0]?.attempts.map((a) => a.outcome)]).toEqual([
+      DeliveryStatus.SENT,
+      ['retry', 'sent'],
+    ]);
+    expect(
+      fcm
+        .sends()
+        .filter((r) => r.message?.token === phone.token)
+        .map((r) => r.status),
+    ).toEqual([503, 200]);
+
+    fcm.script(phone.token, [{ status: 401, errorCode: 'THIRD_PARTY_AUTH_ERROR' }]);
+    const second = await server
+      .admin()
+      .send({ userId: 'fcm-errors', type: 'ping', title: 'Hi', channels: [Channel.PUSH] });
+    const refused = (await settled(second.notificationId)).deliveries[0]!;
+    expect([refused.status, refused.reason]).toEqual([
+      DeliveryStatus.FAILED,
+      expect.stringMatching(/^failed: FCM: messaging\/third-party-auth-error: /),
+    ]);
+    expect(await tokenRow(phone.id)).toEqual({ active: true, invalid_reason: null, invalidated: false });
   });
 
   it('shortens an oversize Web Push body at a character boundary, keeping the JSON whole', async () => {

@@ -7,6 +7,7 @@ import https from 'node:https';
 import webPush, { WebPushError } from 'web-push';
 import { parseRetryAfter } from '../../core/retry-policy.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
+import { withinBudget } from '../budget.js';
 import { ADDRESS_REFUSED, type AddressGuard } from '../webhook/address-guard.js';
 import { webPushRequest } from './payloads.js';
 
@@ -60,7 +61,7 @@ export function createWebPushAdapter(options: WebPushAdapterOptions): ProviderAd
         }),
         (error: unknown) => classify(error, now()),
       );
-    return raceTimeout(attempt, options.timeoutMs, signal);
+    return withinBudget(attempt, options.timeoutMs, signal);
   }
 
   return {
@@ -121,24 +122,6 @@ function refusedEndpoint(endpoint: string, guard: AddressGuard): string | null {
   } catch (error) {
     return messageOf(error);
   }
-}
-
-/** web-push cannot be cancelled: past the budget (or at shutdown) the attempt is answered as a retry. */
-function raceTimeout(attempt: Promise<Outcome>, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(
-      () => done({ kind: 'retry', reason: `timeout: no answer within ${timeoutMs} ms` }),
-      timeoutMs,
-    );
-    const onAbort = () => done({ kind: 'retry', reason: 'aborted: the dispatcher is shutting down' });
-    signal.addEventListener('abort', onAbort, { once: true });
-    function done(outcome: Outcome) {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      resolve(outcome);
-    }
-    void attempt.then(done);
-  });
 }
 
 function originOf(task: DeliveryTask): string {
