@@ -591,7 +591,8 @@ function readType(
   const { types } = context.options;
   const rule = typeRule(raw, channel, types);
   if (rule !== undefined) context.problems.push({ path, rule });
-  return typeof raw === 'string' && Object.hasOwn(types, raw) ? raw : undefined;
+  // A type that does not serve the channel is the problem; its settings are not judged as well.
+  return rule === undefined && typeof raw === 'string' ? raw : undefined;
 }
 
 function typeRule(raw: unknown, channel: ProviderChannel, types: ProviderTypes): string | undefined {

@@ -201,12 +201,77 @@ describe('parseProvidersFile', () => {
     [
       'an unknown type',
       email({ type: 'smtp' }),
-      ['channels.email[0].type: unknown type "smtp" (known: outbox, webhook)'],
+      ['channels.email[0].type: unknown type "smtp" (known: apns, fcm, outbox, webhook, webpush)'],
     ],
     [
       'a type named like an Object property',
       email({ type: 'constructor' }),
-      ['channels.email[0].type: unknown type "constructor" (known: outbox, webhook)'],
+      ['channels.email[0].type: unknown type "constructor" (known: apns, fcm, outbox, webhook, webpush)'],
+    ],
+    [
+      'an APNs key id that is not 10 characters, and no apps',
+      {
+        channels: {
+          push: [
+            {
+              type: 'apns',
+              settings: {
+                auth: { type: 'token', key: 'k', key_id: 'short', team_id: 'TEAM123456' },
+                apps: [],
+              },
+            },
+          ],
+        },
+      },
+      [
+        'channels.push[0].settings.auth.key_id: must be the 10-character key id',
+        'channels.push[0].settings.apps: must list at least one app',
+      ],
+    ],
+    [
+      'an APNs app in an unknown environment',
+      {
+        channels: {
+          push: [
+            {
+              type: 'apns',
+              settings: {
+                auth: { type: 'token', key: 'k', key_id: 'KEYID12345', team_id: 'TEAM123456' },
+                apps: [{ app_id: 'com.example', environment: 'staging' }],
+              },
+            },
+          ],
+        },
+      },
+      ['channels.push[0].settings.apps[0].environment: must be "production" or "sandbox"'],
+    ],
+    [
+      'a Web Push subject that is neither mailto: nor https',
+      {
+        channels: {
+          push: [
+            {
+              type: 'webpush',
+              settings: {
+                vapid_public_key: 'B'.repeat(87),
+                vapid_private_key: 'k',
+                subject: 'ops@example.com',
+              },
+            },
+          ],
+        },
+      },
+      ['channels.push[0].settings.subject: must be a mailto: address or an https URL'],
+    ],
+    [
+      'an FCM provider without projects',
+      { channels: { push: [{ type: 'fcm', settings: { projects: [] } }] } },
+      ['channels.push[0].settings.projects: must list at least one project'],
+    ],
+    [
+      'a push type on the e-mail channel',
+      { channels: { email: [{ type: 'apns' }] } },
+      ['channels.email[0].type: "apns" does not serve email (it serves push)'],
     ],
     [
       'a type that does not serve the channel',
@@ -358,7 +423,6 @@ describe('parseProvidersFile', () => {
       'channels.email[1]: unknown key "colour"',
       'channels.fax: unknown channel (use push, email, sms, webhook)',
       'channels.sms[0].type: "webhook" does not serve sms (it serves webhook)',
-      'channels.sms[0].settings: unknown key "verbose"',
       'channels.sms[1].name: already used by channels.email[1]',
       'channels.sms[1].type: required',
       'providers file: unknown key "extra"',
