@@ -6,7 +6,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import webPush from 'web-push';
 import { createOutboxAdapter } from '../../src/channels/outbox/adapter.js';
+import { type ApnsAdapterOptions, createApnsAdapter } from '../../src/channels/push/apns.js';
+import { createWebPushAdapter } from '../../src/channels/push/webpush.js';
 import { createWebhookAdapter } from '../../src/channels/webhook/adapter.js';
 import { createAddressGuard } from '../../src/channels/webhook/address-guard.js';
 import { loadConfig } from '../../src/config.js';
@@ -14,12 +17,15 @@ import { newId } from '../../src/core/ids.js';
 import type { Content, DeliveryTask, Destination, ProviderAdapter } from '../../src/delivery/provider.js';
 import { loadProviders } from '../../src/server/providers.js';
 import { getOutboxMessage } from '../../src/store/index.js';
+import { type ApnsEmulator, type ApnsReply, apnsSigningKey, startApnsEmulator } from '../emulators/apns.js';
 import {
   type ScriptedReply,
   startWebhookReceiver,
   type WebhookReceiver,
 } from '../emulators/webhook-receiver.js';
+import { startWebPushEmulator, type WebPushEmulator } from '../emulators/webpush.js';
 import { engines, type TestDatabase } from '../support/engines.js';
+import { type TestCertificate, testCertificate } from '../support/tls.js';
 
 const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 
@@ -232,5 +238,139 @@ describe('a providers file narrows what its adapters accept', () => {
     expect(germany!.rateLimit).toEqual({ perSecond: 2, burst: 5 });
     expect(germany!.retry).toEqual({ ...config.delivery.retry.sms, maxAttempts: 3 });
     expect(fcmOnly!.retry).toBeUndefined();
+  });
+});
+
+describe('the push adapters', () => {
+  let apns: ApnsEmulator;
+  let certified: ApnsEmulator;
+  let browsers: WebPushEmulator;
+  let client: TestCertificate;
+  const signing = apnsSigningKey();
+  const adapters: ProviderAdapter[] = [];
+  beforeAll(async () => {
+    apns = await startApnsEmulator({
+      keyId: 'KEYID12345',
+      teamId: 'TEAM123456',
+      publicKey: signing.publicKeyPem,
+    });
+    certified = await startApnsEmulator({
+      keyId: 'KEYID12345',
+      teamId: 'TEAM123456',
+      publicKey: signing.publicKeyPem,
+      requireClientCertificate: true,
+    });
+    browsers = await startWebPushEmulator();
+    client = testCertificate('com.example.app', ['1.2.840.113635.100.6.3.1=ASN1:NULL']);
+  });
+  afterAll(async () => {
+    await Promise.all(adapters.map((a) => a.close()));
+    await apns?.close();
+    await certified?.close();
+    await browsers?.close();
+    client?.remove();
+  });
+  const apnsAdapter = (emulator: ApnsEmulator, auth: ApnsAdapterOptions['auth']) => {
+    const adapter = createApnsAdapter({
+      timeoutMs: 2_000,
+      auth,
+      apps: [
+        { appId: 'com.example.app', topic: 'com.example.app', environment: 'production' },
+        { appId: 'com.example.beta', topic: 'com.example.beta', environment: 'sandbox' },
+      ],
+      endpoint: { address: '127.0.0.1', port: emulator.port, ca: emulator.ca },
+    });
+    adapters.push(adapter);
+    return adapter;
+  };
+  const tokenAuth = (): ApnsAdapterOptions['auth'] => ({
+    type: 'token',
+    key: signing.privateKeyPem,
+    keyId: 'KEYID12345',
+    teamId: 'TEAM123456',
+  });
+  const push = (fields: Partial<Extract<Destination, { channel: 'push' }>>): Destination => ({
+    ...destinations.push,
+    appId: 'com.example.app',
+    tokenId: newId(),
+    ...fields,
+  });
+
+  it('apns takes APNs tokens of its own apps only', () => {
+    const adapter = apnsAdapter(apns, tokenAuth());
+    expect(adapter.accepts(task(push({ appId: 'com.example.app' }), contents.push))).toBe(true);
+    expect(adapter.accepts(task(push({ appId: 'com.example.beta' }), contents.push))).toBe(true);
+    expect(adapter.accepts(task(push({ appId: 'com.other' }), contents.push))).toBe(false);
+    expect(adapter.accepts(task(push({ platform: 'fcm', token: 'x' }), contents.push))).toBe(false);
+    expect(adapter.circuitKey(task(push({ appId: 'com.example.beta' }), contents.push))).toBe('apns:sandbox');
+  });
+
+  it.each<[string, ApnsReply, Record<string, unknown>]>([
+    ['200', { status: 200 }, { kind: 'sent', statusCode: 200 }],
+    [
+      '410 Unregistered',
+      { status: 410, reason: 'Unregistered', timestamp: 1_700_000_000_000 },
+      { kind: 'invalid_destination', code: 'Unregistered', since: new Date(1_700_000_000_000) },
+    ],
+    ['400 BadDeviceToken', { status: 400, reason: 'BadDeviceToken' }, { kind: 'invalid_destination' }],
+    [
+      '400 DeviceTokenNotForTopic',
+      { status: 400, reason: 'DeviceTokenNotForTopic' },
+      { kind: 'invalid_destination' },
+    ],
+    ['400 BadCollapseId', { status: 400, reason: 'BadCollapseId' }, { kind: 'failed', statusCode: 400 }],
+    [
+      '403 ExpiredProviderToken',
+      { status: 403, reason: 'ExpiredProviderToken' },
+      { kind: 'failed', credentials: true },
+    ],
+    ['413 PayloadTooLarge', { status: 413, reason: 'PayloadTooLarge' }, { kind: 'failed', statusCode: 413 }],
+    ['429 TooManyRequests', { status: 429, reason: 'TooManyRequests' }, { kind: 'retry', statusCode: 429 }],
+    [
+      '503 ServiceUnavailable',
+      { status: 503, reason: 'ServiceUnavailable' },
+      { kind: 'retry', statusCode: 503 },
+    ],
+  ])('apns: %s', async (_name, reply, expected) => {
+    const adapter = apnsAdapter(apns, tokenAuth());
+    const token = newId().replaceAll('-', '').repeat(2);
+    apns.script(token, [reply]);
+    const outcome = await adapter.send(task(push({ token }), contents.push), new AbortController().signal);
+    expect(outcome).toMatchObject(expected);
+    // One request: node-apn's own retries are off, the dispatcher decides.
+    expect(apns.received.filter((r) => r.token === token)).toHaveLength(1);
+  });
+
+  it('apns certificate auth reaches a service that requires the Apple push certificate', async () => {
+    const adapter = apnsAdapter(certified, { type: 'certificate', cert: client.cert, key: client.key });
+    const outcome = await adapter.send(task(push({}), contents.push), new AbortController().signal);
+    expect(outcome).toMatchObject({ kind: 'sent' });
+    expect(certified.received.at(-1)?.status).toBe(200);
+  });
+
+  it('webpush takes Web Push subscriptions only, and refuses a push service on a private address', async () => {
+    const adapter = createWebPushAdapter({
+      timeoutMs: 2_000,
+      vapid: { subject: 'mailto:ops@example.com', ...webPush.generateVAPIDKeys() },
+      guard: createAddressGuard([]),
+      ca: browsers.ca,
+      connections: 4,
+    });
+    adapters.push(adapter);
+    const sub = browsers.subscribe();
+    const web = push({
+      platform: 'webpush',
+      token: sub.endpoint,
+      subscription: { endpoint: sub.endpoint, keys: sub.keys },
+    });
+    expect(adapter.accepts(task(web, contents.push))).toBe(true);
+    expect(adapter.accepts(task(push({}), contents.push))).toBe(false);
+    // The emulator listens on 127.0.0.1, which no guard without an allow-list lets through.
+    const outcome = await adapter.send(task(web, contents.push), new AbortController().signal);
+    expect(outcome).toMatchObject({
+      kind: 'failed',
+      reason: expect.stringMatching(/^push service refused: /),
+    });
+    expect(browsers.received.filter((r) => r.subscriptionId === sub.id)).toHaveLength(0);
   });
 });
