@@ -500,3 +500,56 @@ describe.each(engines())('push on $name', (engine) => {
     expect(await tokenRow(phone.id)).toEqual({ active: true, invalid_reason: null, invalidated: false });
   });
 });
+
+describe.each(engines())('push with a providers file that lists one platform, on $name', (engine) => {
+  let server: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'herald-push-one-'));
+    const vapid = webPush.generateVAPIDKeys();
+    const file = path.join(dir, 'providers.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        channels: {
+          push: [
+            {
+              type: 'webpush',
+              settings: {
+                vapid_public_key: vapid.publicKey,
+                vapid_private_key: vapid.privateKey,
+                subject: 'https://example.com/contact',
+              },
+            },
+          ],
+        },
+      }),
+    );
+    server = await startTestServer(engine, {
+      overrides: { HERALD_PROVIDERS_FILE: file, HERALD_DISPATCH_POLL_MS: '200' },
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('skips a token of an unlisted platform as not_configured', async () => {
+    await server
+      .admin()
+      .registerToken({ userId: 'ios-only', platform: Platform.APNS, token: 'ab'.repeat(32) });
+    const sent = await server
+      .admin()
+      .send({ userId: 'ios-only', type: 'ping', title: 'Hi', channels: [Channel.PUSH] });
+    const d = await until('the delivery final', 5_000, async () => {
+      const { notification } = await server.admin().getNotification({ notificationId: sent.notificationId });
+      const only = notification!.deliveries[0]!;
+      return inFlight.has(only.status) ? undefined : only;
+    });
+    expect([d.status, d.reason, d.attemptCount]).toEqual([
+      DeliveryStatus.SKIPPED,
+      'not_configured: no push provider accepts this destination',
+      0,
+    ]);
+  });
+});
