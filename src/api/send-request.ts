@@ -172,11 +172,13 @@ export function toNewNotification(req: SendRequest, prefix: string, now: Date): 
     idempotencyKey: req.idempotencyKey === '' ? null : req.idempotencyKey,
     sendAt,
     expiresAt,
-    push,
+    // Absent, not null, in the digest: a Send without push options digests as it did before they existed.
+    push: push ?? undefined,
   };
   // The digest is only needed to tell a retry from a different request reusing the key.
   return {
     ...item,
+    push,
     acceptedAt: now,
     requestHash: item.idempotencyKey === null ? null : fingerprint(item),
   };

@@ -13,6 +13,7 @@ export function withinBudget(
       timeoutMs,
     );
     const onAbort = () => done({ kind: 'retry', reason: 'aborted: the dispatcher is shutting down' });
+    if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     function done(outcome: Outcome) {
       clearTimeout(timer);

@@ -37,8 +37,8 @@ export type Content =
       data: Record<string, unknown>;
       /** HIGH and CRITICAL notifications: providers deliver at once instead of when convenient. */
       urgent: boolean;
-      /** A newer push with the same key replaces an undelivered older one (default: the type). */
-      collapseKey: string;
+      /** A newer push with the same key replaces an older one not yet shown; null: none replaces another. */
+      collapseKey: string | null;
       sound: string | null;
       /** The app icon's badge: the Send's, else the recipient's unread in-app count. */
       badge: number | null;

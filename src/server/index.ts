@@ -17,6 +17,7 @@ import { startStaleTokenSweep } from '../channels/push/stale-tokens.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { Config } from '../config.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
+import type { ProviderSet } from '../delivery/provider.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { createMemoryBus, createRealtime } from '../realtime/index.js';
@@ -81,6 +82,9 @@ export async function startHerald({
       poolMax: config.dbPoolMax,
       onNotice: (message) => logger.debug({ message }, 'database notice'),
     }));
+  // What a failed start must close: the providers once built, the delivery engine (which then owns them).
+  let startedProviders: ProviderSet | undefined;
+  let engine: DeliveryEngine | undefined;
   try {
     if (config.migrateOnStart) await db.migrate();
     const bootstrapKey = config.bootstrapAdminKey ? await bootstrapAdminKey(db.db) : undefined;
@@ -109,6 +113,7 @@ export async function startHerald({
       ? ({ ok: true, providers: deliveryProviders, outboxChannels: [], summary: [] } as const)
       : loadProviders(providerDeps);
     if (!loaded.ok) throw new ProvidersFileError(config.delivery.providersFile ?? '', loaded.problems);
+    startedProviders = loaded.providers;
     for (const channel of loaded.outboxChannels) {
       logger.info(
         { channel },
@@ -146,6 +151,7 @@ export async function startHerald({
           refreshConfig: () => cache.refresh(),
         }),
     });
+    engine = delivery;
     const bus = config.redisUrl
       ? await createRedisBus({
           url: config.redisUrl,
@@ -284,6 +290,9 @@ export async function startHerald({
       },
     };
   } catch (error) {
+    // Providers built before the failure hold connections, timers and (FCM over an endpoint) key files.
+    if (engine) await engine.close(0).catch(() => {});
+    else if (startedProviders) await closeProviders(startedProviders).catch(() => {});
     if (!database) await db.close().catch(() => {});
     throw error;
   }

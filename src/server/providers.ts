@@ -78,7 +78,7 @@ export function loadProviders(deps: ProviderDeps): LoadedProviders {
     providers[channel as ChannelName] = built;
   }
   if (problems.length > 0) {
-    void closeProviders(providers);
+    closeProviders(providers).catch(() => {});
     return { ok: false, problems };
   }
   return { ok: true, providers, outboxChannels: [], summary };

@@ -44,7 +44,7 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   title: string | null;
   body: string | null;
   push_options: PushOptions | null;
-  /** Push deliveries: the recipient's unread in-app count now (the default badge); null otherwise. */
+  /** Push alerts without a badge of their own: the recipient's unread in-app count now; null otherwise. */
   unread_count: number | null;
   seq: string;
   notification_created_at: Date;
@@ -102,7 +102,8 @@ select c.id::text as id, c.notification_id::text as notification_id, c.user_id, 
        c.event, c.payload, c.provider, c.attempts,
        c.first_attempt_at, c.lease_until::text as lease,
        n.type, n.priority, n.critical, n.data, n.title, n.body, n.push_options, n.seq::text as seq,
-       case when c.channel = 'push' then (
+       case when c.channel = 'push' and n.push_options->'badge' is null
+                 and not coalesce((n.push_options->>'dataOnly')::boolean, false) then (
          select count(*)::int from notifications u
          where u.user_id = c.user_id and u.inbox and u.read_at is null and u.archived_at is null)
        end as unread_count,

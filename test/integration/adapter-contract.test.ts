@@ -3,6 +3,8 @@
 // receiver; the outbox adapter to a real database (closed, for the failure row). A providers file's `match`
 // narrows what an adapter accepts. Runs on the embedded engine and, when available, PostgreSQL.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +28,7 @@ import {
 import { startWebPushEmulator, type WebPushEmulator } from '../emulators/webpush.js';
 import { engines, type TestDatabase } from '../support/engines.js';
 import { type TestCertificate, testCertificate } from '../support/tls.js';
+import { until } from '../support/until.js';
 
 const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 
@@ -372,5 +375,46 @@ describe('the push adapters', () => {
       reason: expect.stringMatching(/^push service refused: /),
     });
     expect(browsers.received.filter((r) => r.subscriptionId === sub.id)).toHaveLength(0);
+  });
+
+  it('webpush reads no more of an answer than it keeps, and ends an attempt that talks forever at its budget', async () => {
+    const tls = testCertificate();
+    let open = 0;
+    let written = 0;
+    const talker = https.createServer({ cert: tls.cert, key: tls.key }, (_req, res) => {
+      open++;
+      res.writeHead(201);
+      const timer = setInterval(() => {
+        written += 64 * 1024;
+        res.write(Buffer.alloc(64 * 1024, 'a'));
+      }, 10);
+      res.on('close', () => {
+        clearInterval(timer);
+        open--;
+      });
+    });
+    await new Promise<void>((resolve) => talker.listen(0, '127.0.0.1', resolve));
+    const { port } = talker.address() as AddressInfo;
+    const adapter = createWebPushAdapter({
+      timeoutMs: 1_000,
+      vapid: { subject: 'mailto:ops@example.com', ...webPush.generateVAPIDKeys() },
+      guard: createAddressGuard(['127.0.0.1/32']),
+      ca: tls.cert,
+      connections: 4,
+    });
+    try {
+      const sub = browsers.subscribe();
+      const endpoint = `https://127.0.0.1:${port}/push/endless`;
+      const web = push({ platform: 'webpush', token: endpoint, subscription: { endpoint, keys: sub.keys } });
+      const outcome = await adapter.send(task(web, contents.push), new AbortController().signal);
+      expect(outcome).toMatchObject({ kind: 'sent', statusCode: 201 });
+      expect(outcome.response?.length ?? 0).toBeLessThanOrEqual(1024);
+      await until('the endless answer cut off', 2_000, () => (open === 0 ? true : undefined));
+      expect(written).toBeLessThan(10 * 64 * 1024);
+    } finally {
+      await adapter.close();
+      await new Promise<void>((resolve) => talker.close(() => resolve()));
+      tls.remove();
+    }
   });
 });

@@ -175,7 +175,6 @@ describe.each(engines())('the channel platform on $name', (engine) => {
           'apns-push-type': 'alert',
           'apns-priority': '10',
           'apns-topic': 'com.example',
-          'apns-collapse-id': 'order.shipped',
         },
         payload: {
           // The badge is the recipient's unread in-app count: this notification.
@@ -191,7 +190,7 @@ describe.each(engines())('the channel platform on $name', (engine) => {
           token: fcmToken,
           notification: { title: 'Shipped', body: 'Order A-1 & B-2 <shipped>' },
           data: { order: 'A-1', herald_notification_id: sent.notificationId, herald_type: 'order.shipped' },
-          android: { priority: 'HIGH', collapse_key: 'order.shipped' },
+          android: { priority: 'HIGH' },
           apns: { headers: { 'apns-priority': '10', 'apns-push-type': 'alert' } },
         },
       });

@@ -103,15 +103,17 @@ export const SendRequestSchema: GenMessage<SendRequest> = /*@__PURE__*/
  */
 export type PushOptions = Message<"herald.v1.PushOptions"> & {
   /**
-   * A newer notification with the same key replaces an undelivered older one (APNs apns-collapse-id, FCM
-   * collapse_key, Web Push Topic). 1-64 printable ASCII characters; default: the notification type.
+   * A newer notification with the same key replaces an older one still pending or shown (APNs
+   * apns-collapse-id, FCM collapse_key, Web Push Topic). 1-64 printable ASCII characters; default: none, so
+   * every notification stands on its own.
    *
    * @generated from field: optional string collapse_key = 1;
    */
   collapseKey?: string | undefined;
 
   /**
-   * "default", or a sound file in the app: 1-64 characters of letters, digits, ".", "_", "-" and spaces.
+   * A sound file in the app (default: the device's default sound for alerts): 1-64 characters of letters,
+   * digits, ".", "_", "-" and spaces.
    *
    * @generated from field: optional string sound = 2;
    */
@@ -139,14 +141,16 @@ export type PushOptions = Message<"herald.v1.PushOptions"> & {
   clickUrl?: string | undefined;
 
   /**
-   * Groups notifications on the device (APNs thread-id, Android tag): 1-64 printable ASCII characters.
+   * Groups notifications on the device (APNs thread-id; FCM data herald_thread_id for the app to use):
+   * 1-64 printable ASCII characters.
    *
    * @generated from field: optional string thread_id = 6;
    */
   threadId?: string | undefined;
 
   /**
-   * The notification's action category (APNs category, FCM click_action): 1-64 of letters, digits, ".", "_", "-".
+   * The notification's action category (APNs category; FCM data herald_category): 1-64 of letters, digits,
+   * ".", "_", "-".
    *
    * @generated from field: optional string category = 7;
    */

@@ -11,7 +11,7 @@ import type {
   ProviderAdapter,
 } from '../../delivery/provider.js';
 import { insertOutboxMessage, pruneOutbox, type SqlRunner } from '../../store/index.js';
-import { apnsRequest, fcmMessage, webPushRequest } from '../push/payloads.js';
+import { apnsRequest, fcmMessage, isTooLarge, webPushRequest } from '../push/payloads.js';
 import { webhookPayload } from '../webhook/adapter.js';
 
 export interface OutboxAdapterOptions {
@@ -118,10 +118,18 @@ function pushMessage(task: DeliveryTask, at: Date): Record<string, unknown> {
   const destination = task.destination;
   if (destination.channel !== 'push') throw new Error('push content without a push destination');
   switch (destination.platform) {
-    case 'apns':
-      return { platform: 'apns', ...apnsRequest(task, destination.appId, at) };
-    case 'fcm':
-      return { platform: 'fcm', message: fcmMessage(task, destination.token, at) };
+    case 'apns': {
+      const request = apnsRequest(task, destination.appId, at);
+      return 'tooLarge' in request
+        ? { platform: 'apns', error: request.tooLarge }
+        : { platform: 'apns', ...request };
+    }
+    case 'fcm': {
+      const message = fcmMessage(task, destination.token, at);
+      return isTooLarge(message)
+        ? { platform: 'fcm', error: message.tooLarge }
+        : { platform: 'fcm', message };
+    }
     case 'webpush': {
       const request = webPushRequest(task, at);
       if ('tooLarge' in request) return { platform: 'webpush', error: request.tooLarge };

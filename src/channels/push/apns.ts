@@ -24,7 +24,7 @@ export interface ApnsAdapterOptions {
   name?: string;
   timeoutMs: number;
   auth: ApnsAuth;
-  /** The apps this provider serves; a token registered without an app id goes to the first. */
+  /** The apps this provider serves; a token registered without an app id goes to the only one, if one. */
   apps: readonly ApnsApp[];
   /** Another APNs host (a proxy, or a test emulator) and the CA to trust for it. */
   endpoint?: { address: string; port: number; ca?: string | undefined } | undefined;
@@ -46,30 +46,47 @@ export function createApnsAdapter(options: ApnsAdapterOptions): ProviderAdapter 
   const apps = new Map(options.apps.map((app) => [app.appId, app]));
   const clients = new Map<ApnsApp['environment'], apn.Provider>();
 
-  function client(environment: ApnsApp['environment']): apn.Provider {
-    let provider = clients.get(environment);
-    if (!provider) {
-      const auth =
-        options.auth.type === 'token'
-          ? { token: { key: options.auth.key, keyId: options.auth.keyId, teamId: options.auth.teamId } }
-          : { cert: options.auth.cert, key: options.auth.key, passphrase: options.auth.passphrase };
-      provider = new apn.Provider({
+  // Credentials go in as Buffers: node-apn reads a string without a PEM header as a file path, and would quote
+  // the "path" (the key) in its error. Both clients are made now, so a key that does not load is a problem of
+  // the providers file, not of every delivery.
+  const auth =
+    options.auth.type === 'token'
+      ? {
+          token: {
+            key: Buffer.from(options.auth.key),
+            keyId: options.auth.keyId,
+            teamId: options.auth.teamId,
+          },
+        }
+      : {
+          cert: Buffer.from(options.auth.cert),
+          key: Buffer.from(options.auth.key),
+          passphrase: options.auth.passphrase,
+        };
+  for (const environment of new Set(options.apps.map((app) => app.environment))) {
+    clients.set(
+      environment,
+      new apn.Provider({
         ...auth,
         production: environment === 'production',
         ...(options.endpoint
-          ? { address: options.endpoint.address, port: options.endpoint.port, ca: options.endpoint.ca }
+          ? {
+              address: options.endpoint.address,
+              port: options.endpoint.port,
+              ...(options.endpoint.ca ? { ca: Buffer.from(options.endpoint.ca) } : {}),
+            }
           : {}),
         connectionRetryLimit: 0,
         requestTimeout: options.timeoutMs,
-      } as apn.ProviderOptions);
-      clients.set(environment, provider);
-    }
-    return provider;
+      } as apn.ProviderOptions),
+    );
   }
 
   function appOf(task: DeliveryTask): ApnsApp | undefined {
     if (task.destination.channel !== 'push') return undefined;
-    return task.destination.appId === null ? options.apps[0] : apps.get(task.destination.appId);
+    // A token registered without an app id is taken only when there is no choice to make.
+    if (task.destination.appId === null) return options.apps.length === 1 ? options.apps[0] : undefined;
+    return apps.get(task.destination.appId);
   }
 
   async function send(task: DeliveryTask): Promise<Outcome> {
@@ -78,21 +95,25 @@ export function createApnsAdapter(options: ApnsAdapterOptions): ProviderAdapter 
       return { kind: 'failed', reason: 'APNs delivery for an app this provider does not serve' };
     }
     const request = apnsRequest(task, app.topic, now());
+    if ('tooLarge' in request) return { kind: 'failed', reason: request.tooLarge };
     const notification = new apn.Notification();
     notification.rawPayload = request.payload;
     notification.topic = app.topic;
     notification.pushType = request.headers['apns-push-type'] as apn.NotificationPushType;
     notification.priority = Number(request.headers['apns-priority']);
     notification.expiry = Number(request.headers['apns-expiration']);
-    notification.collapseId = request.headers['apns-collapse-id']!;
+    const collapseId = request.headers['apns-collapse-id'];
+    if (collapseId) notification.collapseId = collapseId;
     notification.id = task.deliveryId;
     try {
-      const result = await client(app.environment).send(notification, task.destination.token);
+      const result = await clients.get(app.environment)!.send(notification, task.destination.token);
       if (result.sent.length > 0)
         return { kind: 'sent', providerMessageId: task.deliveryId, statusCode: 200 };
       return classify((result.failed[0] ?? {}) as ApnsFailure);
-    } catch (error) {
-      return { kind: 'retry', reason: `APNs: ${error instanceof Error ? error.message : String(error)}` };
+    } catch {
+      // Whatever node-apn throws here is its own failure, not an answer; its text is not kept (it can carry
+      // credential material).
+      return { kind: 'retry', reason: 'APNs: the request could not be made' };
     }
   }
 
@@ -108,7 +129,12 @@ export function createApnsAdapter(options: ApnsAdapterOptions): ProviderAdapter 
     circuitKey: (task) => `${name}:${appOf(task)?.environment ?? 'unknown'}`,
     send,
     close: async () => {
-      for (const provider of clients.values()) await provider.shutdown();
+      // node-apn's shutdown() does not wait for its sessions: ask each and let them close.
+      await Promise.all(
+        [...clients.values()].map(
+          (provider) => new Promise<void>((resolve) => provider.shutdown(() => resolve())),
+        ),
+      );
       clients.clear();
     },
   };
@@ -134,6 +160,8 @@ function classify(failure: ApnsFailure): Outcome {
   if (status === 400 && reason && DEAD_TOKEN_REASONS.has(reason)) {
     return { kind: 'invalid_destination', reason: said, ...detail };
   }
+  // node-apn signs a fresh provider token after this answer: the next attempt goes with it.
+  if (status === 403 && reason === 'ExpiredProviderToken') return { kind: 'retry', reason: said, ...detail };
   if (status === 403) return { kind: 'failed', reason: said, credentials: true, ...detail };
   if (status === 429 || status >= 500) return { kind: 'retry', reason: said, ...detail };
   return { kind: 'failed', reason: said, ...detail };

@@ -71,7 +71,7 @@ export function pushContent(claim: ClaimedDelivery, parts: RenderedParts): Conte
     body: parts.body,
     data: claim.data,
     urgent: claim.priority >= HIGH_PRIORITY,
-    collapseKey: options.collapseKey ?? claim.type,
+    collapseKey: options.collapseKey ?? null,
     sound: options.sound ?? null,
     badge: options.badge ?? (claim.unread_count === null ? null : Number(claim.unread_count)),
     imageUrl: options.imageUrl ?? null,

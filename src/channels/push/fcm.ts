@@ -17,7 +17,7 @@ import { getMessaging, type Messaging } from 'firebase-admin/messaging';
 import type { Logger } from 'pino';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
 import { withinBudget } from '../budget.js';
-import { fcmMessage } from './payloads.js';
+import { fcmMessage, isTooLarge } from './payloads.js';
 
 export interface FcmProject {
   /** The service account key (JSON text). */
@@ -47,24 +47,54 @@ let appCount = 0;
 export function createFcmAdapter(options: FcmAdapterOptions): ProviderAdapter {
   const name = options.name ?? 'fcm';
   const now = options.now ?? (() => new Date());
-  // Every key is checked before any Firebase app is made, so a bad one leaves nothing behind.
+  // Every key is checked (cert() parses it) before anything is made, so a bad one leaves nothing behind.
   const accounts = options.projects.map((project, i) => serviceAccount(project.serviceAccount, i));
+  const credentials = accounts.map((account, i) => {
+    try {
+      return cert(account as Parameters<typeof cert>[0]);
+    } catch {
+      throw new Error(`projects[${i}].service_account: its private_key is not a PEM private key`);
+    }
+  });
   const agent = options.endpoint
     ? new RedirectingAgent(options.endpoint.address, options.endpoint.port)
     : undefined;
   // cert() with an account object ignores the agent for the OAuth token request (firebase-admin-node#2960):
   // with an agent, the account is handed over as a private file instead, removed at close.
   const keyDir = agent ? mkdtempSync(path.join(tmpdir(), 'herald-fcm-')) : undefined;
-  const projects = options.projects.map((project, i) => initialise(project, accounts[i]!, i));
+  const projects: Project[] = [];
+  try {
+    options.projects.forEach((project, i) => {
+      projects.push(initialise(project, accounts[i]!, credentials[i]!, i));
+    });
+  } catch (error) {
+    void release();
+    throw error;
+  }
   const byApp = new Map<string, Project>();
   options.projects.forEach((p, i) => {
     for (const app of p.apps ?? []) byApp.set(app, projects[i]!);
   });
   const fallback = projects.find((_, i) => options.projects[i]!.apps === undefined);
 
-  function initialise(project: FcmProject, account: ServiceAccount, index: number): Project {
+  /** Deletes the Firebase apps made so far and the key files, whatever fails. */
+  async function release(): Promise<void> {
+    try {
+      await Promise.allSettled(projects.map((p) => deleteApp(p.app)));
+    } finally {
+      agent?.destroy();
+      if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+    }
+  }
+
+  function initialise(
+    project: FcmProject,
+    account: ServiceAccount,
+    parsed: ReturnType<typeof cert>,
+    index: number,
+  ): Project {
     const projectId = account.project_id;
-    let credential = cert(account as Parameters<typeof cert>[0]);
+    let credential = parsed;
     if (agent && keyDir) {
       const file = path.join(keyDir, `account-${index}.json`);
       writeFileSync(file, project.serviceAccount, { mode: 0o600 });
@@ -94,7 +124,9 @@ export function createFcmAdapter(options: FcmAdapterOptions): ProviderAdapter {
     if (!project || task.destination.channel !== 'push') {
       return { kind: 'failed', reason: 'FCM delivery for an app this provider does not serve' };
     }
-    const message = adminMessage(fcmMessage(task, task.destination.token, now()));
+    const wire = fcmMessage(task, task.destination.token, now());
+    if (isTooLarge(wire)) return { kind: 'failed', reason: wire.tooLarge };
+    const message = adminMessage(wire);
     const attempt = (async (): Promise<Outcome> => {
       try {
         const id = await project.messaging.send(message);
@@ -117,11 +149,7 @@ export function createFcmAdapter(options: FcmAdapterOptions): ProviderAdapter {
       projectOf(task) !== undefined,
     circuitKey: (task) => `${name}:${projectOf(task)?.projectId ?? 'unknown'}`,
     send,
-    async close() {
-      await Promise.all(projects.map((p) => deleteApp(p.app)));
-      agent?.destroy();
-      if (keyDir) rmSync(keyDir, { recursive: true, force: true });
-    },
+    close: release,
   };
 }
 
@@ -180,8 +208,13 @@ function classify(error: unknown): Outcome {
         ? { kind: 'invalid_destination', reason: said, code: 'SENDER_ID_MISMATCH' }
         : { kind: 'failed', reason: said, credentials: true };
     case 'messaging/third-party-auth-error':
-    case 'app/invalid-credential':
       return { kind: 'failed', reason: said, credentials: true };
+    case 'app/invalid-credential':
+      // firebase-admin wraps every failure to get an access token so: only Google refusing the account is
+      // about credentials; a network error or an OAuth outage is transient.
+      return /invalid_grant|invalid_client|unauthorized_client/.test(message)
+        ? { kind: 'failed', reason: said, credentials: true }
+        : { kind: 'retry', reason: said };
     case 'messaging/message-rate-exceeded':
     case 'messaging/device-message-rate-exceeded':
     case 'messaging/topics-message-rate-exceeded':

@@ -27,7 +27,9 @@ export function createPushMetrics(registry: Registry, sql: SqlRunner): PushMetri
     labelNames: ['platform'] as const,
     registers: [registry],
     async collect() {
-      const counts = await countActiveTokens(sql);
+      // A database that does not answer keeps the last counts: /metrics must not fail with it.
+      const counts = await countActiveTokens(sql).catch(() => null);
+      if (!counts) return;
       this.reset();
       for (const [platform, n] of counts) this.set({ platform }, n);
     },

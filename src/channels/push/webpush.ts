@@ -1,13 +1,14 @@
 // Web Push through the `web-push` package: VAPID-signed, aes128gcm-encrypted requests to the browser's push
 // service. Push-service endpoints come from browsers, so they pass the same address guard as webhooks (inside
 // the connection's DNS lookup): a subscription pointing at a private address is refused unless allowed.
-// Classification: 2xx sent; 404/410 the subscription is gone; 401/403 the VAPID key was refused (the
-// provider's credentials: trips the circuit); 413 and other 4xx are permanent; 429 and 5xx are retried.
+// Classification: 2xx sent; 404/410 the subscription is gone; 401 the VAPID key was refused (the provider's
+// credentials: trips the circuit); 403 the subscription belongs to another key; 413 and other 4xx are
+// permanent; 429 and 5xx are retried.
+import type { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import webPush, { WebPushError } from 'web-push';
+import webPush from 'web-push';
 import { parseRetryAfter } from '../../core/retry-policy.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
-import { withinBudget } from '../budget.js';
 import { ADDRESS_REFUSED, type AddressGuard } from '../webhook/address-guard.js';
 import { webPushRequest } from './payloads.js';
 
@@ -35,6 +36,15 @@ export function createWebPushAdapter(options: WebPushAdapterOptions): ProviderAd
     ...(options.ca ? { ca: options.ca } : {}),
   });
 
+  // The key pair is checked now: a key that cannot sign is a problem of the providers file, not of every push.
+  webPush.getVapidHeaders(
+    'https://push.example',
+    options.vapid.subject,
+    options.vapid.publicKey,
+    options.vapid.privateKey,
+    'aes128gcm',
+  );
+
   async function send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
     const destination = task.destination;
     if (destination.channel !== 'push' || !destination.subscription) {
@@ -44,24 +54,50 @@ export function createWebPushAdapter(options: WebPushAdapterOptions): ProviderAd
     if (refused) return { kind: 'failed', reason: `push service refused: ${refused}` };
     const request = webPushRequest(task, now());
     if ('tooLarge' in request) return { kind: 'failed', reason: request.tooLarge };
-    const attempt = webPush
-      .sendNotification(destination.subscription, request.payload, {
-        vapidDetails: options.vapid,
-        TTL: Number(request.headers.TTL),
-        urgency: request.headers.Urgency,
-        topic: request.headers.Topic,
+    // web-push encrypts and signs; the request itself is made here, so that it can be cut off at the attempt's
+    // budget and never reads more of the push service's answer than the attempt log keeps.
+    const details = webPush.generateRequestDetails(destination.subscription, request.payload, {
+      vapidDetails: options.vapid,
+      TTL: Number(request.headers.TTL),
+      urgency: request.headers.Urgency,
+      ...(request.headers.Topic ? { topic: request.headers.Topic } : {}),
+    });
+    return post(details, signal, now());
+  }
+
+  function post(details: webPush.RequestDetails, signal: AbortSignal, at: Date): Promise<Outcome> {
+    return new Promise((resolve) => {
+      const attempt = AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]);
+      const req = https.request(details.endpoint, {
+        method: details.method,
+        headers: details.headers as Record<string, string | number>,
         agent,
-        timeout: options.timeoutMs,
-      })
-      .then(
-        (res): Outcome => ({
-          kind: 'sent',
-          providerMessageId: headerOf(res.headers, 'location'),
-          statusCode: res.statusCode,
-        }),
-        (error: unknown) => classify(error, now()),
-      );
-    return withinBudget(attempt, options.timeoutMs, signal);
+        signal: attempt,
+      });
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (size < RESPONSE_KEPT_CHARS) chunks.push(chunk);
+          size += chunk.length;
+          // The answer's start is all the attempt log keeps; a push service that goes on talking is cut off.
+          if (size > RESPONSE_KEPT_CHARS) res.destroy();
+        });
+        const done = () =>
+          resolve(
+            classifyAnswer(res.statusCode ?? 0, res.headers, Buffer.concat(chunks).toString('utf8'), at),
+          );
+        res.on('end', done);
+        res.on('close', done);
+      });
+      req.on('error', (error) => {
+        if (signal.aborted) resolve({ kind: 'retry', reason: 'aborted: the dispatcher is shutting down' });
+        else if (attempt.aborted)
+          resolve({ kind: 'retry', reason: `timeout: no answer within ${options.timeoutMs} ms` });
+        else resolve(classifyError(error));
+      });
+      req.end(details.body ?? undefined);
+    });
   }
 
   return {
@@ -80,15 +116,18 @@ export function createWebPushAdapter(options: WebPushAdapterOptions): ProviderAd
   };
 }
 
-function classify(error: unknown, at: Date): Outcome {
-  if (!(error instanceof WebPushError)) {
-    const code = (error as { code?: unknown }).code;
-    if (code === ADDRESS_REFUSED)
-      return { kind: 'failed', reason: `push service refused: ${messageOf(error)}` };
-    return { kind: 'retry', reason: `network: ${messageOf(error)}` };
+function classifyError(error: unknown): Outcome {
+  const code = (error as { code?: unknown }).code;
+  if (code === ADDRESS_REFUSED)
+    return { kind: 'failed', reason: `push service refused: ${messageOf(error)}` };
+  return { kind: 'retry', reason: `network: ${messageOf(error)}` };
+}
+
+function classifyAnswer(status: number, headers: IncomingHttpHeaders, response: string, at: Date): Outcome {
+  const detail = { statusCode: status, response: response.slice(0, RESPONSE_KEPT_CHARS) };
+  if (status >= 200 && status < 300) {
+    return { kind: 'sent', providerMessageId: headerOf(headers, 'location'), statusCode: status };
   }
-  const status = error.statusCode;
-  const detail = { statusCode: status, response: String(error.body ?? '').slice(0, RESPONSE_KEPT_CHARS) };
   if (status === 404 || status === 410) {
     return {
       kind: 'invalid_destination',
@@ -97,16 +136,25 @@ function classify(error: unknown, at: Date): Outcome {
       ...detail,
     };
   }
-  if (status === 401 || status === 403) {
+  // 401: the push service does not take this sender's VAPID key at all (the provider's credentials). 403: the
+  // key does not match the one this subscription was made with — one subscription's problem, not the sender's.
+  if (status === 401) {
     return {
       kind: 'failed',
-      reason: `push service refused the VAPID key (HTTP ${status})`,
+      reason: 'push service refused the VAPID key (HTTP 401)',
       credentials: true,
       ...detail,
     };
   }
+  if (status === 403) {
+    return {
+      kind: 'failed',
+      reason: 'push service refused this subscription for this VAPID key (HTTP 403)',
+      ...detail,
+    };
+  }
   if (status === 429 || status >= 500) {
-    const retryAfterMs = parseRetryAfter(headerOf(error.headers, 'retry-after') ?? undefined, at);
+    const retryAfterMs = parseRetryAfter(headerOf(headers, 'retry-after') ?? undefined, at);
     return { kind: 'retry', reason: `push service answered HTTP ${status}`, retryAfterMs, ...detail };
   }
   return { kind: 'failed', reason: `push service answered HTTP ${status}`, ...detail };
