@@ -6,6 +6,9 @@ import { defaultRetryPolicies, type RetryPolicy } from './core/retry-policy.js';
 import type { RateLimit } from './delivery/rate-limiter.js';
 import type { ListenerLimits } from './server/listener.js';
 
+/** The push lane's concurrency, as a multiple of HERALD_DISPATCH_CONCURRENCY, unless set on its own. */
+const PUSH_CONCURRENCY_FACTOR = 4;
+
 /** The longest a claimed delivery waits in process for a rate-limit token before it is requeued instead. */
 export const MAX_TOKEN_WAIT_MS = 1_000;
 
@@ -51,6 +54,8 @@ export interface DeliveryConfig {
   dispatcher: boolean;
   /** Deliveries attempted at once, per channel. */
   concurrency: number;
+  /** Per channel, where it differs (HERALD_DISPATCH_CONCURRENCY_<CHANNEL>; push defaults higher). */
+  channelConcurrency: Partial<Record<ChannelName, number>>;
   leaseMs: number;
   pollMs: number;
   configRefreshMs: number;
@@ -140,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = str('HERALD_LOG_LEVEL') ?? 'info';
   if (!logLevels.includes(logLevel)) problems.push(`HERALD_LOG_LEVEL must be one of ${logLevels.join(', ')}`);
 
+  const dispatchConcurrency = int('HERALD_DISPATCH_CONCURRENCY', 32, 1, 10_000);
   const config: Config = {
     host: str('HERALD_HOST') ?? '0.0.0.0',
     port: int('HERALD_PORT', 8080, 0, 65535),
@@ -184,7 +190,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     delivery: {
       dispatcher: bool('HERALD_DISPATCHER', true),
-      concurrency: int('HERALD_DISPATCH_CONCURRENCY', 32, 1, 10_000),
+      concurrency: dispatchConcurrency,
+      channelConcurrency: Object.fromEntries(
+        channelNames.flatMap((c) => {
+          const name = `HERALD_DISPATCH_CONCURRENCY_${c.toUpperCase()}`;
+          // Push providers multiplex many requests over one HTTP/2 connection and answer in milliseconds: a
+          // lane waits mostly on the network, so it keeps more attempts in flight.
+          const fallback = c === 'push' ? PUSH_CONCURRENCY_FACTOR * dispatchConcurrency : undefined;
+          const value = str(name) === undefined ? fallback : int(name, dispatchConcurrency, 1, 10_000);
+          return value === undefined ? [] : [[c, value]];
+        }),
+      ),
       leaseMs: int('HERALD_DELIVERY_LEASE_MS', 60_000, 1_000, 3_600_000),
       pollMs: int('HERALD_DISPATCH_POLL_MS', 5_000, 10, 600_000),
       configRefreshMs: int('HERALD_CONFIG_REFRESH_MS', 5_000, 100, 3_600_000),

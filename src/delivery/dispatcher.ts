@@ -22,7 +22,7 @@ export interface DispatcherOptions {
   run: DeliveryRunner;
   channels: readonly ChannelName[];
   /** Deliveries attempted at once, per channel. */
-  concurrency: number;
+  concurrency: (channel: ChannelName) => number;
   /** How long a claim is held; a dispatcher that dies loses its claims when it runs out. */
   leaseMs: number;
   /** The longest one attempt can take now (timeout plus rate-limit wait; providers can be reloaded); shorter than leaseMs. */
@@ -47,6 +47,8 @@ export const WAKEUP_CHANNEL = 'herald_deliveries';
 
 interface Lane {
   channel: ChannelName;
+  /** Attempts in flight at most. */
+  concurrency: number;
   inFlight: Set<Promise<void>>;
   /** Claimed and waiting for a free slot, oldest first, with when they were claimed. */
   ready: { claim: ClaimedDelivery; claimedAt: number }[];
@@ -60,6 +62,7 @@ interface Lane {
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const lanes = options.channels.map<Lane>((channel) => ({
     channel,
+    concurrency: options.concurrency(channel),
     inFlight: new Set(),
     ready: [],
     pumping: null,
@@ -71,8 +74,6 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   // slot starts its next attempt at once instead of waiting for a claim round trip, and claims are made a
   // lane's worth at a time (one statement per `concurrency` deliveries under load). A prefetched claim that
   // waited so long that its lease could run out during its attempt is handed back instead of attempted.
-  const capacity = options.concurrency * 3;
-  const claimBatch = options.concurrency;
   const maxReadyWaitMs = () => options.leaseMs - options.maxAttemptMs();
   // `stopping`: claims still waiting (rate limit) hand themselves back; `abort`: attempts are cut.
   const stopping = new AbortController();
@@ -105,9 +106,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   /** Room for more claims: none while the lane is nearly full, so claims come in batches. */
   function wanted(lane: Lane): number {
-    const room = capacity - lane.inFlight.size - lane.ready.length;
+    const room = lane.concurrency * 3 - lane.inFlight.size - lane.ready.length;
     const idle = lane.inFlight.size === 0 && lane.ready.length === 0;
-    return room >= claimBatch || (idle && room > 0) ? room : 0;
+    return room >= lane.concurrency || (idle && room > 0) ? room : 0;
   }
 
   function pump(lane: Lane): Promise<void> {
@@ -159,7 +160,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   /** Fills free slots from the prefetched claims. */
   function startReady(lane: Lane): void {
     const stale: ClaimedDelivery[] = [];
-    while (running && lane.inFlight.size < options.concurrency && lane.ready.length > 0) {
+    while (running && lane.inFlight.size < lane.concurrency && lane.ready.length > 0) {
       const { claim, claimedAt } = lane.ready.shift()!;
       if (performance.now() - claimedAt > maxReadyWaitMs()) stale.push(claim);
       else start(lane, claim);

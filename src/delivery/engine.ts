@@ -101,7 +101,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
         database: options.database,
         run: runner,
         channels,
-        concurrency: config.concurrency,
+        concurrency: (channel) => config.channelConcurrency[channel] ?? config.concurrency,
         leaseMs: config.leaseMs,
         maxAttemptMs: () => longestAttemptMs(pool.current()),
         pollMs: config.pollMs,

@@ -215,13 +215,13 @@ describe.runIf(chromiumAvailable)('the outbox page in headless Chromium', () => 
     // Push: the FCM message as pretty-printed JSON.
     const payload = (await article(pushId).locator('pre.payload').textContent()) ?? '';
     expect(payload).toContain('\n  "platform": "fcm"');
-    expect(JSON.parse(payload)).toEqual({
+    expect(JSON.parse(payload)).toMatchObject({
       platform: 'fcm',
       message: {
         token: fcmToken,
         notification: { title: 'Ping', body: 'Hello' },
-        data: { k: 'v' },
-        android: { priority: 'normal' },
+        data: { k: 'v', herald_data: '{"k":"v"}' },
+        android: { priority: 'NORMAL' },
       },
     });
 

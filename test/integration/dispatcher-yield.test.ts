@@ -13,7 +13,7 @@ import { newNotification, plainPlanner } from '../support/notifications.js';
 /** One e-mail lane, a long lease and no fallback poll: only the loop under test claims. */
 const LANE = {
   channels: ['email'],
-  concurrency: 4,
+  concurrency: () => 4,
   leaseMs: 60_000,
   maxAttemptMs: () => 30_000,
   pollMs: 60_000,

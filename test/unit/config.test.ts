@@ -14,6 +14,17 @@ describe('loadConfig', () => {
     });
   });
 
+  it('gives the push lane four times the dispatch concurrency unless a channel sets its own', () => {
+    expect(loadConfig({}).delivery).toMatchObject({ concurrency: 32, channelConcurrency: { push: 128 } });
+    expect(
+      loadConfig({ HERALD_DISPATCH_CONCURRENCY: '8', HERALD_DISPATCH_CONCURRENCY_EMAIL: '3' }).delivery,
+    ).toMatchObject({ concurrency: 8, channelConcurrency: { push: 32, email: 3 } });
+    expect(loadConfig({ HERALD_DISPATCH_CONCURRENCY_PUSH: '40' }).delivery.channelConcurrency.push).toBe(40);
+    expect(() => loadConfig({ HERALD_DISPATCH_CONCURRENCY_SMS: '0' })).toThrow(
+      /HERALD_DISPATCH_CONCURRENCY_SMS must be an integer from 1 to 10000/,
+    );
+  });
+
   it('reads every problem at once and names each setting', () => {
     try {
       loadConfig({
