@@ -2,7 +2,7 @@
 // requests, against the same APNs requests made with a bare node:http2 client (the limit), at the same
 // concurrency against the same emulator, in the same run.
 //
-//   npm run bench -- push [--notifications 10000] [--concurrency 32] [--phases bare,apns,webpush]
+//   npm run bench -- push [--notifications 10000] [--concurrency 128] [--phases bare,apns,webpush]
 //                         [--timeout 120] [--batch 500] [--senders 4] [--cpu-prof DIR]
 //   BENCH_DATABASE_URL=postgres://... (else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test)
 //
@@ -71,11 +71,12 @@ function parseOptions(args: string[]): Options {
   return {
     phases: phases.filter(isPhaseName),
     notifications: positiveInteger('--notifications', values.notifications, 10_000),
-    // The dispatcher's own default unless the environment already sets one.
+    // Requests in flight, for the bare client and Herald's push lane alike: by default the push lane's own
+    // default (four times HERALD_DISPATCH_CONCURRENCY's 32).
     concurrency: positiveInteger(
       '--concurrency',
-      values.concurrency ?? process.env.HERALD_DISPATCH_CONCURRENCY,
-      32,
+      values.concurrency ?? process.env.HERALD_DISPATCH_CONCURRENCY_PUSH,
+      128,
     ),
     batchSize: positiveInteger('--batch', values.batch, 500),
     senders: positiveInteger('--senders', values.senders, 4),
@@ -147,7 +148,7 @@ function printReport(options: Options, env: Environment, run: Run): void {
     `bare http2: node:http2 in this process, one session, ${options.concurrency} closed-loop workers, ` +
       `node-apn's headers (apns-topic ${APP_ID}, push-type alert, priority 10, expiration, collapse-id, ` +
       `apns-id), one JWT (kid ${KEY_ID}, iss ${TEAM_ID}) signed once with jose`,
-    `Herald: child process (src/main.ts serve), HERALD_DISPATCH_CONCURRENCY=${options.concurrency}, ` +
+    `Herald: child process (src/main.ts serve), HERALD_DISPATCH_CONCURRENCY_PUSH=${options.concurrency}, ` +
       'providers file with only apns (@parse/node-apn) or only webpush (web-push), PUSH notifications at ' +
       `priority HIGH, SendBatch of ${options.batchSize} over gRPC, ${options.senders} calls at a time; ` +
       'devices inserted into push_tokens with SQL before the child starts',

@@ -146,10 +146,11 @@ function writeProvidersFile(dir: string, setup: PushSetup, platform: PushPlatfor
 
 /** Herald settings for the child, which inherits this process's environment; returns the restore. */
 function heraldEnvironment(concurrency: number, providersFile: string): () => void {
-  const names = ['HERALD_DISPATCHER', 'HERALD_DISPATCH_CONCURRENCY', 'HERALD_PROVIDERS_FILE'] as const;
+  const names = ['HERALD_DISPATCHER', 'HERALD_DISPATCH_CONCURRENCY_PUSH', 'HERALD_PROVIDERS_FILE'] as const;
   const saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
   process.env.HERALD_DISPATCHER = 'true';
-  process.env.HERALD_DISPATCH_CONCURRENCY = String(concurrency);
+  // The push lane's in-flight limit, the same as the bare client's.
+  process.env.HERALD_DISPATCH_CONCURRENCY_PUSH = String(concurrency);
   process.env.HERALD_PROVIDERS_FILE = providersFile;
   return () => {
     for (const [name, value] of Object.entries(saved)) {
