@@ -25,6 +25,11 @@ export interface WebPushAdapterOptions {
 }
 
 const RESPONSE_KEPT_CHARS = 1024;
+/** A VAPID token is valid 12 hours (push services take at most 24) and renewed after 11. */
+const VAPID_TOKEN_LIFETIME_S = 12 * 3_600;
+const VAPID_RENEW_AFTER_MS = 11 * 3_600_000;
+/** Push services are a handful; the bound only guards against a flood of odd endpoints. */
+const MAX_VAPID_AUDIENCES = 1_000;
 
 export function createWebPushAdapter(options: WebPushAdapterOptions): ProviderAdapter {
   const name = options.name ?? 'webpush';
@@ -45,6 +50,29 @@ export function createWebPushAdapter(options: WebPushAdapterOptions): ProviderAd
     'aes128gcm',
   );
 
+  const vapidTokens = new Map<string, { authorization: string; renewAt: number }>();
+  /** The VAPID Authorization header for the endpoint's push service (its origin is the token's audience). */
+  function vapidAuthorization(endpoint: string): string {
+    const audience = new URL(endpoint).origin;
+    const at = now().getTime();
+    let token = vapidTokens.get(audience);
+    if (!token || token.renewAt <= at) {
+      const expiresS = Math.floor(at / 1000) + VAPID_TOKEN_LIFETIME_S;
+      const { Authorization } = webPush.getVapidHeaders(
+        audience,
+        options.vapid.subject,
+        options.vapid.publicKey,
+        options.vapid.privateKey,
+        'aes128gcm',
+        expiresS,
+      );
+      token = { authorization: Authorization, renewAt: at + VAPID_RENEW_AFTER_MS };
+      if (vapidTokens.size >= MAX_VAPID_AUDIENCES) vapidTokens.clear();
+      vapidTokens.set(audience, token);
+    }
+    return token.authorization;
+  }
+
   async function send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
     const destination = task.destination;
     if (destination.channel !== 'push' || !destination.subscription) {
@@ -57,7 +85,8 @@ export function createWebPushAdapter(options: WebPushAdapterOptions): ProviderAd
     // web-push encrypts and signs; the request itself is made here, so that it can be cut off at the attempt's
     // budget and never reads more of the push service's answer than the attempt log keeps.
     const details = webPush.generateRequestDetails(destination.subscription, request.payload, {
-      vapidDetails: options.vapid,
+      // Signed once per push service and reused while it is valid (web-push would sign one per request).
+      headers: { Authorization: vapidAuthorization(destination.subscription.endpoint) },
       TTL: Number(request.headers.TTL),
       urgency: request.headers.Urgency,
       ...(request.headers.Topic ? { topic: request.headers.Topic } : {}),
