@@ -11,13 +11,21 @@ import {
   SendRequestSchema,
   SendResponseSchema,
 } from '../clients/node/index.js';
+import { createAddressGuard } from './channels/webhook/address-guard.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { apiKeyScopes, isApiKeyScope } from './core/api-key.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { isClusterWorker, leaveCluster, runClusterPrimary } from './server/cluster.js';
 import { ProvidersFileError, startHerald } from './server/index.js';
-import { checkProvidersFile } from './server/providers.js';
-import { createApiKey, type Database, listApiKeys, openDatabase, revokeApiKey } from './store/index.js';
+import { checkProvidersFile, closeProviders, loadProviders } from './server/providers.js';
+import {
+  createApiKey,
+  type Database,
+  listApiKeys,
+  openDatabase,
+  revokeApiKey,
+  type SqlRunner,
+} from './store/index.js';
 
 const usage = `herald — notification service
 
@@ -195,16 +203,30 @@ async function send(config: Config, args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(toJson(SendResponseSchema, response), null, 2)}\n`);
 }
 
-function providers(args: string[]): void {
+async function providers(config: Config, args: string[]): Promise<void> {
   const [sub, file, ...rest] = args;
   if (sub !== 'check' || !file || rest.length > 0) throw new UsageError('providers check needs one FILE');
   const result = checkProvidersFile(file);
   if (!result.ok) throw new ProvidersFileError(file, result.problems);
+  // Every adapter is built too (keys parsed, clients made; nothing connects), then closed: what only
+  // building can find is found here, not at the next start.
+  const built = loadProviders({
+    delivery: { ...config.delivery, providersFile: file },
+    sql: notConnected,
+    webhookGuard: createAddressGuard(config.delivery.webhookAllowNetworks),
+  });
+  if (!built.ok) throw new ProvidersFileError(file, built.problems);
+  await closeProviders(built.providers);
   const lines = Object.entries(result.file.channels).flatMap(([channel, entries]) =>
     entries.map((e, i) => `  ${channel}[${i}]: ${e.name} (${e.type})`),
   );
   process.stdout.write(`${file}: ok\n${lines.join('\n')}\n`);
 }
+
+/** `providers check` builds adapters without a database: none of them queries while being built. */
+const notConnected: SqlRunner = {
+  query: () => Promise.reject(new Error('providers check has no database')),
+};
 
 const outboxChannels: Record<string, Channel> = {
   push: Channel.PUSH,
@@ -289,7 +311,7 @@ async function main(argv: string[]): Promise<void> {
     case 'send':
       return send(config, args);
     case 'providers':
-      return providers(args);
+      return providers(config, args);
     case 'outbox':
       return outbox(config, args);
     default:

@@ -62,6 +62,20 @@ describe('herald providers check', () => {
     expect(result.stderr).toContain('channels.email[0].type:');
     expect(result.stderr).toContain('channels.sms[0].timeout_ms: must be 100..120000');
   });
+
+  it('builds every adapter too: a key that does not parse is refused without starting', async () => {
+    const keyFile = path.join(dirs.path, 'not-a-key.json');
+    writeFileSync(keyFile, 'this is not JSON\n');
+    const file = writeProviders('bad-key.json', {
+      push: [{ type: 'fcm', settings: { projects: [{ service_account: { file: keyFile } }] } }],
+    });
+    const result = await runCli(['providers', 'check', file], {});
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      'channels.push[0].settings.projects[0].service_account: must be a service account key (JSON with project_id, client_email and private_key)',
+    );
+    expect(result.stderr).not.toContain('this is not JSON');
+  });
 });
 
 describe('herald serve with a providers file', () => {
