@@ -44,6 +44,10 @@ export interface Config {
     maxConnectionsPerUser: number;
     maxBufferedBytes: number;
   };
+  /** The base URL of links Herald puts into messages (unsubscribe); unset: http://localhost:<port>. */
+  publicUrl: string | undefined;
+  /** Signs those links (HMAC); unset: a random secret per process, so links die with it (development). */
+  linkSecret: string | undefined;
   /** Bounds on connections before authentication (the one-port listener); the README's Security section. */
   listener: ListenerLimits;
   delivery: DeliveryConfig;
@@ -160,6 +164,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRequestBytes: int('HERALD_MAX_REQUEST_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownTimeoutMs: int('HERALD_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     logLevel,
+    publicUrl: publicUrl(str('HERALD_PUBLIC_URL'), problems),
+    linkSecret: str('HERALD_LINK_SECRET'),
     workers: int('HERALD_WORKERS', 1, 1, 64),
     redisUrl: str('REDIS_URL'),
     streamHeartbeatMs: int('HERALD_STREAM_HEARTBEAT_MS', 20_000, 100, 600_000),
@@ -243,6 +249,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `HERALD_HEADERS_TIMEOUT_MS (${config.listener.headersTimeoutMs}) must not exceed HERALD_REQUEST_TIMEOUT_MS (${config.listener.requestTimeoutMs})`,
     );
   }
+  if (config.linkSecret && Buffer.byteLength(config.linkSecret) < 32) {
+    problems.push('HERALD_LINK_SECRET must be at least 32 bytes');
+  }
   if (config.workers > 1 && !databaseUrl) {
     problems.push('HERALD_WORKERS above 1 needs DATABASE_URL: the embedded database belongs to one process');
   }
@@ -311,4 +320,24 @@ function networks(name: string, raw: string | undefined, problems: string[]): st
     }
   }
   return list;
+}
+
+/** An http(s) base URL without a query, fragment or trailing slash. */
+function publicUrl(raw: string | undefined, problems: string[]): string | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    const url = new URL(raw);
+    if (
+      (url.protocol === 'https:' || url.protocol === 'http:') &&
+      !url.search &&
+      !url.hash &&
+      !url.username
+    ) {
+      return url.href.replace(/\/+$/, '');
+    }
+  } catch {
+    // Answered below.
+  }
+  problems.push('HERALD_PUBLIC_URL must be an http(s) URL without query, fragment or credentials');
+  return undefined;
 }

@@ -1,14 +1,15 @@
 // Every channel's driver, for the composition root to hand to the delivery engine.
 import type { ChannelDrivers } from '../delivery/channel.js';
 import type { SqlRunner } from '../store/index.js';
-import { createEmailDriver } from './email/driver.js';
+import { createEmailDriver, type EmailDriverDeps } from './email/driver.js';
 import { createPushDriver } from './push/driver.js';
 import type { PushMetrics } from './push/metrics.js';
 import { createSmsDriver } from './sms/driver.js';
 import { createWebhookDriver, type WebhookDriverDeps } from './webhook/driver.js';
 
 export function createChannelDrivers(
-  deps: { sql: SqlRunner; pushMetrics: PushMetrics } & WebhookDriverDeps,
+  deps: { sql: SqlRunner; pushMetrics: PushMetrics } & WebhookDriverDeps &
+    Pick<EmailDriverDeps, 'unsubscribeUrl'>,
 ): ChannelDrivers {
   return {
     push: createPushDriver({ sql: deps.sql, metrics: deps.pushMetrics }),

@@ -3,6 +3,7 @@
 // the bootstrap key once, then forks the workers, forwards SIGTERM/SIGINT (and SIGHUP) to them, waits for them to drain,
 // and replaces a worker that dies unexpectedly (with a pause, so a crash loop does not spin).
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Logger } from '../observability/logger.js';
 import { openDatabase } from '../store/index.js';
@@ -39,7 +40,13 @@ export async function runClusterPrimary(
 
   let stopping = false;
   // Workers must not migrate or bootstrap again; everything else comes from the same environment.
-  const workerEnv = { HERALD_MIGRATE_ON_START: 'false', HERALD_BOOTSTRAP_ADMIN_KEY: 'false' };
+  // Without HERALD_LINK_SECRET the workers still share one link secret (this run's), so a link signed by one
+  // is valid on all.
+  const workerEnv = {
+    HERALD_MIGRATE_ON_START: 'false',
+    HERALD_BOOTSTRAP_ADMIN_KEY: 'false',
+    HERALD_LINK_SECRET: config.linkSecret ?? randomBytes(32).toString('base64url'),
+  };
   const fork = (): Worker => cluster.fork(workerEnv);
   for (let i = 0; i < config.workers; i++) fork();
   logger.info({ workers: config.workers }, 'cluster started');

@@ -1,5 +1,6 @@
 // Composition: opens the database, applies migrations, wires authentication, routes, metrics and the
 // one-port listener. `startHerald` is what `herald serve` runs and what the tests start.
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Gauge } from 'prom-client';
@@ -16,6 +17,7 @@ import { createPushMetrics } from '../channels/push/metrics.js';
 import { startStaleTokenSweep } from '../channels/push/stale-tokens.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { Config } from '../config.js';
+import { signUnsubscribeLink } from '../core/link-tokens.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
 import type { ProviderSet } from '../delivery/provider.js';
 import type { Logger } from '../observability/logger.js';
@@ -30,6 +32,7 @@ import { connectionCap, createListener, descriptorLimit } from './listener.js';
 import { withOutboxPage } from './outbox-page.js';
 import { closeProviders, loadProviders } from './providers.js';
 import { createRpcHandler } from './rpc-handler.js';
+import { withUnsubscribe } from './unsubscribe.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
 
 export interface Herald {
@@ -107,6 +110,10 @@ export async function startHerald({
       onError: (error) => logger.warn({ err: error }, 'credential check failed; retrying'),
     });
     const webhookGuard = createAddressGuard(config.delivery.webhookAllowNetworks);
+    // Links in messages: signed with HERALD_LINK_SECRET (else a secret of this process alone, so links die
+    // with it: development), based at HERALD_PUBLIC_URL (else this server, once it listens).
+    const linkSecret = config.linkSecret ? Buffer.from(config.linkSecret) : randomBytes(32);
+    let linkBase = config.publicUrl ?? `http://localhost:${config.port}`;
     const pushMetrics = createPushMetrics(metrics.registry, db.sql);
     const providerDeps = { delivery: config.delivery, sql: db.sql, webhookGuard, logger };
     const loaded = deliveryProviders
@@ -147,6 +154,8 @@ export async function startHerald({
         createChannelDrivers({
           sql: db.sql,
           pushMetrics,
+          unsubscribeUrl: (userId, type) =>
+            `${linkBase}/unsubscribe/${signUnsubscribeLink(linkSecret, { userId, type }, now())}`,
           disableAfterMs: config.delivery.webhookDisableAfterMs,
           refreshConfig: () => cache.refresh(),
         }),
@@ -219,7 +228,15 @@ export async function startHerald({
     const listener = createListener(
       withPlainEndpoints(
         { isReady, busDegraded: () => realtime.degraded(), registry: metrics.registry },
-        withOutboxPage(withInboxPage(rpc)),
+        withUnsubscribe(
+          {
+            db: db.db,
+            linkSecret,
+            now,
+            onError: (error) => logger.error({ err: error }, 'unsubscribe could not be saved'),
+          },
+          withOutboxPage(withInboxPage(rpc)),
+        ),
       ),
       { ...config.listener, maxConnections, logger, registry: metrics.registry },
     );
@@ -230,6 +247,9 @@ export async function startHerald({
     );
     const port = await listener.listen(config.port, config.host);
     const displayHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+    if (!config.publicUrl) {
+      linkBase = `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${port}`;
+    }
     logger.info({ port, host: config.host, engine: db.engine, pid: process.pid }, 'herald listening');
 
     let closing: Promise<void> | undefined;

@@ -76,7 +76,12 @@ describe.each(engines())('the channel platform on $name', (engine) => {
           const { message } = await server.adminService().getOutboxMessage({
             id: d.providerMessageId.replace(/^outbox-/, ''),
           });
-          expect(message?.message).toMatchObject({ subject: 'Hello', text: 'Welcome to Herald' });
+          expect(message?.message).toMatchObject({
+            subject: 'Hello',
+            text: expect.stringMatching(
+              /^Welcome to Herald\n\n--\nUnsubscribe: http:\/\/\S+\/unsubscribe\/v1\./,
+            ),
+          });
         } else if (d.channel === Channel.SMS || d.channel === Channel.PUSH) {
           expect(d.status).toBe(DeliveryStatus.SKIPPED);
           expect(d.reason).toMatch(/^no_address: /);
@@ -151,18 +156,28 @@ describe.each(engines())('the channel platform on $name', (engine) => {
       const { messages } = await server.adminService().listOutboxMessages({ limit: 10 });
       const mine = messages.filter((m) => m.notificationId === sent.notificationId);
       const of = (c: Channel) => mine.filter((m) => m.channel === c).map((m) => m.message);
+      const unsubscribe = expect.stringMatching(
+        /^http:\/\/127\.0\.0\.1:\d+\/unsubscribe\/v1\.[\w-]+\.[\w-]+$/,
+      );
       expect(of(Channel.EMAIL)).toEqual([
         {
           headers: {
             To: 'five@example.com',
             Subject: 'Shipped',
             'X-Herald-Notification-Id': sent.notificationId,
+            'List-Unsubscribe': expect.stringMatching(/^<http:\/\/127\.0\.0\.1:\d+\/unsubscribe\/v1\.\S+>$/),
+            'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
           },
           subject: 'Shipped',
-          html: '<p>Order A-1 &amp; B-2 &lt;shipped&gt;</p>',
-          text: 'Order A-1 & B-2 <shipped>',
+          html: expect.stringMatching(
+            /^<p>Order A-1 &amp; B-2 &lt;shipped&gt;<\/p>\n<p [^>]+>.*<a href="http:\/\/127\.0\.0\.1:\d+\/unsubscribe\/v1\.[^"]+">Unsubscribe<\/a><\/p>$/,
+          ),
+          text: expect.stringMatching(/^Order A-1 & B-2 <shipped>\n\n--\nUnsubscribe: /),
         },
       ]);
+      const email = of(Channel.EMAIL)[0] as { headers: Record<string, string>; text: string };
+      expect(email.text.split('Unsubscribe: ')[1]).toEqual(unsubscribe);
+      expect(email.headers['List-Unsubscribe']).toBe(`<${email.text.split('Unsubscribe: ')[1]}>`);
       expect(of(Channel.SMS)).toEqual([
         { to: '+4915112345678', text: 'Order A-1 & B-2 <shipped>', encoding: 'GSM-7', segments: 1 },
       ]);
@@ -288,8 +303,8 @@ describe.each(engines())('the channel platform on $name', (engine) => {
     });
     expect(message?.message).toMatchObject({
       subject: 'Receipt A-7 & more',
-      html: '<h1>Thanks, &lt;Ada&gt;</h1>',
-      text: 'Thanks, <Ada>. Order A-7.',
+      html: expect.stringMatching(/^<h1>Thanks, &lt;Ada&gt;<\/h1>\n<p /),
+      text: expect.stringMatching(/^Thanks, <Ada>\. Order A-7\.\n\n--\nUnsubscribe: /),
     });
   });
 

@@ -67,6 +67,7 @@ describe.each(engines())('a deferral that is not in the future of its claim, on 
         sql: database.sql,
         disableAfterMs: 60_000,
         pushMetrics: createPushMetrics(new Registry(), database.sql),
+        unsubscribeUrl: () => 'http://localhost/unsubscribe/unused-here',
         refreshConfig: () => config.refresh(),
       }),
       acquireProviders: () => ({ providers: { email: [] }, release: () => {} }),

@@ -49,6 +49,7 @@ describe.each(engines())('a driver failing after the provider answered, on $name
       sql: database.sql,
       disableAfterMs: 60_000,
       pushMetrics: createPushMetrics(new Registry(), database.sql),
+      unsubscribeUrl: () => 'http://localhost/unsubscribe/unused-here',
       refreshConfig: () => config.refresh(),
     });
     const logs = new LogCapture();

@@ -8,7 +8,13 @@ import type { ClaimedDelivery } from '../../store/deliveries.js';
 import { type SqlRunner, suppressAddress } from '../../store/index.js';
 import { preferenceGate, suppressionGate } from '../gates.js';
 
-export function createEmailDriver(deps: { sql: SqlRunner }): ChannelDriver {
+export interface EmailDriverDeps {
+  sql: SqlRunner;
+  /** The one-click unsubscribe URL for a user and notification type (signed, expiring). */
+  unsubscribeUrl: (userId: string, type: string) => string;
+}
+
+export function createEmailDriver(deps: EmailDriverDeps): ChannelDriver {
   return {
     channel: 'email',
     html: true,
@@ -21,7 +27,7 @@ export function createEmailDriver(deps: { sql: SqlRunner }): ChannelDriver {
         : { unusable: 'no_address: the delivery has no e-mail address' };
     },
     describe: (destination) => (destination.channel === 'email' ? maskEmail(destination.address) : ''),
-    content: emailContent,
+    content: (claim, parts) => emailContent(claim, parts, deps.unsubscribeUrl),
     async invalidate(claim, destination, { reason }) {
       if (destination.channel !== 'email') return;
       await suppressAddress(deps.sql, {
@@ -34,14 +40,31 @@ export function createEmailDriver(deps: { sql: SqlRunner }): ChannelDriver {
   };
 }
 
-export function emailContent(claim: ClaimedDelivery, parts: RenderedParts): Content {
+/**
+ * Subject, HTML and text, and the headers every e-mail carries. A non-critical e-mail gets RFC 8058 one-click
+ * unsubscribe headers and a visible unsubscribe link; critical ones (password resets) carry none.
+ */
+export function emailContent(
+  claim: ClaimedDelivery,
+  parts: RenderedParts,
+  unsubscribeUrl: (userId: string, type: string) => string,
+): Content {
   const body = parts.body ?? '';
+  const html = parts.html ?? paragraphs(body);
+  const text = parts.text ?? body;
+  const headers: Record<string, string> = { 'X-Herald-Notification-Id': claim.notification_id };
+  if (claim.critical) return { channel: 'email', subject: parts.title ?? claim.type, html, text, headers };
+  const url = unsubscribeUrl(claim.user_id, claim.type);
   return {
     channel: 'email',
     subject: parts.title ?? claim.type,
-    html: parts.html ?? paragraphs(body),
-    text: parts.text ?? body,
-    headers: { 'X-Herald-Notification-Id': claim.notification_id },
+    html: `${html}\n<p style="font-size:12px;color:#666">You get these e-mails about ${escapeHtml(claim.type)}. <a href="${escapeHtml(url)}">Unsubscribe</a></p>`,
+    text: `${text}\n\n--\nUnsubscribe: ${url}`,
+    headers: {
+      ...headers,
+      'List-Unsubscribe': `<${url}>`,
+      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+    },
   };
 }
 
