@@ -105,10 +105,37 @@ const fcmSettings = z.strictObject({
     .optional(),
 });
 
+/** An address, or a display name and an address in angle brackets. */
+const MAILBOX = /^(?:[^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/;
+const mailbox = (rule: string) => z.string({ error: 'required' }).regex(MAILBOX, rule);
+
+const smtpSettings = z.strictObject({
+  host: z.string({ error: 'required' }).min(1, 'required').max(255, 'must be at most 255 characters'),
+  port: intBetween(1, 65535).optional(),
+  // TLS from the first byte (port 465); otherwise STARTTLS, required unless require_tls is false.
+  secure: z.boolean({ error: 'must be true or false' }).optional(),
+  require_tls: z.boolean({ error: 'must be true or false' }).optional(),
+  username: z.string().min(1).max(255).optional(),
+  password: secret().optional(),
+  // An extra certificate authority to trust, PEM (a private relay); usually {"file": ...}.
+  ca: secret().optional(),
+  dkim: z
+    .strictObject({
+      domain: z.string({ error: 'required' }).regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, 'must be a domain name'),
+      selector: z.string({ error: 'required' }).regex(/^[a-z0-9._-]+$/i, 'must be a DKIM selector'),
+      private_key: secret(),
+    })
+    .optional(),
+  from: mailbox('must be an address or "Name <address>"'),
+  reply_to: mailbox('must be an address or "Name <address>"').optional(),
+  connections: intBetween(1, 100).optional(),
+});
+
 export const providerTypes: ProviderTypes = {
   webhook: { channels: ['webhook'], settings: webhookSettings },
   outbox: { channels: ['push', 'email', 'sms', 'webhook'], settings: outboxSettings },
   webpush: { channels: ['push'], settings: webPushSettings },
   apns: { channels: ['push'], settings: apnsSettings },
   fcm: { channels: ['push'], settings: fcmSettings },
+  smtp: { channels: ['email'], settings: smtpSettings },
 };

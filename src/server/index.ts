@@ -16,7 +16,7 @@ import { createChannelDrivers } from '../channels/drivers.js';
 import { createPushMetrics } from '../channels/push/metrics.js';
 import { startStaleTokenSweep } from '../channels/push/stale-tokens.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
-import type { Config } from '../config.js';
+import { type Config, ConfigError } from '../config.js';
 import { signUnsubscribeLink } from '../core/link-tokens.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
 import type { ProviderSet } from '../delivery/provider.js';
@@ -30,7 +30,7 @@ import { withPlainEndpoints } from './http-endpoints.js';
 import { withInboxPage } from './inbox-page.js';
 import { connectionCap, createListener, descriptorLimit } from './listener.js';
 import { withOutboxPage } from './outbox-page.js';
-import { closeProviders, loadProviders } from './providers.js';
+import { closeProviders, linkSettingProblems, loadProviders } from './providers.js';
 import { createRpcHandler } from './rpc-handler.js';
 import { withUnsubscribe } from './unsubscribe.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
@@ -121,6 +121,8 @@ export async function startHerald({
       : loadProviders(providerDeps);
     if (!loaded.ok) throw new ProvidersFileError(config.delivery.providersFile ?? '', loaded.problems);
     startedProviders = loaded.providers;
+    const linkProblems = linkSettingProblems(loaded, config);
+    if (linkProblems.length > 0) throw new ConfigError(linkProblems);
     for (const channel of loaded.outboxChannels) {
       logger.info(
         { channel },
@@ -263,7 +265,13 @@ export async function startHerald({
       sweepStaleTokens: () => staleTokens?.sweep() ?? Promise.resolve(0),
       async reloadProviders() {
         if (closing) return { ok: false, problems: ['the server is shutting down'] };
-        const next = loadProviders(providerDeps);
+        const loadedNext = loadProviders(providerDeps);
+        const linkProblems = loadedNext.ok ? linkSettingProblems(loadedNext, config) : [];
+        if (loadedNext.ok && linkProblems.length > 0) await closeProviders(loadedNext.providers);
+        const next =
+          loadedNext.ok && linkProblems.length > 0
+            ? { ok: false as const, problems: linkProblems }
+            : loadedNext;
         if (!next.ok) {
           logger.error(
             { problems: next.problems },

@@ -3,6 +3,7 @@
 // outbox. A file is validated whole before anything is built; a bad one is refused with every problem.
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { createSmtpAdapter } from '../channels/email/smtp.js';
 import { createOutboxAdapter } from '../channels/outbox/adapter.js';
 import { providerTypes } from '../channels/provider-types.js';
 import {
@@ -42,6 +43,8 @@ export type LoadedProviders =
   | { ok: false; problems: string[] };
 
 const OUTBOX_DEFAULT_CHANNELS = ['push', 'email', 'sms'] as const;
+/** An e-mail attempt's budget when the file sets no timeout_ms (SMTP: connect, TLS, AUTH and DATA). */
+const DEFAULT_EMAIL_TIMEOUT_MS = 30_000;
 /** A push attempt's budget when the file sets no timeout_ms. */
 const DEFAULT_PUSH_TIMEOUT_MS = 10_000;
 
@@ -116,6 +119,8 @@ function build(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
       return apnsAdapter(entry);
     case 'fcm':
       return fcmAdapter(entry, deps);
+    case 'smtp':
+      return smtpAdapter(entry, deps);
     default:
       // The file's validation knows the same types; reaching this is a bug, not a bad file.
       throw new Error(`no adapter for provider type ${entry.type}`);
@@ -146,6 +151,40 @@ function apnsAdapter(entry: ProviderEntry): ProviderAdapter {
       environment: app.environment,
     })),
     endpoint: settings.endpoint,
+  });
+}
+
+interface SmtpSettings {
+  host: string;
+  port?: number;
+  secure?: boolean;
+  require_tls?: boolean;
+  username?: string;
+  password?: string;
+  ca?: string;
+  dkim?: { domain: string; selector: string; private_key: string };
+  from: string;
+  reply_to?: string;
+  connections?: number;
+}
+
+function smtpAdapter(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
+  const s = entry.settings as unknown as SmtpSettings;
+  const secure = s.secure ?? false;
+  return createSmtpAdapter({
+    name: entry.name,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_EMAIL_TIMEOUT_MS,
+    host: s.host,
+    port: s.port ?? (secure ? 465 : 587),
+    secure,
+    requireTls: s.require_tls ?? true,
+    auth: s.username ? { user: s.username, pass: s.password ?? '' } : undefined,
+    ca: s.ca,
+    dkim: s.dkim
+      ? { domainName: s.dkim.domain, keySelector: s.dkim.selector, privateKey: s.dkim.private_key }
+      : undefined,
+    sender: { from: s.from, replyTo: s.reply_to },
+    connections: s.connections ?? Math.min(deps.delivery.concurrency, 10),
   });
 }
 
@@ -219,4 +258,28 @@ function matchFields(destination: Destination) {
     case 'webhook':
       return {};
   }
+}
+
+/**
+ * Links in e-mail and SMS (unsubscribe) must reach Herald from anywhere and outlive this process once real
+ * messages go out: a real e-mail or SMS provider needs HERALD_PUBLIC_URL and HERALD_LINK_SECRET. Answers the
+ * problems (empty when none).
+ */
+export function linkSettingProblems(
+  loaded: { summary: readonly { channel: string; name: string; type: string }[] },
+  settings: { publicUrl: string | undefined; linkSecret: string | undefined },
+): string[] {
+  const real = loaded.summary.filter(
+    (p) => (p.channel === 'email' || p.channel === 'sms') && p.type !== 'outbox',
+  );
+  if (real.length === 0) return [];
+  const names = real.map((p) => `${p.channel}: ${p.name}`).join(', ');
+  return [
+    ...(settings.publicUrl
+      ? []
+      : [`HERALD_PUBLIC_URL is required with a real e-mail or SMS provider (${names})`]),
+    ...(settings.linkSecret
+      ? []
+      : [`HERALD_LINK_SECRET is required with a real e-mail or SMS provider (${names})`]),
+  ];
 }

@@ -200,13 +200,15 @@ describe('parseProvidersFile', () => {
     ['a type that is not a string', email({ type: 7 }), ['channels.email[0].type: must be a string']],
     [
       'an unknown type',
-      email({ type: 'smtp' }),
-      ['channels.email[0].type: unknown type "smtp" (known: apns, fcm, outbox, webhook, webpush)'],
+      email({ type: 'sendgrid' }),
+      ['channels.email[0].type: unknown type "sendgrid" (known: apns, fcm, outbox, smtp, webhook, webpush)'],
     ],
     [
       'a type named like an Object property',
       email({ type: 'constructor' }),
-      ['channels.email[0].type: unknown type "constructor" (known: apns, fcm, outbox, webhook, webpush)'],
+      [
+        'channels.email[0].type: unknown type "constructor" (known: apns, fcm, outbox, smtp, webhook, webpush)',
+      ],
     ],
     [
       'an APNs key id that is not 10 characters, and no apps',
@@ -262,6 +264,16 @@ describe('parseProvidersFile', () => {
         },
       },
       ['channels.push[0].settings.subject: must be a mailto: address or an https URL'],
+    ],
+    [
+      'an SMTP relay without a sender, on a port out of range',
+      email({ type: 'smtp', settings: { host: 'smtp.example.com', port: 70000 } }),
+      ['channels.email[0].settings.port: must be 1..65535', 'channels.email[0].settings.from: required'],
+    ],
+    [
+      'an SMTP sender that is not an address',
+      email({ type: 'smtp', settings: { host: 'smtp.example.com', from: 'notifications' } }),
+      ['channels.email[0].settings.from: must be an address or "Name <address>"'],
     ],
     [
       'an FCM provider without projects',

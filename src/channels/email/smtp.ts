@@ -1,0 +1,139 @@
+// E-mail over SMTP with `nodemailer`: pooled connections, STARTTLS required unless told otherwise (or TLS
+// from the first byte), optional AUTH and DKIM signing. The message is built from the task's content (subject,
+// HTML, text and the headers every e-mail carries: List-Unsubscribe among them) and the sender's settings.
+// Classification by the server's answer: 2xx sent; a recipient refused with 5xx at RCPT is the address gone
+// (invalid_destination); other 5xx are permanent for this message; 535 (and other AUTH failures) are the
+// provider's credentials; 4xx, greeting failures, timeouts and connection errors are retried.
+import nodemailer from 'nodemailer';
+import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
+
+export interface EmailSender {
+  /** `"Name" <address>` or an address. */
+  from: string;
+  replyTo?: string | undefined;
+}
+
+export interface SmtpAdapterOptions {
+  name?: string;
+  timeoutMs: number;
+  host: string;
+  port: number;
+  /** TLS from the first byte (usually port 465); otherwise STARTTLS. */
+  secure: boolean;
+  /** Refuse to send over a connection that did not upgrade to TLS (default true). */
+  requireTls: boolean;
+  auth?: { user: string; pass: string } | undefined;
+  /** Extra certificate authority to trust, PEM (a private relay, or a test server). */
+  ca?: string | undefined;
+  dkim?: { domainName: string; keySelector: string; privateKey: string } | undefined;
+  sender: EmailSender;
+  /** Connections kept open. */
+  connections: number;
+}
+
+/** Errors nodemailer gives for answers that are about the connection, not the message. */
+const TRANSIENT_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EPROTOCOL', 'EDNS', 'ETLS']);
+
+export function createSmtpAdapter(options: SmtpAdapterOptions): ProviderAdapter {
+  const name = options.name ?? 'smtp';
+  const transport = nodemailer.createTransport({
+    pool: true,
+    host: options.host,
+    port: options.port,
+    secure: options.secure,
+    requireTLS: !options.secure && options.requireTls,
+    ...(options.auth ? { auth: options.auth } : {}),
+    ...(options.ca ? { tls: { ca: options.ca } } : {}),
+    ...(options.dkim ? { dkim: options.dkim } : {}),
+    maxConnections: options.connections,
+    connectionTimeout: options.timeoutMs,
+    greetingTimeout: options.timeoutMs,
+    socketTimeout: options.timeoutMs,
+  } as SMTPPool.Options);
+
+  async function send(task: DeliveryTask): Promise<Outcome> {
+    const { destination, content } = task;
+    if (destination.channel !== 'email' || content.channel !== 'email') {
+      return { kind: 'failed', reason: 'SMTP delivery without an e-mail address and content' };
+    }
+    try {
+      const info = await transport.sendMail({
+        from: options.sender.from,
+        ...(options.sender.replyTo ? { replyTo: options.sender.replyTo } : {}),
+        to: destination.address,
+        subject: content.subject,
+        html: content.html,
+        text: content.text,
+        headers: content.headers,
+        messageId: `<${task.deliveryId}@herald>`,
+      });
+      // A partly refused message resolves: with one recipient, a refusal here is that address's.
+      if (info.rejected.length > 0) {
+        const refused = (info as { rejectedErrors?: { response?: string; responseCode?: number }[] })
+          .rejectedErrors?.[0];
+        return refusedRecipient(refused?.responseCode ?? 550, refused?.response ?? 'recipient refused');
+      }
+      return {
+        kind: 'sent',
+        providerMessageId: info.messageId ?? null,
+        statusCode: 250,
+        response: info.response,
+      };
+    } catch (error) {
+      return classify(error);
+    }
+  }
+
+  return {
+    name,
+    channel: 'email',
+    timeoutMs: options.timeoutMs,
+    accepts: (task) => task.destination.channel === 'email' && task.content.channel === 'email',
+    circuitKey: () => name,
+    send,
+    close: async () => transport.close(),
+  };
+}
+
+interface SmtpError {
+  code?: string;
+  command?: string;
+  responseCode?: number;
+  response?: string;
+}
+
+function classify(error: unknown): Outcome {
+  const e = (error ?? {}) as SmtpError;
+  const status = e.responseCode;
+  const said =
+    `SMTP ${e.command ?? ''} ${e.response ?? (error instanceof Error ? error.message : String(error))}`
+      .replace(/\s+/g, ' ')
+      .trim()
+      .slice(0, 500);
+  const detail = { statusCode: status, response: e.response?.slice(0, 1000), code: e.code };
+  if (e.code === 'EENVELOPE' && e.command === 'RCPT TO' && status !== undefined) {
+    return refusedRecipient(status, e.response ?? said);
+  }
+  if (e.code === 'EAUTH') return { kind: 'failed', reason: said, credentials: true, ...detail };
+  if (status !== undefined && status >= 500 && !TRANSIENT_CODES.has(e.code ?? '')) {
+    return { kind: 'failed', reason: said, ...detail };
+  }
+  return { kind: 'retry', reason: said, ...detail };
+}
+
+/**
+ * A recipient refused at RCPT. 5xx about the address itself (enhanced status 5.1.x: no such user, no such
+ * domain, bad syntax; or 550/551/553 without one) means the address is gone; other 5xx (5.7.x policy, 5.2.x
+ * mailbox full) are permanent for this message only; 4xx try again later.
+ */
+function refusedRecipient(status: number, response: string): Outcome {
+  const reason = `SMTP RCPT TO ${response}`.slice(0, 500);
+  const detail = { statusCode: status, response: response.slice(0, 1000) };
+  if (status < 500) return { kind: 'retry', reason, ...detail };
+  const enhanced = /\b5\.(\d{1,3})\.\d{1,3}\b/.exec(response);
+  const aboutAddress = enhanced ? enhanced[1] === '1' : [550, 551, 553].includes(status);
+  return aboutAddress
+    ? { kind: 'invalid_destination', reason, code: enhanced?.[0] ?? String(status), ...detail }
+    : { kind: 'failed', reason, ...detail };
+}
