@@ -131,6 +131,29 @@ const smtpSettings = z.strictObject({
   connections: intBetween(1, 100).optional(),
 });
 
+const sesSettings = z
+  .strictObject({
+    region: z
+      .string({ error: 'required' })
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-1'),
+    // Another endpoint: a VPC endpoint, or a test emulator.
+    endpoint: z.url({ error: 'must be a URL' }).optional(),
+    // Both or neither; neither: the AWS default credential chain (environment, shared files, instance role).
+    access_key_id: z.string().min(16, 'must be an access key id').max(128).optional(),
+    secret_access_key: secret().optional(),
+    session_token: secret().optional(),
+    configuration_set: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a configuration set name')
+      .optional(),
+    from: mailbox('must be an address or "Name <address>"'),
+    reply_to: mailbox('must be an address or "Name <address>"').optional(),
+  })
+  .refine((s) => (s.access_key_id === undefined) === (s.secret_access_key === undefined), {
+    message: 'access_key_id and secret_access_key go together',
+    path: ['access_key_id'],
+  });
+
 export const providerTypes: ProviderTypes = {
   webhook: { channels: ['webhook'], settings: webhookSettings },
   outbox: { channels: ['push', 'email', 'sms', 'webhook'], settings: outboxSettings },
@@ -138,4 +161,5 @@ export const providerTypes: ProviderTypes = {
   apns: { channels: ['push'], settings: apnsSettings },
   fcm: { channels: ['push'], settings: fcmSettings },
   smtp: { channels: ['email'], settings: smtpSettings },
+  ses: { channels: ['email'], settings: sesSettings },
 };

@@ -84,6 +84,8 @@ export function createAttempter(options: AttemptOptions) {
       }
       const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort);
       circuit.record(circuitResult(outcome), performance.now());
+      if (outcome.kind === 'retry' && outcome.holdProviderMs)
+        circuit.openFor(outcome.holdProviderMs, performance.now());
       await afterAnswer(options, claim, task, driver, outcome);
       return stepForOutcome(outcome, {
         claim,

@@ -45,6 +45,8 @@ export class CircuitBreaker {
   #state: CircuitState = 'closed';
   #consecutiveTrips = 0;
   #openedAt = 0;
+  /** How long the current open period lasts: openMs, or what openFor() asked for. */
+  #openFor = 0;
   /**
    * When each outstanding half-open probe was admitted. A probe whose outcome is never recorded (the worker
    * crashed mid-attempt) would otherwise hold its slot forever and wedge the provider; its slot lapses after
@@ -71,7 +73,7 @@ export class CircuitBreaker {
       case 'closed':
         return { allowed: true };
       case 'open':
-        return { allowed: false, retryAt: this.#openedAt + this.options.openMs };
+        return { allowed: false, retryAt: this.#openedAt + this.#openFor };
       case 'half_open':
         if (this.#probes.length < this.options.halfOpenProbes) {
           this.#probes.push(now);
@@ -108,8 +110,18 @@ export class CircuitBreaker {
     }
   }
 
+  /**
+   * Opens the circuit at once for `ms` (a provider that said when it will take work again, such as a daily
+   * quota), whatever its state; a longer open period already running is kept.
+   */
+  openFor(ms: number, now: number): void {
+    this.#advance(now);
+    if (this.#state === 'open' && this.#openedAt + this.#openFor >= now + ms) return;
+    this.#open(now, ms);
+  }
+
   #advance(now: number): void {
-    if (this.#state === 'open' && now >= this.#openedAt + this.options.openMs) {
+    if (this.#state === 'open' && now >= this.#openedAt + this.#openFor) {
       this.#state = 'half_open';
       this.#probes = [];
     } else if (this.#state === 'half_open') {
@@ -117,9 +129,10 @@ export class CircuitBreaker {
     }
   }
 
-  #open(now: number): void {
+  #open(now: number, ms = this.options.openMs): void {
     this.#state = 'open';
     this.#openedAt = now;
+    this.#openFor = ms;
     this.#probes = [];
   }
 

@@ -80,8 +80,17 @@ interface OutcomeDetail {
 export type Outcome =
   /** Accepted by the provider. */
   | ({ kind: 'sent'; providerMessageId: string | null } & OutcomeDetail)
-  /** Transient (5xx, timeout, 429, throttling): counts toward the provider's circuit; try again later. */
-  | ({ kind: 'retry'; reason: string; retryAfterMs?: number | undefined } & OutcomeDetail)
+  /**
+   * Transient (5xx, timeout, 429, throttling): counts toward the provider's circuit; try again later.
+   * `holdProviderMs`: the provider itself takes nothing for this long (a daily quota): its circuit opens for
+   * it at once, and deliveries fail over to the next provider meanwhile.
+   */
+  | ({
+      kind: 'retry';
+      reason: string;
+      retryAfterMs?: number | undefined;
+      holdProviderMs?: number | undefined;
+    } & OutcomeDetail)
   /**
    * Permanent for this message (payload, configuration). `credentials`: the provider refused our
    * credentials, which is the provider's problem, not the message's: it trips the circuit.

@@ -3,6 +3,7 @@
 // outbox. A file is validated whole before anything is built; a bad one is refused with every problem.
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { createSesAdapter } from '../channels/email/ses.js';
 import { createSmtpAdapter } from '../channels/email/smtp.js';
 import { createOutboxAdapter } from '../channels/outbox/adapter.js';
 import { providerTypes } from '../channels/provider-types.js';
@@ -121,6 +122,8 @@ function build(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
       return fcmAdapter(entry, deps);
     case 'smtp':
       return smtpAdapter(entry, deps);
+    case 'ses':
+      return sesAdapter(entry);
     default:
       // The file's validation knows the same types; reaching this is a bug, not a bad file.
       throw new Error(`no adapter for provider type ${entry.type}`);
@@ -151,6 +154,37 @@ function apnsAdapter(entry: ProviderEntry): ProviderAdapter {
       environment: app.environment,
     })),
     endpoint: settings.endpoint,
+  });
+}
+
+interface SesSettings {
+  region: string;
+  endpoint?: string;
+  access_key_id?: string;
+  secret_access_key?: string;
+  session_token?: string;
+  configuration_set?: string;
+  from: string;
+  reply_to?: string;
+}
+
+function sesAdapter(entry: ProviderEntry): ProviderAdapter {
+  const s = entry.settings as unknown as SesSettings;
+  return createSesAdapter({
+    name: entry.name,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_EMAIL_TIMEOUT_MS,
+    region: s.region,
+    endpoint: s.endpoint,
+    credentials:
+      s.access_key_id && s.secret_access_key
+        ? {
+            accessKeyId: s.access_key_id,
+            secretAccessKey: s.secret_access_key,
+            sessionToken: s.session_token,
+          }
+        : undefined,
+    configurationSet: s.configuration_set,
+    sender: { from: s.from, replyTo: s.reply_to },
   });
 }
 

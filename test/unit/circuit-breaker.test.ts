@@ -24,6 +24,22 @@ describe('CircuitBreaker', () => {
     expect(breaker.acquire(0)).toEqual({ allowed: true });
   });
 
+  it('opens at once for as long as a provider says it takes nothing (openFor), then half-opens', () => {
+    const breaker = new CircuitBreaker(options);
+    breaker.openFor(3_600_000, 0);
+    expect(breaker.acquire(10)).toEqual({ allowed: false, retryAt: 3_600_000 });
+    // A shorter open period asked for later does not cut the longer one short.
+    breaker.openFor(1_000, 500);
+    expect(breaker.acquire(2_000)).toEqual({ allowed: false, retryAt: 3_600_000 });
+    expect(breaker.state(3_600_000)).toBe('half_open');
+    expect(breaker.acquire(3_600_000)).toEqual({ allowed: true });
+    breaker.record('success', 3_600_001);
+    expect(breaker.state(3_600_001)).toBe('closed');
+    // Opened the ordinary way again, it lasts openMs.
+    trip(breaker, 3, 4_000_000);
+    expect(breaker.acquire(4_000_000)).toEqual({ allowed: false, retryAt: 4_001_000 });
+  });
+
   it('defaults to 5 trips, 30 s open, 1 probe', () => {
     expect(new CircuitBreaker().options).toEqual({ failureThreshold: 5, openMs: 30_000, halfOpenProbes: 1 });
   });

@@ -201,13 +201,15 @@ describe('parseProvidersFile', () => {
     [
       'an unknown type',
       email({ type: 'sendgrid' }),
-      ['channels.email[0].type: unknown type "sendgrid" (known: apns, fcm, outbox, smtp, webhook, webpush)'],
+      [
+        'channels.email[0].type: unknown type "sendgrid" (known: apns, fcm, outbox, ses, smtp, webhook, webpush)',
+      ],
     ],
     [
       'a type named like an Object property',
       email({ type: 'constructor' }),
       [
-        'channels.email[0].type: unknown type "constructor" (known: apns, fcm, outbox, smtp, webhook, webpush)',
+        'channels.email[0].type: unknown type "constructor" (known: apns, fcm, outbox, ses, smtp, webhook, webpush)',
       ],
     ],
     [

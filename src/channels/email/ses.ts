@@ -1,0 +1,127 @@
+// E-mail through Amazon SES with `@aws-sdk/client-ses`: the message is built once as MIME (nodemailer's
+// composer, the same one the SMTP provider's transport uses, so both carry the same headers) and sent raw,
+// with the configuration set and message tags (type, notification id). The SDK's own retries are off: the
+// dispatcher's backoff and failover decide. Credentials: from the providers file, or the AWS default chain.
+// Classification: a MessageId is sent (a 200 without one is not); "Maximum sending rate exceeded" and other
+// throttling, 5xx and network errors are retried (failing over); "Daily message quota exceeded" holds the
+// provider an hour (its circuit opens, deliveries go to the next provider); MessageRejected and an unverified
+// sender are permanent for the message; refused credentials trip the circuit.
+import { SESClient, SendRawEmailCommand } from '@aws-sdk/client-ses';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
+import { withinBudget } from '../budget.js';
+import type { EmailSender } from './smtp.js';
+
+export interface SesAdapterOptions {
+  name?: string;
+  timeoutMs: number;
+  region: string;
+  /** Another endpoint (a VPC endpoint, or a test emulator). */
+  endpoint?: string | undefined;
+  /** Absent: the AWS default chain (environment, shared files, instance role). */
+  credentials?:
+    | { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined }
+    | undefined;
+  configurationSet?: string | undefined;
+  sender: EmailSender;
+}
+
+/** A daily quota frees up over a rolling day: the provider is tried again after this. */
+const DAILY_QUOTA_HOLD_MS = 3_600_000;
+const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'TooManyRequestsException']);
+const CREDENTIALS = new Set([
+  'SignatureDoesNotMatch',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'AccessDenied',
+  'AccessDeniedException',
+  'ExpiredToken',
+  'CredentialsProviderError',
+]);
+const PERMANENT = new Set([
+  'MessageRejected',
+  'MailFromDomainNotVerifiedException',
+  'ConfigurationSetDoesNotExist',
+]);
+
+export function createSesAdapter(options: SesAdapterOptions): ProviderAdapter {
+  const name = options.name ?? 'ses';
+  const client = new SESClient({
+    region: options.region,
+    maxAttempts: 1,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+  });
+
+  async function send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
+    const { destination, content } = task;
+    if (destination.channel !== 'email' || content.channel !== 'email') {
+      return { kind: 'failed', reason: 'SES delivery without an e-mail address and content' };
+    }
+    const raw = await new MailComposer({
+      from: options.sender.from,
+      ...(options.sender.replyTo ? { replyTo: options.sender.replyTo } : {}),
+      to: destination.address,
+      subject: content.subject,
+      html: content.html,
+      text: content.text,
+      headers: content.headers,
+      messageId: `<${task.deliveryId}@herald>`,
+    })
+      .compile()
+      .build();
+    const attempt = client
+      .send(
+        new SendRawEmailCommand({
+          RawMessage: { Data: raw },
+          Destinations: [destination.address],
+          ...(options.configurationSet ? { ConfigurationSetName: options.configurationSet } : {}),
+          Tags: [
+            { Name: 'type', Value: tagValue(task.type) },
+            { Name: 'notification_id', Value: task.notificationId },
+          ],
+        }),
+        { abortSignal: signal },
+      )
+      .then(
+        (result): Outcome =>
+          result.MessageId
+            ? { kind: 'sent', providerMessageId: result.MessageId, statusCode: 200 }
+            : { kind: 'retry', reason: 'SES answered without a MessageId', statusCode: 200 },
+        classify,
+      );
+    return withinBudget(attempt, options.timeoutMs, signal);
+  }
+
+  return {
+    name,
+    channel: 'email',
+    timeoutMs: options.timeoutMs,
+    accepts: (task) => task.destination.channel === 'email' && task.content.channel === 'email',
+    circuitKey: () => name,
+    send,
+    close: async () => client.destroy(),
+  };
+}
+
+function classify(error: unknown): Outcome {
+  const e = (error ?? {}) as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const code = e.name ?? 'Error';
+  const status = e.$metadata?.httpStatusCode;
+  const said = `SES ${code}: ${e.message ?? ''}`.slice(0, 500);
+  const detail = { statusCode: status, code };
+  if (THROTTLING.has(code) && /daily message quota/i.test(e.message ?? '')) {
+    return { kind: 'retry', reason: said, holdProviderMs: DAILY_QUOTA_HOLD_MS, ...detail };
+  }
+  if (THROTTLING.has(code)) return { kind: 'retry', reason: said, ...detail };
+  if (CREDENTIALS.has(code)) return { kind: 'failed', reason: said, credentials: true, ...detail };
+  if (PERMANENT.has(code)) return { kind: 'failed', reason: said, ...detail };
+  if (status !== undefined && status >= 400 && status < 500)
+    return { kind: 'failed', reason: said, ...detail };
+  return { kind: 'retry', reason: said, ...detail };
+}
+
+/** SES tag values: letters, digits, "_" and "-", at most 256 characters. */
+function tagValue(text: string): string {
+  return text.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 256);
+}
