@@ -48,6 +48,14 @@ export interface Config {
   publicUrl: string | undefined;
   /** Signs those links (HMAC); unset: a random secret per process, so links die with it (development). */
   linkSecret: string | undefined;
+  /** SES feedback over SNS (POST /webhooks/ses): the topics taken; none: the endpoint takes nothing. */
+  sesFeedback: {
+    topicArns: string[];
+    /** Hosts trusted for SigningCertURL and SubscribeURL besides SNS's own (a private or test CA's host). */
+    certHosts: string[];
+    /** An extra CA (PEM file) for fetching from those hosts. */
+    caFile: string | undefined;
+  };
   /** Bounds on connections before authentication (the one-port listener); the README's Security section. */
   listener: ListenerLimits;
   delivery: DeliveryConfig;
@@ -166,6 +174,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     publicUrl: publicUrl(str('HERALD_PUBLIC_URL'), problems),
     linkSecret: str('HERALD_LINK_SECRET'),
+    sesFeedback: {
+      topicArns: list(str('HERALD_SES_TOPIC_ARNS')).filter((arn) => {
+        const ok = /^arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(arn);
+        if (!ok) problems.push(`HERALD_SES_TOPIC_ARNS: "${arn}" is not an SNS topic ARN`);
+        return ok;
+      }),
+      certHosts: list(str('HERALD_SNS_CERT_HOSTS')),
+      caFile: str('HERALD_SNS_CA_FILE'),
+    },
     workers: int('HERALD_WORKERS', 1, 1, 64),
     redisUrl: str('REDIS_URL'),
     streamHeartbeatMs: int('HERALD_STREAM_HEARTBEAT_MS', 20_000, 100, 600_000),
@@ -340,4 +357,13 @@ function publicUrl(raw: string | undefined, problems: string[]): string | undefi
   }
   problems.push('HERALD_PUBLIC_URL must be an http(s) URL without query, fragment or credentials');
   return undefined;
+}
+
+function list(raw: string | undefined): string[] {
+  return (
+    raw
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean) ?? []
+  );
 }

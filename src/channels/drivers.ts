@@ -9,11 +9,11 @@ import { createWebhookDriver, type WebhookDriverDeps } from './webhook/driver.js
 
 export function createChannelDrivers(
   deps: { sql: SqlRunner; pushMetrics: PushMetrics } & WebhookDriverDeps &
-    Pick<EmailDriverDeps, 'unsubscribeUrl'>,
+    Pick<EmailDriverDeps, 'unsubscribeUrl'> & { emailMetrics: EmailDriverDeps['metrics'] },
 ): ChannelDrivers {
   return {
     push: createPushDriver({ sql: deps.sql, metrics: deps.pushMetrics }),
-    email: createEmailDriver(deps),
+    email: createEmailDriver({ ...deps, metrics: deps.emailMetrics }),
     sms: createSmsDriver(deps),
     webhook: createWebhookDriver(deps),
   };

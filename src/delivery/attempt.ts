@@ -86,7 +86,7 @@ export function createAttempter(options: AttemptOptions) {
       circuit.record(circuitResult(outcome), performance.now());
       if (outcome.kind === 'retry' && outcome.holdProviderMs)
         circuit.openFor(outcome.holdProviderMs, performance.now());
-      await afterAnswer(options, claim, task, driver, outcome);
+      await afterAnswer(options, claim, task, driver, outcome, provider.name);
       return stepForOutcome(outcome, {
         claim,
         attempt: record,
@@ -185,9 +185,10 @@ async function afterAnswer(
   task: DeliveryTask,
   driver: ChannelDriver,
   outcome: Outcome,
+  provider: string,
 ): Promise<void> {
   try {
-    await driver.attempted?.(claim, outcome);
+    await driver.attempted?.(claim, outcome, provider);
     if (outcome.kind === 'invalid_destination') await driver.invalidate(claim, task.destination, outcome);
   } catch (error) {
     options.logger.error(

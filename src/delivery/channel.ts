@@ -33,8 +33,8 @@ export interface ChannelDriver {
   content(claim: ClaimedDelivery, parts: RenderedParts): Content;
   /** The destination as the attempt log shows it: masked (core/destinations.ts). */
   describe(destination: Destination): string;
-  /** After every attempt a provider answered (e.g. a webhook endpoint's failure clock). */
-  attempted?(claim: ClaimedDelivery, outcome: Outcome): Promise<void>;
+  /** After every attempt a provider answered (e.g. a webhook endpoint's failure clock), naming the provider. */
+  attempted?(claim: ClaimedDelivery, outcome: Outcome, provider: string): Promise<void>;
   /** The provider said the destination is gone: write the one record that says so. */
   invalidate(
     claim: ClaimedDelivery,

@@ -13,6 +13,7 @@ import {
   errorMappingInterceptor,
 } from '../api/index.js';
 import { createChannelDrivers } from '../channels/drivers.js';
+import { createEmailMetrics } from '../channels/email/metrics.js';
 import { createPushMetrics } from '../channels/push/metrics.js';
 import { startStaleTokenSweep } from '../channels/push/stale-tokens.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
@@ -32,6 +33,7 @@ import { connectionCap, createListener, descriptorLimit } from './listener.js';
 import { withOutboxPage } from './outbox-page.js';
 import { closeProviders, linkSettingProblems, loadProviders } from './providers.js';
 import { createRpcHandler } from './rpc-handler.js';
+import { withSesFeedback } from './ses-feedback.js';
 import { withUnsubscribe } from './unsubscribe.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
 
@@ -115,6 +117,7 @@ export async function startHerald({
     const linkSecret = config.linkSecret ? Buffer.from(config.linkSecret) : randomBytes(32);
     let linkBase = config.publicUrl ?? `http://localhost:${config.port}`;
     const pushMetrics = createPushMetrics(metrics.registry, db.sql);
+    const emailMetrics = createEmailMetrics(metrics.registry);
     const providerDeps = { delivery: config.delivery, sql: db.sql, webhookGuard, logger };
     const loaded = deliveryProviders
       ? ({ ok: true, providers: deliveryProviders, outboxChannels: [], summary: [] } as const)
@@ -156,6 +159,7 @@ export async function startHerald({
         createChannelDrivers({
           sql: db.sql,
           pushMetrics,
+          emailMetrics,
           unsubscribeUrl: (userId, type) =>
             `${linkBase}/unsubscribe/${signUnsubscribeLink(linkSecret, { userId, type }, now())}`,
           disableAfterMs: config.delivery.webhookDisableAfterMs,
@@ -237,7 +241,16 @@ export async function startHerald({
             now,
             onError: (error) => logger.error({ err: error }, 'unsubscribe could not be saved'),
           },
-          withOutboxPage(withInboxPage(rpc)),
+          withSesFeedback(
+            {
+              db: db.db,
+              sql: db.sql,
+              ...config.sesFeedback,
+              logger,
+              onEvent: (event, provider, type) => emailMetrics.count(event, provider, type),
+            },
+            withOutboxPage(withInboxPage(rpc)),
+          ),
         ),
       ),
       { ...config.listener, maxConnections, logger, registry: metrics.registry },

@@ -5,6 +5,7 @@ export * from './database.js';
 export * from './deliveries.js';
 export * from './delivery-config.js';
 export * from './errors.js';
+export * from './feedback.js';
 export * from './group-commit.js';
 export * from './inbox.js';
 export * from './notifications.js';

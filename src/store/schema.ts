@@ -110,6 +110,10 @@ export const deliveries = pgTable(
     // The dispatcher's claim query scans only what is due, and leases that ran out (a dispatcher died).
     index('deliveries_due').on(t.nextAttemptAt).where(sql`status = 'queued'`),
     index('deliveries_leased').on(t.leaseUntil).where(sql`status = 'sending'`),
+    // Provider feedback (SES bounces, complaints, deliveries) finds its delivery by the provider's message id.
+    index('deliveries_provider_message_id')
+      .on(t.providerMessageId)
+      .where(sql`provider_message_id is not null`),
   ],
 );
 

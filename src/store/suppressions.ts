@@ -95,7 +95,7 @@ export async function removeSuppression(
  */
 export async function suppressAddress(
   sql: SqlRunner,
-  entry: { channel: SuppressedChannel; address: string; reason: string; deliveryId: string },
+  entry: { channel: SuppressedChannel; address: string; reason: string; deliveryId: string | null },
 ): Promise<void> {
   await sql.query(
     `insert into suppressions (channel, address, reason, delivery_id) values ($1, $2, $3, $4::uuid)

@@ -7,6 +7,7 @@
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannelDrivers } from '../../src/channels/drivers.js';
+import { createEmailMetrics } from '../../src/channels/email/metrics.js';
 import { createPushMetrics } from '../../src/channels/push/metrics.js';
 import { defaultRetryPolicies } from '../../src/core/retry-policy.js';
 import { CircuitBreakers } from '../../src/delivery/circuit-breaker.js';
@@ -67,6 +68,7 @@ describe.each(engines())('a deferral that is not in the future of its claim, on 
         sql: database.sql,
         disableAfterMs: 60_000,
         pushMetrics: createPushMetrics(new Registry(), database.sql),
+        emailMetrics: createEmailMetrics(new Registry()),
         unsubscribeUrl: () => 'http://localhost/unsubscribe/unused-here',
         refreshConfig: () => config.refresh(),
       }),

@@ -7,11 +7,13 @@ import type { Content } from '../../delivery/provider.js';
 import type { ClaimedDelivery } from '../../store/deliveries.js';
 import { type SqlRunner, suppressAddress } from '../../store/index.js';
 import { preferenceGate, suppressionGate } from '../gates.js';
+import type { EmailMetrics } from './metrics.js';
 
 export interface EmailDriverDeps {
   sql: SqlRunner;
   /** The one-click unsubscribe URL for a user and notification type (signed, expiring). */
   unsubscribeUrl: (userId: string, type: string) => string;
+  metrics: EmailMetrics;
 }
 
 export function createEmailDriver(deps: EmailDriverDeps): ChannelDriver {
@@ -28,6 +30,9 @@ export function createEmailDriver(deps: EmailDriverDeps): ChannelDriver {
     },
     describe: (destination) => (destination.channel === 'email' ? maskEmail(destination.address) : ''),
     content: (claim, parts) => emailContent(claim, parts, deps.unsubscribeUrl),
+    async attempted(claim, outcome, provider) {
+      if (outcome.kind === 'sent') deps.metrics.count('sent', provider, claim.type);
+    },
     async invalidate(claim, destination, { reason }) {
       if (destination.channel !== 'email') return;
       await suppressAddress(deps.sql, {

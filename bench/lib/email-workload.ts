@@ -1,0 +1,92 @@
+// What every e-mail phase sends, and what the emulator child checks each arrival against: one sender, one
+// notification type, the same subject and body, and one address per recipient, so N notifications make N
+// e-mails. The message is the one Herald's e-mail driver builds for a notification with a title and a body
+// and no template (src/channels/email/driver.ts): the body as HTML paragraphs and as text, each followed by
+// the one-click unsubscribe link, List-Unsubscribe and List-Unsubscribe-Post headers, X-Herald-Notification-Id
+// and Message-ID <delivery id@herald>. The bare baseline builds the same message, unsubscribe link included.
+import { signUnsubscribeLink } from '../../src/core/link-tokens.js';
+
+export const SMTP_USER = 'herald-bench';
+export const SMTP_PASSWORD = 'bench-relay-password';
+export const FROM_NAME = 'Example Shop';
+export const FROM_ADDRESS = 'notifications@example.com';
+export const FROM = `${FROM_NAME} <${FROM_ADDRESS}>`;
+export const REPLY_TO = 'support@example.com';
+/** HERALD_PUBLIC_URL and HERALD_LINK_SECRET of the Herald child; the baseline signs its links the same way. */
+export const PUBLIC_URL = 'https://herald.example.com';
+export const LINK_SECRET = 'bench-link-secret-of-at-least-32-bytes!';
+export const EMAIL_TYPE = 'bench.email';
+export const EMAIL_SUBJECT = 'Your order has shipped';
+export const EMAIL_BODY =
+  'Your order has shipped and will arrive on Thursday.\n\nThanks for shopping with us.';
+
+const ADDRESS = /^email-bench-(\d+)@example\.org$/;
+
+export function emailUser(index: number): string {
+  return `email-bench-user-${index}`;
+}
+
+export function emailAddress(index: number): string {
+  return `email-bench-${index}@example.org`;
+}
+
+/** The user an address of emailAddress() belongs to, or null for any other address. */
+export function userOfAddress(address: string): string | null {
+  const match = ADDRESS.exec(address);
+  return match ? emailUser(Number(match[1])) : null;
+}
+
+export function messageId(deliveryId: string): string {
+  return `<${deliveryId}@herald>`;
+}
+
+const linkSecret = Buffer.from(LINK_SECRET);
+
+/** A signed one-click unsubscribe URL for the user and EMAIL_TYPE, as Herald's server composes it. */
+export function unsubscribeUrl(userId: string): string {
+  return `${PUBLIC_URL}/unsubscribe/${signUnsubscribeLink(linkSecret, { userId, type: EMAIL_TYPE }, new Date())}`;
+}
+
+export function linkSecretBytes(): Buffer {
+  return linkSecret;
+}
+
+function escapeHtml(text: string): string {
+  return text
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;');
+}
+
+/** Herald's plain text as HTML: escaped, blank lines between paragraphs, single line breaks kept. */
+function paragraphs(text: string): string {
+  return text
+    .split(/\n{2,}/)
+    .filter((p) => p.trim() !== '')
+    .map((p) => `<p>${escapeHtml(p).replaceAll('\n', '<br>')}</p>`)
+    .join('\n');
+}
+
+const BODY_HTML = paragraphs(EMAIL_BODY);
+
+export function emailHtml(url: string): string {
+  return (
+    `${BODY_HTML}\n<p style="font-size:12px;color:#666">You get these e-mails about ${escapeHtml(EMAIL_TYPE)}. ` +
+    `<a href="${escapeHtml(url)}">Unsubscribe</a></p>`
+  );
+}
+
+export function emailText(url: string): string {
+  return `${EMAIL_BODY}\n\n--\nUnsubscribe: ${url}`;
+}
+
+/** The headers Herald's driver puts on a non-critical e-mail. */
+export function emailHeaders(notificationId: string, url: string): Record<string, string> {
+  return {
+    'X-Herald-Notification-Id': notificationId,
+    'List-Unsubscribe': `<${url}>`,
+    'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+  };
+}

@@ -1,0 +1,1 @@
+CREATE INDEX "deliveries_provider_message_id" ON "deliveries" USING btree ("provider_message_id") WHERE provider_message_id is not null;

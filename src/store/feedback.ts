@@ -1,0 +1,47 @@
+// What providers report after they took a message (SES bounces, complaints, deliveries), applied to the
+// delivery they concern, found by the provider's message id. Every change only moves a delivery forward:
+// a duplicate or a late event changes nothing.
+import type { SqlRunner } from './database.js';
+
+export interface FeedbackDelivery {
+  id: string;
+  user_id: string;
+  status: string;
+  type: string;
+}
+
+/** The e-mail delivery a provider message id belongs to, or undefined. */
+export async function findDeliveryByProviderMessageId(
+  sql: SqlRunner,
+  channel: string,
+  providerMessageId: string,
+): Promise<FeedbackDelivery | undefined> {
+  const rows = await sql.query<FeedbackDelivery & Record<string, unknown>>(
+    `select d.id::text as id, d.user_id, d.status, n.type
+     from deliveries d join notifications n on n.id = d.notification_id
+     where d.provider_message_id = $1 and d.channel = $2
+     limit 1`,
+    [providerMessageId, channel],
+  );
+  return rows[0];
+}
+
+/** Sent (or delivered) → failed with the bounce's reason; answers whether it changed. */
+export async function markBounced(sql: SqlRunner, deliveryId: string, reason: string): Promise<boolean> {
+  const rows = await sql.query(
+    `update deliveries set status = 'failed', reason = $2, updated_at = now()
+     where id = $1::uuid and status in ('sent', 'delivered') returning id`,
+    [deliveryId, reason],
+  );
+  return rows.length > 0;
+}
+
+/** Sent → delivered (the provider handed it to the recipient's server); a failed delivery stays failed. */
+export async function markDelivered(sql: SqlRunner, deliveryId: string, reason: string): Promise<boolean> {
+  const rows = await sql.query(
+    `update deliveries set status = 'delivered', reason = $2, updated_at = now()
+     where id = $1::uuid and status = 'sent' returning id`,
+    [deliveryId, reason],
+  );
+  return rows.length > 0;
+}
