@@ -120,7 +120,14 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
       return 200;
     }
     if (message.Type !== 'Notification') return 200;
-    await apply(JSON.parse(message.Message) as Record<string, unknown>);
+    let event: unknown;
+    try {
+      event = JSON.parse(message.Message);
+    } catch {
+      return 400;
+    }
+    if (typeof event !== 'object' || event === null) return 400;
+    await apply(event as Record<string, unknown>);
     return 200;
   }
 
@@ -182,17 +189,17 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
       req.resume();
       return;
     }
-    readBody(req).then(
-      async (body) => {
+    readBody(req)
+      .then(async (body) => {
         const message = body === null ? null : parseMessage(body);
         if (!message) return answer(res, 400);
         answer(res, await handle(message));
-      },
-      (error) => {
+      })
+      // A certificate that cannot be fetched or a database error: SNS delivers the message again later.
+      .catch((error) => {
         deps.logger.warn({ err: error }, 'SES feedback could not be applied; SNS will deliver it again');
         answer(res, 503);
-      },
-    );
+      });
   };
 }
 

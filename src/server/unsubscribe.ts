@@ -60,8 +60,8 @@ export function withUnsubscribe(deps: UnsubscribeDeps, next: RequestHandler): Re
       );
       return;
     }
-    readBody(req).then(
-      async (body) => {
+    readBody(req)
+      .then(async (body) => {
         if (body === null || !isOneClick(body)) {
           answer(res, 400, page('Not a one-click unsubscribe', 'Nothing was changed.'));
           return;
@@ -72,12 +72,11 @@ export function withUnsubscribe(deps: UnsubscribeDeps, next: RequestHandler): Re
           quietHours: undefined,
         });
         answer(res, 200, page('Unsubscribed', `You will get no more ${escapeHtml(what)}.`));
-      },
-      (error) => {
+      })
+      .catch((error) => {
         deps.onError(error);
         answer(res, 503, page('Try again', 'The change could not be saved. Nothing was changed.'));
-      },
-    );
+      });
   };
 }
 
