@@ -148,4 +148,15 @@ describe.each(engines())('one-click unsubscribe on $name', (engine) => {
     expect(critical.headers['List-Unsubscribe']).toBeUndefined();
     expect(critical.headers['List-Unsubscribe-Post']).toBeUndefined();
   });
+
+  it('never sends even a CRITICAL e-mail to a suppressed address', async () => {
+    await server
+      .adminService()
+      .addSuppression({ channel: Channel.EMAIL, address: 'bounced@example.com', reason: 'hard bounce' });
+    const critical = await email('bounced', 'account.password_reset', Priority.CRITICAL);
+    expect([critical.delivery.status, critical.delivery.reason]).toEqual([
+      DeliveryStatus.SKIPPED,
+      'suppressed: email address is on the suppression list',
+    ]);
+  });
 });
