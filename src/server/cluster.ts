@@ -40,12 +40,15 @@ export async function runClusterPrimary(
 
   let stopping = false;
   // Workers must not migrate or bootstrap again; everything else comes from the same environment.
-  // Without HERALD_LINK_SECRET the workers still share one link secret (this run's), so a link signed by one
-  // is valid on all.
+  // Without HERALD_LINK_SECRET and without a providers file (only the outbox sends), the workers still share
+  // one link secret, this run's, so a link signed by one is valid on all. With a providers file each worker
+  // checks for itself that a real e-mail or SMS provider has its secret.
   const workerEnv = {
     HERALD_MIGRATE_ON_START: 'false',
     HERALD_BOOTSTRAP_ADMIN_KEY: 'false',
-    HERALD_LINK_SECRET: config.linkSecret ?? randomBytes(32).toString('base64url'),
+    ...(config.linkSecret || config.delivery.providersFile
+      ? {}
+      : { HERALD_LINK_SECRET: randomBytes(32).toString('base64url') }),
   };
   const fork = (): Worker => cluster.fork(workerEnv);
   for (let i = 0; i < config.workers; i++) fork();

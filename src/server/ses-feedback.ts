@@ -10,6 +10,7 @@ import { createVerify, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type http2 from 'node:http2';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import {
@@ -60,7 +61,11 @@ interface SnsMessage {
 
 export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): RequestHandler {
   const agent = new Agent({
-    connect: { timeout: FETCH_TIMEOUT_MS, ...(deps.caFile ? { ca: readFileSync(deps.caFile, 'utf8') } : {}) },
+    // An extra CA is added to the usual ones, so SNS's own hosts keep verifying.
+    connect: {
+      timeout: FETCH_TIMEOUT_MS,
+      ...(deps.caFile ? { ca: [...tls.rootCertificates, readFileSync(deps.caFile, 'utf8')] } : {}),
+    },
   });
   const certs = new Map<string, Promise<string>>();
 
@@ -149,7 +154,7 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
         if (r.emailAddress) await suppress(r.emailAddress, reason, delivery?.id);
       }
       if (delivery) await markBounced(deps.sql, delivery.id, reason);
-      deps.onEvent?.('bounce', 'ses', delivery?.type ?? 'unknown');
+      deps.onEvent?.('bounce', delivery?.provider ?? 'ses', delivery?.type ?? 'unknown');
     } else if (kind === 'Complaint') {
       const complaint = (event.complaint ?? {}) as { complainedRecipients?: { emailAddress?: string }[] };
       for (const r of complaint.complainedRecipients ?? []) {
@@ -162,10 +167,10 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
           quietHours: undefined,
         });
       }
-      deps.onEvent?.('complaint', 'ses', delivery?.type ?? 'unknown');
+      deps.onEvent?.('complaint', delivery?.provider ?? 'ses', delivery?.type ?? 'unknown');
     } else if (kind === 'Delivery' && delivery) {
       await markDelivered(deps.sql, delivery.id, 'delivered: accepted by the recipient\u2019s mail server');
-      deps.onEvent?.('delivery', 'ses', delivery.type);
+      deps.onEvent?.('delivery', delivery.provider ?? 'ses', delivery.type);
     }
   }
 

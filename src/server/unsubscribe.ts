@@ -17,6 +17,7 @@ export interface UnsubscribeDeps {
 }
 
 const PREFIX = '/unsubscribe/';
+const TOKEN = /^[A-Za-z0-9._-]{1,2048}$/;
 /** A one-click body is a few dozen bytes; anything much larger is not one. */
 const MAX_BODY_BYTES = 8 * 1024;
 const HEADERS = {
@@ -37,11 +38,9 @@ export function withUnsubscribe(deps: UnsubscribeDeps, next: RequestHandler): Re
       next(req, res);
       return;
     }
-    const link = verifyUnsubscribeLink(
-      deps.linkSecret,
-      decodeURIComponent(pathname.slice(PREFIX.length)),
-      deps.now(),
-    );
+    // A token is base64url and dots: anything else is not one (and is never URL-decoded, which can throw).
+    const token = pathname.slice(PREFIX.length);
+    const link = TOKEN.test(token) ? verifyUnsubscribeLink(deps.linkSecret, token, deps.now()) : null;
     if (!link) {
       answer(res, 400, page('This link is not valid', 'It may have expired. Nothing was changed.'));
       req.resume();

@@ -8,6 +8,8 @@ export interface FeedbackDelivery {
   user_id: string;
   status: string;
   type: string;
+  /** The provider that sent it, by its configured name. */
+  provider: string | null;
 }
 
 /** The e-mail delivery a provider message id belongs to, or undefined. */
@@ -17,7 +19,7 @@ export async function findDeliveryByProviderMessageId(
   providerMessageId: string,
 ): Promise<FeedbackDelivery | undefined> {
   const rows = await sql.query<FeedbackDelivery & Record<string, unknown>>(
-    `select d.id::text as id, d.user_id, d.status, n.type
+    `select d.id::text as id, d.user_id, d.status, n.type, d.provider
      from deliveries d join notifications n on n.id = d.notification_id
      where d.provider_message_id = $1 and d.channel = $2
      limit 1`,

@@ -160,6 +160,21 @@ describe.each(engines())('e-mail over SMTP on $name', (engine) => {
     expect(suppressions).toEqual([]);
   });
 
+  it('suppresses nothing when a relay refuses without an enhanced code, unless its words name the address', async () => {
+    smtp.script('relayed@example.org', [{ stage: 'rcpt', code: 550, message: 'Relaying denied' }]);
+    const refused = await email('relayed', 'relayed@example.org');
+    expect([refused.status, refused.reason]).toEqual([
+      DeliveryStatus.FAILED,
+      'failed: SMTP RCPT TO 550 Relaying denied',
+    ]);
+    smtp.script('nobody@example.org', [{ stage: 'rcpt', code: 550, message: 'No such user here' }]);
+    const gone = await email('nobody', 'nobody@example.org');
+    expect(gone.reason).toBe('invalid_destination: SMTP RCPT TO 550 No such user here');
+    const listed = async (address: string) =>
+      (await server.adminService().listSuppressions({ channel: Channel.EMAIL, address })).suppressions.length;
+    expect([await listed('relayed@example.org'), await listed('nobody@example.org')]).toEqual([0, 1]);
+  });
+
   it('retries a temporary refusal and then sends', async () => {
     smtp.script('busy@example.org', [{ stage: 'data', code: 451, message: '4.3.0 try later' }]);
     const d = await email('busy', 'busy@example.org');

@@ -125,6 +125,9 @@ describe.each(engines())('one-click unsubscribe on $name', (engine) => {
       });
       expect(res.status, t).toBe(400);
     }
+    // A path that does not even URL-decode is a bad token too, and the server stays up.
+    expect((await fetch(`${base}/unsubscribe/%E0%A4%A`)).status).toBe(400);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const notOneClick = await fetch(link, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },

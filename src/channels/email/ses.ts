@@ -29,7 +29,11 @@ export interface SesAdapterOptions {
 /** A daily quota frees up over a rolling day: the provider is tried again after this. */
 const DAILY_QUOTA_HOLD_MS = 3_600_000;
 const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'TooManyRequestsException']);
+/** The credentials, the account or the sender refused as a whole: the provider's problem (trips the circuit). */
 const CREDENTIALS = new Set([
+  'AccountSendingPausedException',
+  'ConfigurationSetSendingPausedException',
+  'MailFromDomainNotVerifiedException',
   'SignatureDoesNotMatch',
   'InvalidClientTokenId',
   'UnrecognizedClientException',
@@ -38,11 +42,7 @@ const CREDENTIALS = new Set([
   'ExpiredToken',
   'CredentialsProviderError',
 ]);
-const PERMANENT = new Set([
-  'MessageRejected',
-  'MailFromDomainNotVerifiedException',
-  'ConfigurationSetDoesNotExist',
-]);
+const PERMANENT = new Set(['MessageRejected', 'ConfigurationSetDoesNotExist']);
 
 export function createSesAdapter(options: SesAdapterOptions): ProviderAdapter {
   const name = options.name ?? 'ses';
@@ -81,7 +81,8 @@ export function createSesAdapter(options: SesAdapterOptions): ProviderAdapter {
             { Name: 'notification_id', Value: task.notificationId },
           ],
         }),
-        { abortSignal: signal },
+        // Cut at the budget too: a request left running could still send after the next provider did.
+        { abortSignal: AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]) },
       )
       .then(
         (result): Outcome =>
@@ -114,7 +115,10 @@ function classify(error: unknown): Outcome {
     return { kind: 'retry', reason: said, holdProviderMs: DAILY_QUOTA_HOLD_MS, ...detail };
   }
   if (THROTTLING.has(code)) return { kind: 'retry', reason: said, ...detail };
-  if (CREDENTIALS.has(code)) return { kind: 'failed', reason: said, credentials: true, ...detail };
+  // "Email address is not verified" names our sender (sandbox or an unverified identity), not the recipient.
+  if (CREDENTIALS.has(code) || (code === 'MessageRejected' && /not verified/i.test(e.message ?? ''))) {
+    return { kind: 'failed', reason: said, credentials: true, ...detail };
+  }
   if (PERMANENT.has(code)) return { kind: 'failed', reason: said, ...detail };
   if (status !== undefined && status >= 400 && status < 500)
     return { kind: 'failed', reason: said, ...detail };

@@ -7,6 +7,7 @@
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
+import { withinBudget } from '../budget.js';
 
 export interface EmailSender {
   /** `"Name" <address>` or an address. */
@@ -32,6 +33,10 @@ export interface SmtpAdapterOptions {
   connections: number;
 }
 
+const ADDRESS_WORDS =
+  /user unknown|unknown user|no such (user|mailbox|recipient)|does not exist|mailbox unavailable|address rejected|invalid (recipient|address)/i;
+const RELAY_WORDS = /relay|authenticat|not permitted|policy|spam|blocked|sender/i;
+
 /** Errors nodemailer gives for answers that are about the connection, not the message. */
 const TRANSIENT_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EPROTOCOL', 'EDNS', 'ETLS']);
 
@@ -52,7 +57,13 @@ export function createSmtpAdapter(options: SmtpAdapterOptions): ProviderAdapter 
     socketTimeout: options.timeoutMs,
   } as SMTPPool.Options);
 
-  async function send(task: DeliveryTask): Promise<Outcome> {
+  async function send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
+    // nodemailer's timeouts are per step and a pooled send cannot be cut: the attempt ends at its budget
+    // (or at shutdown) whatever the relay does, so the delivery's lease always outlives it.
+    return withinBudget(attempt(task), options.timeoutMs, signal);
+  }
+
+  async function attempt(task: DeliveryTask): Promise<Outcome> {
     const { destination, content } = task;
     if (destination.channel !== 'email' || content.channel !== 'email') {
       return { kind: 'failed', reason: 'SMTP delivery without an e-mail address and content' };
@@ -115,7 +126,16 @@ function classify(error: unknown): Outcome {
   if (e.code === 'EENVELOPE' && e.command === 'RCPT TO' && status !== undefined) {
     return refusedRecipient(status, e.response ?? said);
   }
-  if (e.code === 'EAUTH') return { kind: 'failed', reason: said, credentials: true, ...detail };
+  // The relay refusing us (AUTH, authentication required, our sender refused at MAIL FROM) is the provider's
+  // problem, not the message's: it trips the circuit, so traffic fails over.
+  if (
+    e.code === 'EAUTH' ||
+    status === 530 ||
+    /\b5\.7\.0\b/.test(e.response ?? '') ||
+    (e.command === 'MAIL FROM' && status !== undefined && status >= 500)
+  ) {
+    return { kind: 'failed', reason: said, credentials: true, ...detail };
+  }
   if (status !== undefined && status >= 500 && !TRANSIENT_CODES.has(e.code ?? '')) {
     return { kind: 'failed', reason: said, ...detail };
   }
@@ -132,7 +152,10 @@ function refusedRecipient(status: number, response: string): Outcome {
   const detail = { statusCode: status, response: response.slice(0, 1000) };
   if (status < 500) return { kind: 'retry', reason, ...detail };
   const enhanced = /\b5\.(\d{1,3})\.\d{1,3}\b/.exec(response);
-  const aboutAddress = enhanced ? enhanced[1] === '1' : [550, 551, 553].includes(status);
+  // Without an enhanced code, only the answer's words tell an unknown address from a relay's refusal.
+  const aboutAddress = enhanced
+    ? enhanced[1] === '1'
+    : [550, 551, 553].includes(status) && ADDRESS_WORDS.test(response) && !RELAY_WORDS.test(response);
   return aboutAddress
     ? { kind: 'invalid_destination', reason, code: enhanced?.[0] ?? String(status), ...detail }
     : { kind: 'failed', reason, ...detail };
