@@ -59,7 +59,7 @@ export interface TemplateRenderer {
    * Renders; a missing variable or a broken template is { ok: false, reason } — never a throw.
    * html: escape every output (for HTML channels), otherwise no escaping.
    */
-  render(source: TemplateSource, context: RenderContext, options: { html: boolean }): Promise<RenderResult>;
+  render(source: TemplateSource, context: RenderContext, options: RenderOptions): Promise<RenderResult>;
 }
 
 const templateLimits = {
@@ -184,7 +184,36 @@ function boundedFilter(filter: FilterImplOptions): FilterImplOptions {
   return typeof filter === 'function' ? bounded : { handler: bounded, raw: filter.raw };
 }
 
-function createLiquid(html: boolean): Liquid {
+/** html: outputs escaped for HTML; markdown (wins over html): for Markdown, see escapeMarkdown. */
+export interface RenderOptions {
+  html: boolean;
+  markdown?: boolean | undefined;
+}
+
+function escapeOf(options: RenderOptions): OutputEscape {
+  return options.markdown ? 'markdown' : options.html ? 'html' : 'none';
+}
+
+/** How outputs are escaped: for HTML, for Markdown (HTML and Markdown punctuation), or not at all. */
+export type OutputEscape = 'html' | 'markdown' | 'none';
+
+/**
+ * An output inside Markdown: HTML-escaped, and every Markdown punctuation character backslash-escaped (":" and
+ * "@" too, so a URL or an address in the data is not turned into a link), so data can never add markup, links
+ * or structure to the message; the template's own Markdown is untouched.
+ */
+export function escapeMarkdown(value: unknown): string {
+  const text = String(value ?? '');
+  // Markdown first: the entities the HTML escape writes contain "#", which must stay as written.
+  return text
+    .replace(/[\\`*_{}[\]()#+\-.!|~:@]/g, '\\$&')
+    .replace(
+      /[&<>"']/g,
+      (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+    );
+}
+
+function createLiquid(escape: OutputEscape): Liquid {
   const liquid = new Liquid({
     strictVariables: true,
     strictFilters: true,
@@ -192,7 +221,7 @@ function createLiquid(html: boolean): Liquid {
     // An empty in-memory template map replaces the file system, so {% include %}, {% render %} and
     // {% layout %} cannot read files from the server.
     templates: {},
-    outputEscape: html ? 'escape' : undefined,
+    outputEscape: escape === 'html' ? 'escape' : escape === 'markdown' ? escapeMarkdown : undefined,
     parseLimit: templateLimits.parseChars,
     renderLimit: templateLimits.renderMs,
     memoryLimit: templateLimits.memoryUnits,
@@ -256,14 +285,17 @@ function describeFailure(error: unknown, field: TemplateField): string {
 }
 
 class LiquidTemplateRenderer implements TemplateRenderer {
-  private readonly htmlEngine = createLiquid(true);
-  private readonly textEngine = createLiquid(false);
+  private readonly engines: Record<OutputEscape, Liquid> = {
+    html: createLiquid('html'),
+    markdown: createLiquid('markdown'),
+    none: createLiquid('none'),
+  };
   private readonly cache = new ParsedTemplateCache(templateLimits.cachedTemplates);
 
   check(source: TemplateSource): { field: TemplateField; message: string } | null {
     for (const [field, text] of this.parts(source)) {
       try {
-        this.parse(text, false);
+        this.parse(text, 'none');
       } catch (error) {
         return { field, message: describeFailure(error, field) };
       }
@@ -274,7 +306,7 @@ class LiquidTemplateRenderer implements TemplateRenderer {
   async render(
     source: TemplateSource,
     context: RenderContext,
-    options: { html: boolean },
+    options: RenderOptions,
   ): Promise<RenderResult> {
     // Only the three documented roots are visible to a template.
     const scope = { data: context.data, recipient: context.recipient, notification: context.notification };
@@ -291,11 +323,11 @@ class LiquidTemplateRenderer implements TemplateRenderer {
     field: TemplateField,
     text: string,
     scope: object,
-    options: { html: boolean },
+    options: RenderOptions,
   ): Promise<{ ok: true; text: string } | { ok: false; reason: string; oversized?: TemplateField }> {
     try {
-      const engine = options.html ? this.htmlEngine : this.textEngine;
-      const rendered: unknown = await engine.render(this.parse(text, options.html), scope);
+      const escape = escapeOf(options);
+      const rendered: unknown = await this.engines[escape].render(this.parse(text, escape), scope);
       return { ok: true, text: String(rendered) };
     } catch (error) {
       const reason = describeFailure(error, field);
@@ -303,11 +335,11 @@ class LiquidTemplateRenderer implements TemplateRenderer {
     }
   }
 
-  private parse(text: string, html: boolean): Template[] {
-    const key = `${html ? 'html' : 'text'}:${text}`;
+  private parse(text: string, escape: OutputEscape): Template[] {
+    const key = `${escape}:${text}`;
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached;
-    const parsed = (html ? this.htmlEngine : this.textEngine).parse(text);
+    const parsed = this.engines[escape].parse(text);
     this.cache.set(key, parsed);
     return parsed;
   }

@@ -15,17 +15,18 @@ export type GateVerdict =
 /** The template's parts, rendered (or the notification's own title and body when there is no template). */
 export interface RenderedParts {
   title: string | null;
+  /** The body; Markdown when it came from a template of a Markdown channel (see ChannelDriver.markdown). */
   body: string | null;
-  /** The body rendered with HTML escaping, for channels that send HTML; null otherwise. */
-  html: string | null;
   /** The template's own plain-text part, rendered (e-mail templates may have one); null otherwise. */
   text: string | null;
+  /** Whether the parts came from a template (else the notification's own title and body, plain text). */
+  fromTemplate: boolean;
 }
 
 export interface ChannelDriver {
   readonly channel: ChannelName;
-  /** The body is also rendered as HTML (escaped) for this channel. */
-  readonly html: boolean;
+  /** Templates' bodies are Markdown on this channel: outputs are escaped for Markdown, not left as they are. */
+  readonly markdown: boolean;
   /** Channel checks just before the attempt (preferences, quiet hours, suppression, the endpoint); null: go on. */
   gate(claim: ClaimedDelivery, now: Date): GateVerdict | null;
   /** The destination the delivery was planned for, or why there is none usable (the delivery is skipped). */

@@ -1,6 +1,7 @@
 // Rendering: the template of the notification's type and channel in the recipient's best locale, or the
-// notification's own title and body when there is none. Channels that send HTML get the body rendered a
-// second time with every output escaped. Status events are not rendered (their data is the message).
+// notification's own title and body when there is none. On Markdown channels (e-mail) the body's outputs are
+// escaped for Markdown; the driver makes the HTML and text from it. Status events are not rendered (their
+// data is the message).
 import { createTemplateRenderer, selectTemplateLocale } from '../core/templates.js';
 import type { ClaimedDelivery } from '../store/deliveries.js';
 import type { ChannelDriver, RenderedParts } from './channel.js';
@@ -12,7 +13,7 @@ export function createPartsRenderer(config: ConfigCache) {
   const renderer = createTemplateRenderer();
   return async function renderParts(claim: ClaimedDelivery, driver: ChannelDriver): Promise<RenderOutcome> {
     if (claim.event !== 'notification') {
-      return { ok: true, parts: { title: null, body: null, html: null, text: null } };
+      return { ok: true, parts: { title: null, body: null, text: null, fromTemplate: false } };
     }
     const templates = config.templates(claim.type, claim.channel);
     const locale = selectTemplateLocale(
@@ -20,8 +21,9 @@ export function createPartsRenderer(config: ConfigCache) {
       claim.locale,
     );
     const template = templates.find((t) => t.locale === locale);
-    if (!template)
-      return { ok: true, parts: { title: claim.title, body: claim.body, html: null, text: null } };
+    if (!template) {
+      return { ok: true, parts: { title: claim.title, body: claim.body, text: null, fromTemplate: false } };
+    }
     const context = {
       data: claim.data,
       recipient: {
@@ -33,16 +35,23 @@ export function createPartsRenderer(config: ConfigCache) {
       },
       notification: { id: claim.notification_id, type: claim.type, title: claim.title, body: claim.body },
     };
-    const plain = await renderer.render(
-      { title: template.title, body: template.body, text: driver.html ? template.text : null },
-      context,
-      { html: false },
-    );
-    if (!plain.ok) return plain;
-    const parts = { title: plain.title, body: plain.body, html: null, text: plain.text ?? null };
-    if (!driver.html) return { ok: true, parts };
-    const html = await renderer.render({ title: null, body: template.body }, context, { html: true });
-    if (!html.ok) return html;
-    return { ok: true, parts: { ...parts, html: html.body } };
+    // The title and a text part are plain text; the body, on a Markdown channel, is Markdown with every
+    // output escaped for it, so data adds no markup.
+    const title = await renderer.render({ title: template.title, body: '' }, context, { html: false });
+    if (!title.ok) return title;
+    const body = await renderer.render({ title: null, body: template.body }, context, {
+      html: false,
+      markdown: driver.markdown,
+    });
+    if (!body.ok) return body;
+    const text =
+      driver.markdown && template.text
+        ? await renderer.render({ title: null, body: template.text }, context, { html: false })
+        : null;
+    if (text && !text.ok) return { ok: false, reason: text.reason.replace(/ in body$/, ' in text') };
+    return {
+      ok: true,
+      parts: { title: title.title, body: body.body, text: text?.body ?? null, fromTemplate: true },
+    };
   };
 }

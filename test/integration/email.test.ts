@@ -112,7 +112,8 @@ describe.each(engines())('e-mail over SMTP on $name', (engine) => {
     expect(got.text).toMatch(
       /^Order A-1 is on its way\.\n\nThanks for shopping <with us>\.\n\n--\nUnsubscribe: https:\/\/herald\.example\.com\/unsubscribe\/v1\./,
     );
-    expect(got.html).toContain('<p>Thanks for shopping &lt;with us&gt;.</p>');
+    expect(got.html).toMatch(/<p style="[^"]+">Thanks for shopping &lt;with us&gt;\.<\/p>/);
+    expect(got.html).toMatch(/^<!doctype html>[\s\S]*max-width:600px/);
     expect(got.headers['list-unsubscribe']).toMatch(
       /^<https:\/\/herald\.example\.com\/unsubscribe\/v1\.[\w-]+\.[\w-]+>$/,
     );

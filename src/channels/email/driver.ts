@@ -2,11 +2,13 @@
 // and text come from the template (or the notification's title and body); an address a provider reports gone
 // (hard bounce, complaint) is suppressed.
 import { maskEmail } from '../../core/destinations.js';
+import { escapeMarkdown } from '../../core/templates.js';
 import type { ChannelDriver, RenderedParts } from '../../delivery/channel.js';
 import type { Content } from '../../delivery/provider.js';
 import type { ClaimedDelivery } from '../../store/deliveries.js';
 import { type SqlRunner, suppressAddress } from '../../store/index.js';
 import { preferenceGate, suppressionGate } from '../gates.js';
+import { emailHtml, emailText } from './layout.js';
 import type { EmailMetrics } from './metrics.js';
 
 export interface EmailDriverDeps {
@@ -19,7 +21,7 @@ export interface EmailDriverDeps {
 export function createEmailDriver(deps: EmailDriverDeps): ChannelDriver {
   return {
     channel: 'email',
-    html: true,
+    markdown: true,
     gate: (claim, now) => preferenceGate(claim, now) ?? suppressionGate(claim),
     // A delivery planned by an older version has no destination of its own: the recipient's current one.
     destination: (claim) => {
@@ -46,47 +48,37 @@ export function createEmailDriver(deps: EmailDriverDeps): ChannelDriver {
 }
 
 /**
- * Subject, HTML and text, and the headers every e-mail carries. A non-critical e-mail gets RFC 8058 one-click
- * unsubscribe headers and a visible unsubscribe link; critical ones (password resets) carry none.
+ * Subject, HTML and text, and the headers every e-mail carries. The HTML and the text both come from the
+ * body's Markdown (a template's, or the notification's own body as plain text) in the e-mail layout. A
+ * non-critical e-mail gets RFC 8058 one-click unsubscribe headers and a visible unsubscribe link; critical
+ * ones (password resets) carry none.
  */
 export function emailContent(
   claim: ClaimedDelivery,
   parts: RenderedParts,
   unsubscribeUrl: (userId: string, type: string) => string,
 ): Content {
-  const body = parts.body ?? '';
-  const html = parts.html ?? paragraphs(body);
-  const text = parts.text ?? body;
+  const subject = parts.title ?? claim.type;
+  const markdown = parts.fromTemplate ? (parts.body ?? '') : escapeMarkdown(parts.body ?? '');
   const headers: Record<string, string> = { 'X-Herald-Notification-Id': claim.notification_id };
-  if (claim.critical) return { channel: 'email', subject: parts.title ?? claim.type, html, text, headers };
-  const url = unsubscribeUrl(claim.user_id, claim.type);
+  const url = claim.critical ? null : unsubscribeUrl(claim.user_id, claim.type);
+  const footer = url
+    ? { text: `You get these e-mails about ${claim.type}.`, linkText: 'Unsubscribe', url }
+    : undefined;
+  const layout = { subject, markdown, footer };
+  const text =
+    parts.text === null
+      ? emailText(layout)
+      : footer
+        ? `${parts.text}\n\n--\nUnsubscribe: ${footer.url}`
+        : parts.text;
   return {
     channel: 'email',
-    subject: parts.title ?? claim.type,
-    html: `${html}\n<p style="font-size:12px;color:#666">You get these e-mails about ${escapeHtml(claim.type)}. <a href="${escapeHtml(url)}">Unsubscribe</a></p>`,
-    text: `${text}\n\n--\nUnsubscribe: ${url}`,
-    headers: {
-      ...headers,
-      'List-Unsubscribe': `<${url}>`,
-      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
-    },
+    subject,
+    html: emailHtml(layout),
+    text,
+    headers: url
+      ? { ...headers, 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' }
+      : headers,
   };
-}
-
-/** Plain text as HTML: escaped, blank lines between paragraphs, single line breaks kept. */
-function paragraphs(text: string): string {
-  return text
-    .split(/\n{2,}/)
-    .filter((p) => p.trim() !== '')
-    .map((p) => `<p>${escapeHtml(p).replaceAll('\n', '<br>')}</p>`)
-    .join('\n');
-}
-
-function escapeHtml(text: string): string {
-  return text
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
 }

@@ -17,7 +17,7 @@ const platforms: ReadonlySet<string> = new Set<PushPlatform>(['apns', 'fcm', 'we
 export function createPushDriver(deps: { sql: SqlRunner; metrics: PushMetrics }): ChannelDriver {
   return {
     channel: 'push',
-    html: false,
+    markdown: false,
     gate: preferenceGate,
     destination: pushDestination,
     describe: (destination) => (destination.channel === 'push' ? maskToken(destination.token) : ''),

@@ -12,7 +12,7 @@ import { preferenceGate, suppressionGate } from '../gates.js';
 export function createSmsDriver(deps: { sql: SqlRunner }): ChannelDriver {
   return {
     channel: 'sms',
-    html: false,
+    markdown: false,
     gate: (claim, now) => preferenceGate(claim, now) ?? suppressionGate(claim),
     // A delivery planned by an older version has no destination of its own: the recipient's current one.
     destination: (claim) => {

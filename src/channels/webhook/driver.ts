@@ -23,7 +23,7 @@ export interface WebhookDriverDeps {
 export function createWebhookDriver(deps: WebhookDriverDeps): ChannelDriver {
   return {
     channel: 'webhook',
-    html: false,
+    markdown: false,
     gate(claim) {
       if (!claim.endpoint_url)
         return { status: 'failed', reason: 'endpoint: the webhook endpoint was deleted' };
