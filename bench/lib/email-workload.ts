@@ -1,10 +1,12 @@
 // What every e-mail phase sends, and what the emulator child checks each arrival against: one sender, one
 // notification type, the same subject and body, and one address per recipient, so N notifications make N
 // e-mails. The message is the one Herald's e-mail driver builds for a notification with a title and a body
-// and no template (src/channels/email/driver.ts): the body as HTML paragraphs and as text, each followed by
-// the one-click unsubscribe link, List-Unsubscribe and List-Unsubscribe-Post headers, X-Herald-Notification-Id
+// and no template (src/channels/email/driver.ts): the body in the e-mail layout as HTML and as text (built by
+// the same code, src/channels/email/layout.ts), each with the one-click unsubscribe link, List-Unsubscribe and List-Unsubscribe-Post headers, X-Herald-Notification-Id
 // and Message-ID <delivery id@herald>. The bare baseline builds the same message, unsubscribe link included.
+import { emailHtml as layoutHtml, emailText as layoutText } from '../../src/channels/email/layout.js';
 import { signUnsubscribeLink } from '../../src/core/link-tokens.js';
+import { escapeMarkdown } from '../../src/core/templates.js';
 
 export const SMTP_USER = 'herald-bench';
 export const SMTP_PASSWORD = 'bench-relay-password';
@@ -51,35 +53,21 @@ export function linkSecretBytes(): Buffer {
   return linkSecret;
 }
 
-function escapeHtml(text: string): string {
-  return text
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
+/** The e-mail layout Herald's driver puts the notification's body in (the same code, so the same bytes). */
+function layout(url: string) {
+  return {
+    subject: EMAIL_SUBJECT,
+    markdown: escapeMarkdown(EMAIL_BODY),
+    footer: { text: `You get these e-mails about ${EMAIL_TYPE}.`, linkText: 'Unsubscribe', url },
+  };
 }
-
-/** Herald's plain text as HTML: escaped, blank lines between paragraphs, single line breaks kept. */
-function paragraphs(text: string): string {
-  return text
-    .split(/\n{2,}/)
-    .filter((p) => p.trim() !== '')
-    .map((p) => `<p>${escapeHtml(p).replaceAll('\n', '<br>')}</p>`)
-    .join('\n');
-}
-
-const BODY_HTML = paragraphs(EMAIL_BODY);
 
 export function emailHtml(url: string): string {
-  return (
-    `${BODY_HTML}\n<p style="font-size:12px;color:#666">You get these e-mails about ${escapeHtml(EMAIL_TYPE)}. ` +
-    `<a href="${escapeHtml(url)}">Unsubscribe</a></p>`
-  );
+  return layoutHtml(layout(url));
 }
 
 export function emailText(url: string): string {
-  return `${EMAIL_BODY}\n\n--\nUnsubscribe: ${url}`;
+  return layoutText(layout(url));
 }
 
 /** The headers Herald's driver puts on a non-critical e-mail. */
