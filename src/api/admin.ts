@@ -21,6 +21,7 @@ import {
   WebhookEndpointSchema,
 } from '../../gen/herald/v1/admin_service_pb.js';
 import type { Channel, Recipient } from '../../gen/herald/v1/types_pb.js';
+import { emailHtml, emailText } from '../channels/email/layout.js';
 import type { AddressGuard } from '../channels/webhook/address-guard.js';
 import { generateWebhookSecret } from '../channels/webhook/signature.js';
 import type { ChannelName } from '../core/channels.js';
@@ -331,7 +332,7 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
       const type = requireId('type', req.type);
       const channelName = channel('channel', req.channel);
       const locale = req.locale === '' ? null : templateLocale('locale', req.locale);
-      let source: { title: string | null; body: string };
+      let source: { title: string | null; body: string; text?: string | null };
       let used = 'inline';
       if (req.title !== undefined && req.body === undefined) {
         throw invalidArgument('body', 'is required when title is given (an inline template)');
@@ -351,24 +352,39 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
         );
         const row = stored.find((t) => t.locale === chosen);
         if (!row) throw new HeraldError('not_found', 'no template fits this type, channel and locale');
-        source = { title: row.title, body: row.body };
+        source = { title: row.title, body: row.body, text: row.text };
         used = row.locale;
       }
-      const rendered = await renderer.render(
-        source,
-        {
-          data: (req.data ?? {}) as Record<string, unknown>,
-          recipient: { ...recipientOf(req.recipient), locale: locale ?? req.recipient?.locale ?? null },
-          notification: { id: 'preview', type, title: null, body: null },
-        },
-        { html: channelName === 'email' },
-      );
+      const context = {
+        data: (req.data ?? {}) as Record<string, unknown>,
+        recipient: { ...recipientOf(req.recipient), locale: locale ?? req.recipient?.locale ?? null },
+        notification: { id: 'preview', type, title: null, body: null },
+      };
+      const rendered = await renderer.render(source, context, { html: channelName === 'email' });
       if (!rendered.ok) {
         // A render past MAX_RENDERED_PART_BYTES is the fault of the template part it names.
         if (rendered.oversized) throw invalidArgument(rendered.oversized, rendered.reason);
         throw new HeraldError('failed_precondition', rendered.reason, 'data');
       }
-      return { locale: used, title: rendered.title ?? '', body: rendered.body };
+      if (channelName !== 'email') return { locale: used, title: rendered.title ?? '', body: rendered.body };
+      // The e-mail as it is sent: the body's Markdown (outputs escaped for it) in the layout, and the text part.
+      const markdown = await renderer.render({ title: null, body: source.body }, context, {
+        html: false,
+        markdown: true,
+      });
+      if (!markdown.ok) throw new HeraldError('failed_precondition', markdown.reason, 'data');
+      const layout = { subject: rendered.title ?? type, markdown: markdown.body };
+      const textPart = source.text
+        ? await renderer.render({ title: null, body: source.text }, context, { html: false })
+        : null;
+      if (textPart && !textPart.ok) throw new HeraldError('failed_precondition', textPart.reason, 'data');
+      return {
+        locale: used,
+        title: rendered.title ?? '',
+        body: rendered.body,
+        html: emailHtml(layout),
+        text: textPart ? textPart.body : emailText(layout),
+      };
     },
 
     async createWebhookEndpoint(req: CreateWebhookEndpointRequest, ctx: HandlerContext) {

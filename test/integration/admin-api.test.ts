@@ -546,7 +546,11 @@ describe.each(engines())('AdminService and CancelNotification ($name)', (engine)
         locale: 'inline',
         title: 'Order A-1',
         body: 'Hi &lt;b&gt;Anna&lt;/b&gt;',
+        text: 'Hi <b>Anna</b>',
       });
+      // The HTML part as sent: the Markdown body in the e-mail layout, the data escaped.
+      expect(preview.html).toMatch(/^<!doctype html>[\s\S]*<title>Order A-1<\/title>/);
+      expect(preview.html).toMatch(/<p style="[^"]+">Hi &lt;b&gt;Anna&lt;\/b&gt;<\/p>/);
     });
 
     it('does not escape for WEBHOOK', async () => {
