@@ -213,7 +213,7 @@ export function escapeMarkdown(value: unknown): string {
     );
 }
 
-function createLiquid(escape: OutputEscape): Liquid {
+function createLiquid(mode: OutputEscape): Liquid {
   const liquid = new Liquid({
     strictVariables: true,
     strictFilters: true,
@@ -221,7 +221,7 @@ function createLiquid(escape: OutputEscape): Liquid {
     // An empty in-memory template map replaces the file system, so {% include %}, {% render %} and
     // {% layout %} cannot read files from the server.
     templates: {},
-    outputEscape: escape === 'html' ? 'escape' : escape === 'markdown' ? escapeMarkdown : undefined,
+    outputEscape: mode === 'html' ? 'escape' : mode === 'markdown' ? escapeMarkdown : undefined,
     parseLimit: templateLimits.parseChars,
     renderLimit: templateLimits.renderMs,
     memoryLimit: templateLimits.memoryUnits,
@@ -326,8 +326,8 @@ class LiquidTemplateRenderer implements TemplateRenderer {
     options: RenderOptions,
   ): Promise<{ ok: true; text: string } | { ok: false; reason: string; oversized?: TemplateField }> {
     try {
-      const escape = escapeOf(options);
-      const rendered: unknown = await this.engines[escape].render(this.parse(text, escape), scope);
+      const mode = escapeOf(options);
+      const rendered: unknown = await this.engines[mode].render(this.parse(text, mode), scope);
       return { ok: true, text: String(rendered) };
     } catch (error) {
       const reason = describeFailure(error, field);
@@ -335,11 +335,11 @@ class LiquidTemplateRenderer implements TemplateRenderer {
     }
   }
 
-  private parse(text: string, escape: OutputEscape): Template[] {
-    const key = `${escape}:${text}`;
+  private parse(text: string, mode: OutputEscape): Template[] {
+    const key = `${mode}:${text}`;
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached;
-    const parsed = this.engines[escape].parse(text);
+    const parsed = this.engines[mode].parse(text);
     this.cache.set(key, parsed);
     return parsed;
   }
