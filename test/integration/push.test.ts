@@ -1,3 +1,10 @@
+// PUSH through the real SDKs (@parse/node-apn, firebase-admin, web-push) against wire-level emulators, set up by a
+// providers file as an operator would: one notification reaches every device of a user; each platform's
+// payload is asserted as the provider received it; every dead-token signal deactivates exactly that token
+// (with the reason and the time), a re-registered token survives a late 410; transient errors retry only
+// the token's own delivery; credential errors open the provider's circuit and leave tokens alone; oversize
+// Web Push payloads are shortened at a character boundary; bad push options are refused, writing nothing;
+// stale tokens are swept. Runs on every available engine.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
