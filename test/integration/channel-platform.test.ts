@@ -308,6 +308,35 @@ describe.each(engines())('the channel platform on $name', (engine) => {
     });
   });
 
+  it("picks the e-mail template of the recipient's nearest locale: de-AT falls back to de, others to default", async () => {
+    const service = server.adminService();
+    const key = { type: 'locale.mail', channel: Channel.EMAIL };
+    await service.putTemplate({
+      template: { ...key, locale: 'default', title: 'Hello', body: 'Hello {{ data.name }}' },
+    });
+    await service.putTemplate({
+      template: { ...key, locale: 'de', title: 'Hallo', body: 'Hallo {{ data.name }}' },
+    });
+    const subjectFor = async (userId: string, locale: string) => {
+      const sent = await server.admin().send({
+        userId,
+        type: 'locale.mail',
+        title: 'fallback',
+        data: { name: 'Anna' },
+        recipient: { email: `${userId}@example.com`, locale },
+        channels: [Channel.EMAIL],
+      });
+      const n = await settled(sent.notificationId);
+      const { message } = await service.getOutboxMessage({
+        id: n.deliveries[0]!.providerMessageId.replace(/^outbox-/, ''),
+      });
+      const m = message!.message as { subject: string; text: string };
+      return [m.subject, m.text.split('\n')[0]];
+    };
+    expect(await subjectFor('austrian', 'de-AT')).toEqual(['Hallo', 'Hallo Anna']);
+    expect(await subjectFor('french', 'fr-FR')).toEqual(['Hello', 'Hello Anna']);
+  });
+
   it('pages the outbox newest first, follows it with after_id, and refuses bad arguments', async () => {
     const admin = server.admin();
     const ids: string[] = [];
