@@ -90,7 +90,7 @@ export function circuitResult(outcome: Outcome): 'success' | 'trip' | 'neutral' 
 
 /** The status events a transition sends: one per enabled endpoint that subscribes to the event. */
 export function statusEventsFor(
-  claim: ClaimedDelivery,
+  claim: Pick<ClaimedDelivery, 'event' | 'notification_id' | 'id' | 'user_id' | 'type' | 'channel'>,
   next: DeliveryTransition,
   endpoints: readonly WebhookEndpointRow[],
 ): StatusEventDelivery[] {

@@ -20,6 +20,7 @@ import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import { type Config, ConfigError } from '../config.js';
 import { signUnsubscribeLink } from '../core/link-tokens.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
+import { statusEventsFor } from '../delivery/outcome.js';
 import type { ProviderSet } from '../delivery/provider.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -245,6 +246,13 @@ export async function startHerald({
             {
               db: db.db,
               sql: db.sql,
+              now,
+              statusEvents: (d, status, reason) =>
+                statusEventsFor(
+                  { ...d, event: 'notification', channel: 'email' },
+                  { status, reason, provider: d.provider },
+                  delivery.config.enabledEndpoints(),
+                ),
               ...config.sesFeedback,
               logger,
               onEvent: (event, provider, type) => emailMetrics.count(event, provider, type),

@@ -14,11 +14,14 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import {
+  type Database,
   type Db,
+  type FeedbackDelivery,
   findDeliveryByProviderMessageId,
   markBounced,
   markDelivered,
-  type SqlRunner,
+  queueStatusEvents,
+  type StatusEventDelivery,
   suppressAddress,
   updatePreferences,
 } from '../store/index.js';
@@ -26,7 +29,14 @@ import type { RequestHandler } from './listener.js';
 
 export interface SesFeedbackDeps {
   db: Db;
-  sql: SqlRunner;
+  sql: Database['sql'];
+  now: () => Date;
+  /** The status events a delivery's new state sends to the webhook endpoints that subscribe to them. */
+  statusEvents: (
+    delivery: FeedbackDelivery,
+    status: 'failed' | 'delivered',
+    reason: string,
+  ) => StatusEventDelivery[];
   topicArns: readonly string[];
   certHosts: readonly string[];
   caFile: string | undefined;
@@ -153,7 +163,7 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
       for (const r of bounce.bouncedRecipients ?? []) {
         if (r.emailAddress) await suppress(r.emailAddress, reason, delivery?.id);
       }
-      if (delivery) await markBounced(deps.sql, delivery.id, reason);
+      if (delivery) await moveForward(delivery, 'failed', reason);
       deps.onEvent?.('bounce', delivery?.provider ?? 'ses', delivery?.type ?? 'unknown');
     } else if (kind === 'Complaint') {
       const complaint = (event.complaint ?? {}) as { complainedRecipients?: { emailAddress?: string }[] };
@@ -169,9 +179,24 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
       }
       deps.onEvent?.('complaint', delivery?.provider ?? 'ses', delivery?.type ?? 'unknown');
     } else if (kind === 'Delivery' && delivery) {
-      await markDelivered(deps.sql, delivery.id, 'delivered: accepted by the recipient\u2019s mail server');
+      await moveForward(delivery, 'delivered', 'delivered: accepted by the recipient\u2019s mail server');
       deps.onEvent?.('delivery', delivery.provider ?? 'ses', delivery.type);
     }
+  }
+
+  /** The delivery's new state and the status events it sends, in one transaction (a duplicate changes nothing). */
+  async function moveForward(
+    delivery: FeedbackDelivery,
+    status: 'failed' | 'delivered',
+    reason: string,
+  ): Promise<void> {
+    await deps.sql.transaction(async (tx) => {
+      const moved =
+        status === 'failed'
+          ? await markBounced(tx, delivery.id, reason)
+          : await markDelivered(tx, delivery.id, reason);
+      if (moved) await queueStatusEvents(tx, deps.statusEvents(delivery, status, reason), deps.now());
+    });
   }
 
   async function suppress(address: string, reason: string, deliveryId: string | undefined): Promise<void> {

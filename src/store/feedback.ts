@@ -5,6 +5,7 @@ import type { SqlRunner } from './database.js';
 
 export interface FeedbackDelivery {
   id: string;
+  notification_id: string;
   user_id: string;
   status: string;
   type: string;
@@ -19,7 +20,7 @@ export async function findDeliveryByProviderMessageId(
   providerMessageId: string,
 ): Promise<FeedbackDelivery | undefined> {
   const rows = await sql.query<FeedbackDelivery & Record<string, unknown>>(
-    `select d.id::text as id, d.user_id, d.status, n.type, d.provider
+    `select d.id::text as id, d.notification_id::text as notification_id, d.user_id, d.status, n.type, d.provider
      from deliveries d join notifications n on n.id = d.notification_id
      where d.provider_message_id = $1 and d.channel = $2
      limit 1`,

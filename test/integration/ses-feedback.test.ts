@@ -66,6 +66,7 @@ describe.each(engines())('SES feedback over SNS on $name', (engine) => {
         HERALD_SES_TOPIC_ARNS: TOPIC,
         HERALD_SNS_CERT_HOSTS: sns.host,
         HERALD_SNS_CA_FILE: sns.caFile,
+        HERALD_WEBHOOK_ALLOW_NETWORKS: '127.0.0.1/32',
       },
     });
   });
@@ -168,7 +169,11 @@ describe.each(engines())('SES feedback over SNS on $name', (engine) => {
     expect(preferences!.channels.map((c) => [c.channel, c.enabled])).toEqual([[Channel.EMAIL, false]]);
   });
 
-  it('marks a delivery DELIVERED', async () => {
+  it('marks a delivery DELIVERED, and tells the webhook endpoints that subscribe to it', async () => {
+    const created = await server.adminService().createWebhookEndpoint({
+      url: 'http://127.0.0.1:9/herald',
+      eventTypes: ['notification.delivered', 'notification.failed'],
+    });
     const { address, delivery, notificationId } = await sentEmail('reader');
     const event = sns.notification({
       topicArn: TOPIC,
@@ -176,6 +181,14 @@ describe.each(engines())('SES feedback over SNS on $name', (engine) => {
     });
     expect((await post(event)).status).toBe(200);
     expect((await deliveryOf(notificationId)).status).toBe(DeliveryStatus.DELIVERED);
+    // A duplicate changes nothing, and queues no second event.
+    expect((await post(event)).status).toBe(200);
+    const events = await server.db.database.sql.query<{ event: string; payload: { status: string } }>(
+      `select event, payload from deliveries where notification_id = $1::uuid and channel = 'webhook'`,
+      [notificationId],
+    );
+    expect(events.map((e) => [e.event, e.payload.status])).toEqual([['notification.delivered', 'delivered']]);
+    await server.adminService().deleteWebhookEndpoint({ id: created.endpoint!.id });
   });
 
   it('refuses a tampered body, a foreign signature, an untrusted certificate host and another topic, changing nothing', async () => {
