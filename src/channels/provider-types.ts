@@ -56,7 +56,7 @@ const apnsSettings = z.strictObject({
     [
       z.strictObject({
         type: z.literal('token'),
-        // The .p8 key's contents (PEM); usually {"file": "/run/secrets/AuthKey_XXXXXXXXXX.p8"}.
+        // The .p8 key's contents (PEM); usually {"file": "/run/secrets/AuthKey_ABC123DEFG.p8"}.
         key: secret(),
         key_id: z.string({ error: 'required' }).regex(/^[A-Z0-9]{10}$/, 'must be the 10-character key id'),
         team_id: z.string({ error: 'required' }).regex(/^[A-Z0-9]{10}$/, 'must be the 10-character team id'),

@@ -35,23 +35,27 @@ export function createPartsRenderer(config: ConfigCache) {
       },
       notification: { id: claim.notification_id, type: claim.type, title: claim.title, body: claim.body },
     };
-    // The title and a text part are plain text; the body, on a Markdown channel, is Markdown with every
-    // output escaped for it, so data adds no markup.
-    const title = await renderer.render({ title: template.title, body: '' }, context, { html: false });
-    if (!title.ok) return title;
+    if (!driver.markdown) {
+      const plain = await renderer.render({ title: template.title, body: template.body }, context, {
+        html: false,
+      });
+      if (!plain.ok) return plain;
+      return { ok: true, parts: { title: plain.title, body: plain.body, text: null, fromTemplate: true } };
+    }
+    // On a Markdown channel the title (the subject) and a text part are plain text, and the body is Markdown
+    // with every output escaped for it, so data adds no markup: two renders, one per kind of escaping.
+    const plain = await renderer.render({ title: template.title, body: '', text: template.text }, context, {
+      html: false,
+    });
+    if (!plain.ok) return plain;
     const body = await renderer.render({ title: null, body: template.body }, context, {
       html: false,
-      markdown: driver.markdown,
+      markdown: true,
     });
     if (!body.ok) return body;
-    const text =
-      driver.markdown && template.text
-        ? await renderer.render({ title: null, body: template.text }, context, { html: false })
-        : null;
-    if (text && !text.ok) return { ok: false, reason: text.reason.replace(/ in body$/, ' in text') };
     return {
       ok: true,
-      parts: { title: title.title, body: body.body, text: text?.body ?? null, fromTemplate: true },
+      parts: { title: plain.title, body: body.body, text: plain.text ?? null, fromTemplate: true },
     };
   };
 }

@@ -26,6 +26,7 @@ import {
   updatePreferences,
 } from '../store/index.js';
 import type { RequestHandler } from './listener.js';
+import { readSmallBody } from './request-body.js';
 
 export interface SesFeedbackDeps {
   db: Db;
@@ -52,7 +53,6 @@ const FETCH_TIMEOUT_MS = 5_000;
 /** SES permanent bounces: the address will never take mail. */
 const PERMANENT = 'Permanent';
 
-type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
 
 interface SnsMessage {
@@ -219,7 +219,7 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
       req.resume();
       return;
     }
-    readBody(req)
+    readSmallBody(req, MAX_BODY_BYTES)
       .then(async (body) => {
         const message = body === null ? null : parseMessage(body);
         if (!message) return answer(res, 400);
@@ -267,19 +267,6 @@ function parseMessage(body: string): SnsMessage | null {
   } catch {
     return null;
   }
-}
-
-function readBody(req: Request): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size > MAX_BODY_BYTES ? null : Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 function answer(res: Response, status: number): void {

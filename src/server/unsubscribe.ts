@@ -5,9 +5,11 @@
 // previews follow GETs. A forged, altered or expired token is 400 and changes nothing.
 import type http from 'node:http';
 import type http2 from 'node:http2';
+import { escapeHtml } from '../core/html.js';
 import { verifyUnsubscribeLink } from '../core/link-tokens.js';
 import { type Db, updatePreferences } from '../store/index.js';
 import type { RequestHandler } from './listener.js';
+import { readSmallBody } from './request-body.js';
 
 export interface UnsubscribeDeps {
   db: Db;
@@ -28,7 +30,6 @@ const HEADERS = {
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
 };
 
-type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
 
 export function withUnsubscribe(deps: UnsubscribeDeps, next: RequestHandler): RequestHandler {
@@ -59,7 +60,7 @@ export function withUnsubscribe(deps: UnsubscribeDeps, next: RequestHandler): Re
       );
       return;
     }
-    readBody(req)
+    readSmallBody(req, MAX_BODY_BYTES)
       .then(async (body) => {
         if (body === null || !isOneClick(body)) {
           answer(res, 400, page('Not a one-click unsubscribe', 'Nothing was changed.'));
@@ -85,25 +86,6 @@ function isOneClick(body: string): boolean {
   return /name="List-Unsubscribe"\r?\n\r?\nOne-Click\r?\n/.test(body);
 }
 
-function readBody(req: Request): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        resolve(null);
-        req.removeAllListeners('data');
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 function answer(res: Response, status: number, html: string): void {
   if (res.headersSent) return;
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...HEADERS });
@@ -112,8 +94,4 @@ function answer(res: Response, status: number, html: string): void {
 
 function page(title: string, message: string, form = ''): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title><style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;padding:.5rem 1rem}</style></head><body><h1>${title}</h1><p>${message}</p>${form}</body></html>`;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

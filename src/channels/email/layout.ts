@@ -5,6 +5,7 @@
 // paragraphs, lists and headings as plain lines, links as "text (url)". Links are kept as links only for
 // http(s) and mailto; anything else becomes its text.
 import { Marked, type Token, type Tokens } from 'marked';
+import { escapeHtml } from '../../core/html.js';
 
 export interface EmailLayout {
   subject: string;
@@ -141,10 +142,6 @@ function decode(text: string): string {
     .replace(/&quot;/g, '"')
     .replace(/&#39;/g, "'")
     .replace(/&amp;/g, '&');
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function attribute(url: string): string {

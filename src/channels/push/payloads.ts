@@ -55,20 +55,6 @@ function heraldFields(task: DeliveryTask, content: PushContent) {
   };
 }
 
-/** `text` cut to at most `maxBytes` of UTF-8, at a character boundary. */
-export function truncateUtf8(text: string, maxBytes: number): string {
-  if (Buffer.byteLength(text) <= maxBytes) return text;
-  let out = '';
-  let bytes = 0;
-  for (const char of text) {
-    const size = Buffer.byteLength(char);
-    if (bytes + size > maxBytes) break;
-    out += char;
-    bytes += size;
-  }
-  return out;
-}
-
 /**
  * The payload `encode(body)` builds, with `body` shortened (a prefix, whole characters) until the encoding is
  * at most `maxBytes`; TooLarge when even an empty body does not fit. Binary search over the characters: the
