@@ -10,7 +10,7 @@ import { SESClient, SendRawEmailCommand } from '@aws-sdk/client-ses';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
 import { withinBudget } from '../budget.js';
-import type { EmailSender } from './smtp.js';
+import { type EmailSender, mailOptions } from './message.js';
 
 export interface SesAdapterOptions {
   name?: string;
@@ -54,27 +54,16 @@ export function createSesAdapter(options: SesAdapterOptions): ProviderAdapter {
   });
 
   async function send(task: DeliveryTask, signal: AbortSignal): Promise<Outcome> {
-    const { destination, content } = task;
-    if (destination.channel !== 'email' || content.channel !== 'email') {
+    const mail = mailOptions(task, options.sender);
+    if (!mail || task.destination.channel !== 'email') {
       return { kind: 'failed', reason: 'SES delivery without an e-mail address and content' };
     }
-    const raw = await new MailComposer({
-      from: options.sender.from,
-      ...(options.sender.replyTo ? { replyTo: options.sender.replyTo } : {}),
-      to: destination.address,
-      subject: content.subject,
-      html: content.html,
-      text: content.text,
-      headers: content.headers,
-      messageId: `<${task.deliveryId}@herald>`,
-    })
-      .compile()
-      .build();
+    const raw = await new MailComposer(mail).compile().build();
     const attempt = client
       .send(
         new SendRawEmailCommand({
           RawMessage: { Data: raw },
-          Destinations: [destination.address],
+          Destinations: [task.destination.address],
           ...(options.configurationSet ? { ConfigurationSetName: options.configurationSet } : {}),
           Tags: [
             { Name: 'type', Value: tagValue(task.type) },

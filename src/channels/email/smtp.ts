@@ -8,12 +8,7 @@ import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
 import { withinBudget } from '../budget.js';
-
-export interface EmailSender {
-  /** `"Name" <address>` or an address. */
-  from: string;
-  replyTo?: string | undefined;
-}
+import { type EmailSender, mailOptions } from './message.js';
 
 export interface SmtpAdapterOptions {
   name?: string;
@@ -64,21 +59,10 @@ export function createSmtpAdapter(options: SmtpAdapterOptions): ProviderAdapter 
   }
 
   async function attempt(task: DeliveryTask): Promise<Outcome> {
-    const { destination, content } = task;
-    if (destination.channel !== 'email' || content.channel !== 'email') {
-      return { kind: 'failed', reason: 'SMTP delivery without an e-mail address and content' };
-    }
+    const mail = mailOptions(task, options.sender);
+    if (!mail) return { kind: 'failed', reason: 'SMTP delivery without an e-mail address and content' };
     try {
-      const info = await transport.sendMail({
-        from: options.sender.from,
-        ...(options.sender.replyTo ? { replyTo: options.sender.replyTo } : {}),
-        to: destination.address,
-        subject: content.subject,
-        html: content.html,
-        text: content.text,
-        headers: content.headers,
-        messageId: `<${task.deliveryId}@herald>`,
-      });
+      const info = await transport.sendMail(mail);
       // A partly refused message resolves: with one recipient, a refusal here is that address's.
       if (info.rejected.length > 0) {
         const refused = (info as { rejectedErrors?: { response?: string; responseCode?: number }[] })
