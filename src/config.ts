@@ -48,6 +48,8 @@ export interface Config {
   publicUrl: string | undefined;
   /** Signs those links (HMAC); unset: a random secret per process, so links die with it (development). */
   linkSecret: string | undefined;
+  /** The address of mailto: unsubscribe in List-Unsubscribe (its mailbox's owner applies the requests). */
+  unsubscribeMailto: string | null;
   /** SES feedback over SNS (POST /webhooks/ses): the topics taken; none: the endpoint takes nothing. */
   sesFeedback: {
     topicArns: string[];
@@ -174,6 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     publicUrl: publicUrl(str('HERALD_PUBLIC_URL'), problems),
     linkSecret: str('HERALD_LINK_SECRET'),
+    unsubscribeMailto: unsubscribeMailto(str('HERALD_UNSUBSCRIBE_MAILTO'), problems),
     sesFeedback: {
       topicArns: list(str('HERALD_SES_TOPIC_ARNS')).filter((arn) => {
         const ok = /^arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(arn);
@@ -274,6 +277,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+function unsubscribeMailto(raw: string | undefined, problems: string[]): string | null {
+  if (raw === undefined) return null;
+  if (!/^[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@[A-Za-z0-9.-]+$/.test(raw)) {
+    problems.push('HERALD_UNSUBSCRIBE_MAILTO must be a plain e-mail address (unsubscribe@example.com)');
+    return null;
+  }
+  return raw;
 }
 
 const retryFields: Record<string, keyof RetryPolicy> = {

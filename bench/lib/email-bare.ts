@@ -20,10 +20,10 @@ import {
   emailUser,
   FROM,
   messageId,
+  messageLinks,
   REPLY_TO,
   SMTP_PASSWORD,
   SMTP_USER,
-  unsubscribeUrl,
 } from './email-workload.js';
 import { MAX_FAILURES, type PushPhase, PushSendLog } from './push-measure.js';
 
@@ -87,7 +87,7 @@ export async function bareNodemailerPhase(setup: EmailSetup, label: string): Pro
         const index = next++;
         const to = emailAddress(index);
         // Built per message, as Herald's driver builds each one: a signed unsubscribe link for the recipient.
-        const url = unsubscribeUrl(emailUser(index));
+        const links = messageLinks(emailUser(index));
         const key = messageId(randomUUID());
         const startedAt = epochNow();
         try {
@@ -96,9 +96,9 @@ export async function bareNodemailerPhase(setup: EmailSetup, label: string): Pro
             replyTo: REPLY_TO,
             to,
             subject: EMAIL_SUBJECT,
-            html: emailHtml(url),
-            text: emailText(url),
-            headers: emailHeaders(randomUUID(), url),
+            html: emailHtml(links),
+            text: emailText(links),
+            headers: emailHeaders(randomUUID(), links.unsubscribe),
             messageId: key,
           });
           if (info.rejected.length > 0) throw new Error(`recipient refused: ${info.response}`);

@@ -4,7 +4,7 @@
 // against what the phase sends (email-workload.ts) only when the parent collects, so checking never delays
 // an answer.
 
-import { verifyUnsubscribeLink } from '../../src/core/link-tokens.js';
+import { verifyPreferencesLink, verifyUnsubscribeLink } from '../../src/core/link-tokens.js';
 import { type ReceivedEmail, type SmtpEmulator, startSmtpEmulator } from '../../test/emulators/smtp.js';
 import { epochNow } from './dispatch-child.js';
 import {
@@ -32,6 +32,7 @@ const CLOSE_TIMEOUT_MS = 5_000;
 const MESSAGE_ID = /^<[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}@herald>$/i;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const UNSUBSCRIBE_PREFIX = `${PUBLIC_URL}/unsubscribe/`;
+const PREFERENCES_PREFIX = `${PUBLIC_URL}/preferences/`;
 /** An accepted message: the emulator records only those, after answering DATA with this code. */
 const ACCEPTED = 250;
 
@@ -98,6 +99,15 @@ function unsubscribeLink(message: ReceivedEmail, user: string): { url: string } 
   return { url };
 }
 
+/** The preferences page URL of the text part's footer, or a problem. */
+function preferencesLink(message: ReceivedEmail, user: string): { url: string } | { problem: string } {
+  const url = /^Preferences: (\S+)$/m.exec(message.text ?? '')?.[1];
+  if (!url?.startsWith(PREFERENCES_PREFIX)) return { problem: 'no preferences link in the text part' };
+  const link = verifyPreferencesLink(linkSecretBytes(), url.slice(PREFERENCES_PREFIX.length), new Date());
+  if (link?.userId !== user) return { problem: 'preferences link does not verify for the recipient' };
+  return { url };
+}
+
 /** The first way a message differs from what every phase sends, or ''. */
 function problem(start: StartMessage, message: ReceivedEmail): string {
   if (!message.secure) return 'not over TLS';
@@ -118,8 +128,11 @@ function problem(start: StartMessage, message: ReceivedEmail): string {
   if (post !== 'List-Unsubscribe=One-Click') return `List-Unsubscribe-Post ${JSON.stringify(post)}`;
   const link = unsubscribeLink(message, user);
   if ('problem' in link) return link.problem;
-  if ((message.text ?? '').trimEnd() !== emailText(link.url)) return 'text part differs';
-  if ((message.html ?? '').trimEnd() !== emailHtml(link.url)) return 'HTML part differs';
+  const preferences = preferencesLink(message, user);
+  if ('problem' in preferences) return preferences.problem;
+  const links = { unsubscribe: link.url, preferences: preferences.url };
+  if ((message.text ?? '').trimEnd() !== emailText(links)) return 'text part differs';
+  if ((message.html ?? '').trimEnd() !== emailHtml(links)) return 'HTML part differs';
   return '';
 }
 

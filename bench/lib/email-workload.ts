@@ -2,10 +2,11 @@
 // notification type, the same subject and body, and one address per recipient, so N notifications make N
 // e-mails. The message is the one Herald's e-mail driver builds for a notification with a title and a body
 // and no template (src/channels/email/driver.ts): the body in the e-mail layout as HTML and as text (built by
-// the same code, src/channels/email/layout.ts), each with the one-click unsubscribe link, List-Unsubscribe and List-Unsubscribe-Post headers, X-Herald-Notification-Id
-// and Message-ID <delivery id@herald>. The bare baseline builds the same message, unsubscribe link included.
+// the same code, src/channels/email/layout.ts), each with the one-click unsubscribe and preferences links,
+// List-Unsubscribe and List-Unsubscribe-Post headers, X-Herald-Notification-Id and Message-ID
+// <delivery id@herald>. The bare baseline builds the same message, signed links included.
 import { emailHtml as layoutHtml, emailText as layoutText } from '../../src/channels/email/layout.js';
-import { signUnsubscribeLink } from '../../src/core/link-tokens.js';
+import { signPreferencesLink, signUnsubscribeLink } from '../../src/core/link-tokens.js';
 import { escapeMarkdown } from '../../src/core/templates.js';
 
 export const SMTP_USER = 'herald-bench';
@@ -44,9 +45,19 @@ export function messageId(deliveryId: string): string {
 
 const linkSecret = Buffer.from(LINK_SECRET);
 
-/** A signed one-click unsubscribe URL for the user and EMAIL_TYPE, as Herald's server composes it. */
-export function unsubscribeUrl(userId: string): string {
-  return `${PUBLIC_URL}/unsubscribe/${signUnsubscribeLink(linkSecret, { userId, type: EMAIL_TYPE }, new Date())}`;
+/** The links of a message: signed one-click unsubscribe (user and EMAIL_TYPE) and preferences page URLs. */
+export interface MessageLinkUrls {
+  unsubscribe: string;
+  preferences: string;
+}
+
+/** The signed links for the user, as Herald's server composes them. */
+export function messageLinks(userId: string): MessageLinkUrls {
+  const now = new Date();
+  return {
+    unsubscribe: `${PUBLIC_URL}/unsubscribe/${signUnsubscribeLink(linkSecret, { userId, type: EMAIL_TYPE }, now)}`,
+    preferences: `${PUBLIC_URL}/preferences/${signPreferencesLink(linkSecret, { userId }, now)}`,
+  };
 }
 
 export function linkSecretBytes(): Buffer {
@@ -54,20 +65,26 @@ export function linkSecretBytes(): Buffer {
 }
 
 /** The e-mail layout Herald's driver puts the notification's body in (the same code, so the same bytes). */
-function layout(url: string) {
+function layout(links: MessageLinkUrls) {
   return {
     subject: EMAIL_SUBJECT,
     markdown: escapeMarkdown(EMAIL_BODY),
-    footer: { text: `You get these e-mails about ${EMAIL_TYPE}.`, linkText: 'Unsubscribe', url },
+    footer: {
+      text: `You get these e-mails about ${EMAIL_TYPE}.`,
+      links: [
+        { text: 'Unsubscribe', url: links.unsubscribe },
+        { text: 'Preferences', url: links.preferences },
+      ],
+    },
   };
 }
 
-export function emailHtml(url: string): string {
-  return layoutHtml(layout(url));
+export function emailHtml(links: MessageLinkUrls): string {
+  return layoutHtml(layout(links));
 }
 
-export function emailText(url: string): string {
-  return layoutText(layout(url));
+export function emailText(links: MessageLinkUrls): string {
+  return layoutText(layout(links));
 }
 
 /** The headers Herald's driver puts on a non-critical e-mail. */

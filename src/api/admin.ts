@@ -25,6 +25,7 @@ import { emailHtml, emailText } from '../channels/email/layout.js';
 import type { AddressGuard } from '../channels/webhook/address-guard.js';
 import { generateWebhookSecret } from '../channels/webhook/signature.js';
 import type { ChannelName } from '../core/channels.js';
+import { MAILBOX } from '../core/destinations.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import { checkId, checkLocale, checkTextLength, findUnstorableText, limits } from '../core/rules.js';
@@ -118,6 +119,15 @@ function text(field: string, value: string, min: number, max: number): string {
   return value;
 }
 
+/** An optional e-mail sender field: empty is none; else one line, an address or "Name <address>". */
+function sender(field: string, value: string): string | null {
+  if (value === '') return null;
+  if (value.length > 320 || !MAILBOX.test(value)) {
+    throw invalidArgument(field, 'must be an address or "Name <address>" on one line');
+  }
+  return value;
+}
+
 function routingSteps(rule: RoutingRule): RoutingStep[] {
   if (rule.steps.length === 0 || rule.steps.length > MAX_STEPS) {
     throw invalidArgument('rule.steps', `must hold 1..${MAX_STEPS} steps`);
@@ -171,6 +181,10 @@ function ruleToProto(row: RoutingRuleRow): RoutingRule {
     type: row.type,
     critical: row.critical,
     updatedAt: ts(row.updatedAt),
+    emailSender:
+      row.emailFrom || row.emailReplyTo
+        ? { from: row.emailFrom ?? '', replyTo: row.emailReplyTo ?? '' }
+        : undefined,
     steps: row.steps.map((s) => ({
       channels: s.channels.map(channelToProtoValue),
       delaySeconds: s.delaySeconds,
@@ -266,7 +280,15 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
       if (!req.rule) throw invalidArgument('rule', 'is required');
       const type = requireId('rule.type', req.rule.type);
       const steps = routingSteps(req.rule);
-      const row = await putRoutingRule(db, { type, steps, critical: req.rule.critical });
+      const emailFrom = sender('rule.email_sender.from', req.rule.emailSender?.from ?? '');
+      const emailReplyTo = sender('rule.email_sender.reply_to', req.rule.emailSender?.replyTo ?? '');
+      const row = await putRoutingRule(db, {
+        type,
+        steps,
+        critical: req.rule.critical,
+        emailFrom,
+        emailReplyTo,
+      });
       return changed({ rule: ruleToProto(row) });
     },
 

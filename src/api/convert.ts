@@ -158,6 +158,7 @@ function deliveryToProto(d: NotificationDetail['deliveries'][number]): Delivery 
         latencyMs: a.latencyMs,
         error: a.error ?? '',
         response: a.response ?? '',
+        providerMessageId: a.providerMessageId ?? '',
         startedAt: ts(a.startedAt),
       }),
     ),

@@ -9,11 +9,19 @@ import { createWebhookDriver, type WebhookDriverDeps } from './webhook/driver.js
 
 export function createChannelDrivers(
   deps: { sql: SqlRunner; pushMetrics: PushMetrics } & WebhookDriverDeps &
-    Pick<EmailDriverDeps, 'unsubscribeUrl'> & { emailMetrics: EmailDriverDeps['metrics'] },
+    Pick<EmailDriverDeps, 'links'> & {
+      emailMetrics: EmailDriverDeps['metrics'];
+      emailSender: EmailDriverDeps['sender'];
+    },
 ): ChannelDrivers {
   return {
     push: createPushDriver({ sql: deps.sql, metrics: deps.pushMetrics }),
-    email: createEmailDriver({ ...deps, metrics: deps.emailMetrics }),
+    email: createEmailDriver({
+      sql: deps.sql,
+      links: deps.links,
+      sender: deps.emailSender,
+      metrics: deps.emailMetrics,
+    }),
     sms: createSmsDriver(deps),
     webhook: createWebhookDriver(deps),
   };

@@ -2,6 +2,7 @@
 // are checked. Adding a provider type is adding an entry here.
 import net from 'node:net';
 import { z } from 'zod';
+import { MAILBOX } from '../core/destinations.js';
 import { intBetween, type ProviderTypes, secret } from './providers-file.js';
 
 /** An address (a network of its own) or a CIDR whose prefix length fits the address family. */
@@ -105,8 +106,6 @@ const fcmSettings = z.strictObject({
     .optional(),
 });
 
-/** An address, or a display name and an address in angle brackets. */
-const MAILBOX = /^(?:[^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/;
 const mailbox = (rule: string) => z.string({ error: 'required' }).regex(MAILBOX, rule);
 
 const smtpSettings = z.strictObject({

@@ -169,6 +169,7 @@ async function call(
       latencyMs,
       error: reason === null ? null : toStorableText(reason.slice(0, ERROR_KEPT_CHARS)),
       response: outcome.response ?? null,
+      providerMessageId: outcome.kind === 'sent' ? outcome.providerMessageId : null,
       startedAt,
     },
   };

@@ -17,8 +17,15 @@ import type { NewNotification } from '../store/send.js';
 /** PRIORITY_CRITICAL in herald.v1.Priority. */
 export const CRITICAL_PRIORITY = 4;
 
+/** A type's own e-mail sender (routing rule); an absent field keeps the provider's. */
+export interface EmailSenderOverride {
+  from: string | null;
+  replyTo: string | null;
+}
+
 interface Snapshot {
   rules: Map<string, RoutingRuleView>;
+  emailSenders: Map<string, EmailSenderOverride>;
   enabledEndpoints: WebhookEndpointRow[];
   templates: Map<string, TemplateRow[]>;
 }
@@ -33,6 +40,8 @@ export interface ConfigCache {
   /** Every locale's template of a type x channel. */
   templates(type: string, channel: ChannelName): readonly TemplateRow[];
   enabledEndpoints(): readonly WebhookEndpointRow[];
+  /** The type's own e-mail sender, or null for the providers'. */
+  emailSender(type: string): EmailSenderOverride | null;
   /** Reloads now; AdminService awaits it after each change. */
   refresh(): Promise<void>;
   close(): void;
@@ -83,6 +92,7 @@ export async function createConfigCache(
     },
     templates: (type, channel) => snapshot.templates.get(`${type}\n${channel}`) ?? [],
     enabledEndpoints: () => snapshot.enabledEndpoints,
+    emailSender: (type) => snapshot.emailSenders.get(type) ?? null,
     refresh,
     close: () => clearInterval(timer),
   };
@@ -112,6 +122,11 @@ async function load(database: Database): Promise<Snapshot> {
           })),
         },
       ]),
+    ),
+    emailSenders: new Map(
+      rules
+        .filter((r) => r.emailFrom || r.emailReplyTo)
+        .map((r) => [r.type, { from: r.emailFrom, replyTo: r.emailReplyTo }]),
     ),
     enabledEndpoints: endpoints.filter((e) => e.enabled),
     templates: byKey,

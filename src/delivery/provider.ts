@@ -49,7 +49,16 @@ export type Content =
       /** Nothing shown: the app gets the data in the background. */
       dataOnly: boolean;
     }
-  | { channel: 'email'; subject: string; html: string; text: string; headers: Record<string, string> }
+  | {
+      channel: 'email';
+      subject: string;
+      html: string;
+      text: string;
+      headers: Record<string, string>;
+      /** The type's own sender, instead of the provider's. */
+      from?: string | undefined;
+      replyTo?: string | undefined;
+    }
   | { channel: 'sms'; text: string; encoding: SmsEncoding; segments: number };
 
 /** What one attempt is about: the delivery, its notification, where it goes and what is sent. */

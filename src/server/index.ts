@@ -18,7 +18,6 @@ import { createPushMetrics } from '../channels/push/metrics.js';
 import { startStaleTokenSweep } from '../channels/push/stale-tokens.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import { type Config, ConfigError } from '../config.js';
-import { signUnsubscribeLink } from '../core/link-tokens.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
 import { statusEventsFor } from '../delivery/outcome.js';
 import type { ProviderSet } from '../delivery/provider.js';
@@ -31,7 +30,9 @@ import { bootstrapAdminKey } from './bootstrap.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { withInboxPage } from './inbox-page.js';
 import { connectionCap, createListener, descriptorLimit } from './listener.js';
+import { createMessageLinks } from './message-links.js';
 import { withOutboxPage } from './outbox-page.js';
+import { withPreferencesPage } from './preferences-page.js';
 import { closeProviders, linkSettingProblems, loadProviders } from './providers.js';
 import { createRpcHandler } from './rpc-handler.js';
 import { withSesFeedback } from './ses-feedback.js';
@@ -161,8 +162,13 @@ export async function startHerald({
           sql: db.sql,
           pushMetrics,
           emailMetrics,
-          unsubscribeUrl: (userId, type) =>
-            `${linkBase}/unsubscribe/${signUnsubscribeLink(linkSecret, { userId, type }, now())}`,
+          links: createMessageLinks({
+            secret: linkSecret,
+            base: () => linkBase,
+            mailto: config.unsubscribeMailto,
+            now,
+          }),
+          emailSender: (type) => cache.emailSender(type),
           disableAfterMs: config.delivery.webhookDisableAfterMs,
           refreshConfig: () => cache.refresh(),
         }),
@@ -242,22 +248,30 @@ export async function startHerald({
             now,
             onError: (error) => logger.error({ err: error }, 'unsubscribe could not be saved'),
           },
-          withSesFeedback(
+          withPreferencesPage(
             {
               db: db.db,
-              sql: db.sql,
+              linkSecret,
               now,
-              statusEvents: (d, status, reason) =>
-                statusEventsFor(
-                  { ...d, event: 'notification', channel: 'email' },
-                  { status, reason, provider: d.provider },
-                  delivery.config.enabledEndpoints(),
-                ),
-              ...config.sesFeedback,
-              logger,
-              onEvent: (event, provider, type) => emailMetrics.count(event, provider, type),
+              onError: (error) => logger.error({ err: error }, 'preferences page failed'),
             },
-            withOutboxPage(withInboxPage(rpc)),
+            withSesFeedback(
+              {
+                db: db.db,
+                sql: db.sql,
+                now,
+                statusEvents: (d, status, reason) =>
+                  statusEventsFor(
+                    { ...d, event: 'notification', channel: 'email' },
+                    { status, reason, provider: d.provider },
+                    delivery.config.enabledEndpoints(),
+                  ),
+                ...config.sesFeedback,
+                logger,
+                onEvent: (event, provider, type) => emailMetrics.count(event, provider, type),
+              },
+              withOutboxPage(withInboxPage(rpc)),
+            ),
           ),
         ),
       ),

@@ -184,6 +184,8 @@ export interface AttemptRecord {
   latencyMs: number;
   error: string | null;
   response: string | null;
+  /** The provider's id of the message, for a sent attempt. */
+  providerMessageId: string | null;
   startedAt: Date;
 }
 
@@ -205,13 +207,13 @@ with input as (
     id uuid, lease timestamptz, status text, reason text, next_attempt_at timestamptz, provider text,
     provider_message_id text, last_error text, attempt_id uuid, attempt_provider text, attempt_destination text,
     outcome text,
-    status_code int, latency_ms int, error text, response text, started_at timestamptz)
+    status_code int, latency_ms int, error text, response text, attempt_message_id text, started_at timestamptz)
 ),
 attempts as (
   insert into delivery_attempts (id, delivery_id, provider, destination, outcome, status_code, latency_ms, error,
-                                 response, started_at)
+                                 response, provider_message_id, started_at)
   select attempt_id, id, attempt_provider, attempt_destination, outcome, status_code, latency_ms, error, response,
-         started_at
+         attempt_message_id, started_at
   from input where attempt_id is not null
 )
 update deliveries d set
@@ -263,6 +265,7 @@ export async function finishClaims(sql: SqlRunner, outcomes: readonly ClaimOutco
         latency_ms: attempt ? Math.round(attempt.latencyMs) : null,
         error: attempt?.error ?? null,
         response: attempt?.response ?? null,
+        attempt_message_id: attempt?.providerMessageId ?? null,
         started_at: attempt?.startedAt.toISOString() ?? null,
       })),
     ),

@@ -12,14 +12,26 @@ export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
 
 export async function putRoutingRule(
   db: Executor,
-  rule: { type: string; steps: RoutingStep[]; critical: boolean },
+  rule: {
+    type: string;
+    steps: RoutingStep[];
+    critical: boolean;
+    emailFrom: string | null;
+    emailReplyTo: string | null;
+  },
 ): Promise<RoutingRuleRow> {
   const [row] = await db
     .insert(routingRules)
     .values(rule)
     .onConflictDoUpdate({
       target: routingRules.type,
-      set: { steps: rule.steps, critical: rule.critical, updatedAt: sql`now()` },
+      set: {
+        steps: rule.steps,
+        critical: rule.critical,
+        emailFrom: rule.emailFrom,
+        emailReplyTo: rule.emailReplyTo,
+        updatedAt: sql`now()`,
+      },
     })
     .returning();
   return row!;

@@ -13,16 +13,22 @@ export interface FeedbackDelivery {
   provider: string | null;
 }
 
-/** The e-mail delivery a provider message id belongs to, or undefined. */
+/** The delivery a provider message id belongs to (on a channel), or undefined. */
 export async function findDeliveryByProviderMessageId(
   sql: SqlRunner,
   channel: string,
   providerMessageId: string,
 ): Promise<FeedbackDelivery | undefined> {
+  // By the attempt that handed the message over: a replayed delivery sent again has a newer id on the delivery,
+  // and a bounce of the first message must still find it.
   const rows = await sql.query<FeedbackDelivery & Record<string, unknown>>(
-    `select d.id::text as id, d.notification_id::text as notification_id, d.user_id, d.status, n.type, d.provider
-     from deliveries d join notifications n on n.id = d.notification_id
-     where d.provider_message_id = $1 and d.channel = $2
+    `select d.id::text as id, d.notification_id::text as notification_id, d.user_id, d.status, n.type,
+            a.provider
+     from delivery_attempts a
+     join deliveries d on d.id = a.delivery_id
+     join notifications n on n.id = d.notification_id
+     where a.provider_message_id = $1 and d.channel = $2
+     order by a.started_at desc
      limit 1`,
     [providerMessageId, channel],
   );

@@ -133,9 +133,16 @@ export const deliveryAttempts = pgTable(
     error: text('error'),
     // The start of the provider's answer (webhooks: the response body), truncated.
     response: text('response'),
+    // The provider's id of the message this attempt handed over (sent attempts): the key of its feedback.
+    providerMessageId: text('provider_message_id'),
     startedAt: timestamptz('started_at').notNull(),
   },
-  (t) => [index('delivery_attempts_delivery').on(t.deliveryId)],
+  (t) => [
+    index('delivery_attempts_delivery').on(t.deliveryId),
+    index('delivery_attempts_provider_message_id')
+      .on(t.providerMessageId)
+      .where(sql`provider_message_id is not null`),
+  ],
 );
 
 // Per-type switches: { "order.shipped": { "email": false } }.
@@ -215,6 +222,9 @@ export const routingRules = pgTable('routing_rules', {
   type: text('type').primaryKey(),
   steps: jsonb('steps').$type<RoutingStep[]>().notNull(),
   critical: boolean('critical').notNull().default(false),
+  // This type's e-mail sender, instead of the providers' (null: theirs).
+  emailFrom: text('email_from'),
+  emailReplyTo: text('email_reply_to'),
   createdAt: createdAt(),
   updatedAt: timestamptz('updated_at').notNull().defaultNow(),
 });

@@ -82,6 +82,26 @@ const invalidRequests: [string, (s: Subject) => Promise<unknown>, string][] = [
     'rule.steps[0].channels: names a channel twice',
   ],
   [
+    'PutRoutingRule with an e-mail sender that is no address',
+    (s) =>
+      s.admin.putRoutingRule({
+        rule: { type: 'bad.rule', steps: [step([Channel.EMAIL])], emailSender: { from: 'Billing' } },
+      }),
+    'rule.email_sender.from: must be an address or "Name <address>" on one line',
+  ],
+  [
+    'PutRoutingRule with a reply-to that smuggles a header',
+    (s) =>
+      s.admin.putRoutingRule({
+        rule: {
+          type: 'bad.rule',
+          steps: [step([Channel.EMAIL])],
+          emailSender: { replyTo: 'a@example.com\r\nBcc: all@example.com' },
+        },
+      }),
+    'rule.email_sender.reply_to: must be an address or "Name <address>" on one line',
+  ],
+  [
     'PutRoutingRule with a negative delay',
     (s) => s.admin.putRoutingRule(rule([step([Channel.IN_APP]), step([Channel.EMAIL], -5)])),
     'rule.steps[1].delay_seconds: must be 0..2592000',

@@ -176,8 +176,10 @@ describe.each(engines())('the channel platform on $name', (engine) => {
         },
       ]);
       const email = of(Channel.EMAIL)[0] as { headers: Record<string, string>; text: string };
-      expect(email.text.split('Unsubscribe: ')[1]).toEqual(unsubscribe);
-      expect(email.headers['List-Unsubscribe']).toBe(`<${email.text.split('Unsubscribe: ')[1]}>`);
+      const footer = /\nUnsubscribe: (\S+)\nPreferences: (\S+)$/.exec(email.text)!;
+      expect(footer[1]).toEqual(unsubscribe);
+      expect(footer[2]).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/preferences\/v1\.[\w-]+\.[\w-]+$/);
+      expect(email.headers['List-Unsubscribe']).toBe(`<${footer[1]}>`);
       expect(of(Channel.SMS)).toEqual([
         { to: '+4915112345678', text: 'Order A-1 & B-2 <shipped>', encoding: 'GSM-7', segments: 1 },
       ]);

@@ -4,11 +4,7 @@
 // the disagreement that once made the dispatcher spin; every clock is injected, so the date of the run does
 // not matter. Runs on every available engine.
 
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createChannelDrivers } from '../../src/channels/drivers.js';
-import { createEmailMetrics } from '../../src/channels/email/metrics.js';
-import { createPushMetrics } from '../../src/channels/push/metrics.js';
 import { defaultRetryPolicies } from '../../src/core/retry-policy.js';
 import { CircuitBreakers } from '../../src/delivery/circuit-breaker.js';
 import { type ConfigCache, createConfigCache } from '../../src/delivery/config-cache.js';
@@ -16,6 +12,7 @@ import { createDeliveryRunner } from '../../src/delivery/delivery-run.js';
 import { createMemoryRateLimiter } from '../../src/delivery/rate-limiter.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { claimDueDeliveries, storeNotifications, updatePreferences } from '../../src/store/index.js';
+import { testChannelDrivers } from '../support/drivers.js';
 import { engines, type TestDatabase } from '../support/engines.js';
 import { newNotification } from '../support/notifications.js';
 import { LogCapture } from '../support/server.js';
@@ -64,14 +61,7 @@ describe.each(engines())('a deferral that is not in the future of its claim, on 
     const runner = createDeliveryRunner({
       database,
       config,
-      drivers: createChannelDrivers({
-        sql: database.sql,
-        disableAfterMs: 60_000,
-        pushMetrics: createPushMetrics(new Registry(), database.sql),
-        emailMetrics: createEmailMetrics(new Registry()),
-        unsubscribeUrl: () => 'http://localhost/unsubscribe/unused-here',
-        refreshConfig: () => config.refresh(),
-      }),
+      drivers: testChannelDrivers(database.sql, config),
       acquireProviders: () => ({ providers: { email: [] }, release: () => {} }),
       retryPolicies: defaultRetryPolicies,
       circuits: new CircuitBreakers(),

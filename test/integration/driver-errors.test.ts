@@ -3,11 +3,7 @@
 // its attempt recorded, and the failure is logged; it is never requeued to be sent again without a record.
 // Runs on every available engine.
 
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createChannelDrivers } from '../../src/channels/drivers.js';
-import { createEmailMetrics } from '../../src/channels/email/metrics.js';
-import { createPushMetrics } from '../../src/channels/push/metrics.js';
 import { defaultRetryPolicies } from '../../src/core/retry-policy.js';
 import { CircuitBreakers } from '../../src/delivery/circuit-breaker.js';
 import { type ConfigCache, createConfigCache } from '../../src/delivery/config-cache.js';
@@ -16,6 +12,7 @@ import { createMemoryRateLimiter } from '../../src/delivery/rate-limiter.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { claimDueDeliveries, storeNotifications } from '../../src/store/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
+import { testChannelDrivers } from '../support/drivers.js';
 import { engines, type TestDatabase } from '../support/engines.js';
 import { httpTestProvider } from '../support/http-provider.js';
 import { newNotification } from '../support/notifications.js';
@@ -46,14 +43,7 @@ describe.each(engines())('a driver failing after the provider answered, on $name
     );
     const deliveryId = stored!.deliveries[0]!.id;
     receiver.script('/mail', [{ status: 410, body: 'gone' }]);
-    const drivers = createChannelDrivers({
-      sql: database.sql,
-      disableAfterMs: 60_000,
-      pushMetrics: createPushMetrics(new Registry(), database.sql),
-      emailMetrics: createEmailMetrics(new Registry()),
-      unsubscribeUrl: () => 'http://localhost/unsubscribe/unused-here',
-      refreshConfig: () => config.refresh(),
-    });
+    const drivers = testChannelDrivers(database.sql, config);
     const logs = new LogCapture();
     const runner = createDeliveryRunner({
       database,

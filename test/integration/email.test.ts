@@ -127,6 +127,40 @@ describe.each(engines())('e-mail over SMTP on $name', (engine) => {
       provider: 'relay',
       outcome: 'sent',
       destination: 'a***@example.org',
+      providerMessageId: d.providerMessageId,
+    });
+    expect(d.providerMessageId).toBe(`<${d.id}@herald>`);
+  });
+
+  it("sends a type's e-mail from its own sender when its routing rule names one", async () => {
+    await server.adminService().putRoutingRule({
+      rule: {
+        type: 'billing.receipt',
+        steps: [{ channels: [Channel.EMAIL] }],
+        emailSender: { from: 'Example Billing <billing@example.com>', replyTo: 'billing-help@example.com' },
+      },
+    });
+    const sent = await server.admin().send({
+      userId: 'bea',
+      type: 'billing.receipt',
+      title: 'Your receipt',
+      body: 'Thanks.',
+      recipient: { email: 'bea@example.org' },
+    });
+    await until('the receipt sent', 8_000, async () => {
+      const { notification } = await server.admin().getNotification({ notificationId: sent.notificationId });
+      return notification!.deliveries[0]!.status === DeliveryStatus.SENT || undefined;
+    });
+    const got = smtp.received.find((m) => m.envelope.to.includes('bea@example.org'))!;
+    expect(got).toMatchObject({
+      envelope: { from: 'billing@example.com' },
+      from: { name: 'Example Billing', address: 'billing@example.com' },
+      replyTo: { address: 'billing-help@example.com' },
+    });
+    const { rule } = await server.adminService().getRoutingRule({ type: 'billing.receipt' });
+    expect(rule!.emailSender).toMatchObject({
+      from: 'Example Billing <billing@example.com>',
+      replyTo: 'billing-help@example.com',
     });
   });
 

@@ -8,11 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Channel, DeliveryStatus, Priority } from '../../clients/node/index.js';
 import { signUnsubscribeLink } from '../../src/core/link-tokens.js';
 import { engines } from '../support/engines.js';
+import { emailThroughOutbox } from '../support/outbox.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { until } from '../support/until.js';
 
 const LINK_SECRET = 'a-link-secret-of-at-least-32-bytes!!';
-const inFlight = new Set([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]);
 
 describe.each(engines())('one-click unsubscribe on $name', (engine) => {
   let server: TestServer;
@@ -25,27 +24,10 @@ describe.each(engines())('one-click unsubscribe on $name', (engine) => {
     await server?.stop();
   });
 
-  /** Sends an e-mail and answers its final delivery and the message the outbox captured. */
+  /** Sends an e-mail and answers its final delivery and the headers of the message the outbox captured. */
   async function email(userId: string, type: string, priority = Priority.NORMAL) {
-    const sent = await server.admin().send({
-      userId,
-      type,
-      title: 'Hello',
-      body: 'News',
-      priority,
-      recipient: { email: `${userId}@example.com` },
-      channels: [Channel.EMAIL],
-    });
-    const delivery = await until('the e-mail final', 5_000, async () => {
-      const { notification } = await server.admin().getNotification({ notificationId: sent.notificationId });
-      const d = notification!.deliveries[0]!;
-      return inFlight.has(d.status) ? undefined : d;
-    });
-    if (delivery.status !== DeliveryStatus.SENT) return { delivery, headers: {} as Record<string, string> };
-    const { message } = await server.adminService().getOutboxMessage({
-      id: delivery.providerMessageId.replace(/^outbox-/, ''),
-    });
-    return { delivery, headers: (message!.message as { headers: Record<string, string> }).headers };
+    const { delivery, message } = await emailThroughOutbox(server, userId, type, priority);
+    return { delivery, headers: message?.headers ?? {} };
   }
 
   const linkOf = (headers: Record<string, string>) => /^<(.+)>$/.exec(headers['List-Unsubscribe'] ?? '')![1]!;

@@ -13,8 +13,10 @@ describe('the e-mail layout', () => {
   ].join('\n');
   const footer = {
     text: 'You get these e-mails about orders.',
-    linkText: 'Unsubscribe',
-    url: 'https://h.example/u/t',
+    links: [
+      { text: 'Unsubscribe', url: 'https://h.example/u/t' },
+      { text: 'Preferences', url: 'https://h.example/p/t' },
+    ],
   };
 
   it('renders the Markdown inside a responsive layout with inline styles, data adding no markup', () => {
@@ -30,7 +32,9 @@ describe('the e-mail layout', () => {
     expect(html).toMatch(/<a href="https:\/\/shop\.example\.com\/t\/1" style="[^"]+">Track it<\/a>/);
     expect(html).not.toContain('javascript:');
     expect(html).toMatch(/<ul style="[^"]+"><li>one<\/li><li>two<\/li><\/ul>/);
-    expect(html).toMatch(/<a href="https:\/\/h\.example\/u\/t"[^>]*>Unsubscribe<\/a>/);
+    expect(html).toMatch(
+      /<a href="https:\/\/h\.example\/u\/t"[^>]*>Unsubscribe<\/a> &middot; <a href="https:\/\/h\.example\/p\/t"[^>]*>Preferences<\/a>/,
+    );
   });
 
   it('makes the text alternative from the same source', () => {
@@ -45,6 +49,7 @@ describe('the e-mail layout', () => {
         '',
         '--',
         'Unsubscribe: https://h.example/u/t',
+        'Preferences: https://h.example/p/t',
       ].join('\n'),
     );
   });

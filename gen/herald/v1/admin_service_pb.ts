@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/admin_service.proto.
  */
 export const file_herald_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1oZXJhbGQvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJaGVyYWxkLnYxIoEBCgtSb3V0aW5nU3RlcBIkCghjaGFubmVscxgBIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhUKDWRlbGF5X3NlY29uZHMYAiABKAUSNQoNY2FuY2VsX3VubGVzcxgDIAEoDjIeLmhlcmFsZC52MS5Fc2NhbGF0aW9uQ29uZGl0aW9uIoQBCgtSb3V0aW5nUnVsZRIMCgR0eXBlGAEgASgJEiUKBXN0ZXBzGAIgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdTdGVwEhAKCGNyaXRpY2FsGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj0KFVB1dFJvdXRpbmdSdWxlUmVxdWVzdBIkCgRydWxlGAEgASgLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIj4KFlB1dFJvdXRpbmdSdWxlUmVzcG9uc2USJAoEcnVsZRgBIAEoCzIWLmhlcmFsZC52MS5Sb3V0aW5nUnVsZSIlChVHZXRSb3V0aW5nUnVsZVJlcXVlc3QSDAoEdHlwZRgBIAEoCSI+ChZHZXRSb3V0aW5nUnVsZVJlc3BvbnNlEiQKBHJ1bGUYASABKAsyFi5oZXJhbGQudjEuUm91dGluZ1J1bGUiGQoXTGlzdFJvdXRpbmdSdWxlc1JlcXVlc3QiQQoYTGlzdFJvdXRpbmdSdWxlc1Jlc3BvbnNlEiUKBXJ1bGVzGAEgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIigKGERlbGV0ZVJvdXRpbmdSdWxlUmVxdWVzdBIMCgR0eXBlGAEgASgJIhsKGURlbGV0ZVJvdXRpbmdSdWxlUmVzcG9uc2UixQEKCFRlbXBsYXRlEgwKBHR5cGUYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg4KBmxvY2FsZRgDIAEoCRISCgV0aXRsZRgEIAEoCUgAiAEBEgwKBGJvZHkYBSABKAkSLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoEdGV4dBgHIAEoCUgBiAEBQggKBl90aXRsZUIHCgVfdGV4dCI7ChJQdXRUZW1wbGF0ZVJlcXVlc3QSJQoIdGVtcGxhdGUYASABKAsyEy5oZXJhbGQudjEuVGVtcGxhdGUiPAoTUHV0VGVtcGxhdGVSZXNwb25zZRIlCgh0ZW1wbGF0ZRgBIAEoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSIkChRMaXN0VGVtcGxhdGVzUmVxdWVzdBIMCgR0eXBlGAEgASgJIj8KFUxpc3RUZW1wbGF0ZXNSZXNwb25zZRImCgl0ZW1wbGF0ZXMYASADKAsyEy5oZXJhbGQudjEuVGVtcGxhdGUiWgoVRGVsZXRlVGVtcGxhdGVSZXF1ZXN0EgwKBHR5cGUYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg4KBmxvY2FsZRgDIAEoCSIYChZEZWxldGVUZW1wbGF0ZVJlc3BvbnNlIuUBChZQcmV2aWV3VGVtcGxhdGVSZXF1ZXN0EgwKBHR5cGUYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg4KBmxvY2FsZRgDIAEoCRIlCgRkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCglyZWNpcGllbnQYBSABKAsyFC5oZXJhbGQudjEuUmVjaXBpZW50EhIKBXRpdGxlGAYgASgJSACIAQESEQoEYm9keRgHIAEoCUgBiAEBQggKBl90aXRsZUIHCgVfYm9keSJiChdQcmV2aWV3VGVtcGxhdGVSZXNwb25zZRIOCgZsb2NhbGUYASABKAkSDQoFdGl0bGUYAiABKAkSDAoEYm9keRgDIAEoCRIMCgRodG1sGAQgASgJEgwKBHRleHQYBSABKAkikQIKD1dlYmhvb2tFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEwoLZXZlbnRfdHlwZXMYBCADKAkSDwoHZW5hYmxlZBgFIAEoCBIXCg9kaXNhYmxlZF9yZWFzb24YBiABKAkSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNZmFpbGluZ19zaW5jZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidwocQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBILCgN1cmwYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEwoLZXZlbnRfdHlwZXMYAyADKAkSFAoHZW5hYmxlZBgEIAEoCEgAiAEBQgoKCF9lbmFibGVkIl0KHUNyZWF0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEiwKCGVuZHBvaW50GAEgASgLMhouaGVyYWxkLnYxLldlYmhvb2tFbmRwb2ludBIOCgZzZWNyZXQYAiABKAkiHQobTGlzdFdlYmhvb2tFbmRwb2ludHNSZXF1ZXN0Ik0KHExpc3RXZWJob29rRW5kcG9pbnRzUmVzcG9uc2USLQoJZW5kcG9pbnRzGAEgAygLMhouaGVyYWxkLnYxLldlYmhvb2tFbmRwb2ludCLCAQocVXBkYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCRIQCgN1cmwYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEhMKC2V2ZW50X3R5cGVzGAQgAygJEhsKE3JlcGxhY2VfZXZlbnRfdHlwZXMYBSABKAgSFAoHZW5hYmxlZBgGIAEoCEgCiAEBQgYKBF91cmxCDgoMX2Rlc2NyaXB0aW9uQgoKCF9lbmFibGVkIk0KHVVwZGF0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEiwKCGVuZHBvaW50GAEgASgLMhouaGVyYWxkLnYxLldlYmhvb2tFbmRwb2ludCIqChxEZWxldGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0EgoKAmlkGAEgASgJIh8KHURlbGV0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlIkEKGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0EgoKAmlkGAEgASgJEhcKD292ZXJsYXBfc2Vjb25kcxgCIAEoBSJtChtSb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChVSZXBsYXlEZWxpdmVyeVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiPwoWUmVwbGF5RGVsaXZlcnlSZXNwb25zZRIlCghkZWxpdmVyeRgBIAEoCzITLmhlcmFsZC52MS5EZWxpdmVyeSJUCh1Ccm9hZGNhc3RTeXN0ZW1NZXNzYWdlUmVxdWVzdBIMCgR0eXBlGAEgASgJEiUKBGRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IiAKHkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXNwb25zZSKYAQoLU3VwcHJlc3Npb24SIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg8KB2FkZHJlc3MYAiABKAkSDgoGcmVhc29uGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2RlbGl2ZXJ5X2lkGAUgASgJIm4KF0xpc3RTdXBwcmVzc2lvbnNSZXF1ZXN0EiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIPCgdhZGRyZXNzGAIgASgJEg0KBWxpbWl0GAMgASgFEg4KBmN1cnNvchgEIAEoCSJdChhMaXN0U3VwcHJlc3Npb25zUmVzcG9uc2USLAoMc3VwcHJlc3Npb25zGAEgAygLMhYuaGVyYWxkLnYxLlN1cHByZXNzaW9uEhMKC25leHRfY3Vyc29yGAIgASgJIl0KFUFkZFN1cHByZXNzaW9uUmVxdWVzdBIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDwoHYWRkcmVzcxgCIAEoCRIOCgZyZWFzb24YAyABKAkiVgoWQWRkU3VwcHJlc3Npb25SZXNwb25zZRIrCgtzdXBwcmVzc2lvbhgBIAEoCzIWLmhlcmFsZC52MS5TdXBwcmVzc2lvbhIPCgdjcmVhdGVkGAIgASgIIlAKGFJlbW92ZVN1cHByZXNzaW9uUmVxdWVzdBIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDwoHYWRkcmVzcxgCIAEoCSIsChlSZW1vdmVTdXBwcmVzc2lvblJlc3BvbnNlEg8KB3JlbW92ZWQYASABKAgigAIKDU91dGJveE1lc3NhZ2USCgoCaWQYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEhAKCHByb3ZpZGVyGAMgASgJEhMKC2RlbGl2ZXJ5X2lkGAQgASgJEhcKD25vdGlmaWNhdGlvbl9pZBgFIAEoCRIPCgd1c2VyX2lkGAYgASgJEhMKC2Rlc3RpbmF0aW9uGAcgASgJEigKB21lc3NhZ2UYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInEKGUxpc3RPdXRib3hNZXNzYWdlc1JlcXVlc3QSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg0KBWxpbWl0GAIgASgFEg4KBmN1cnNvchgDIAEoCRIQCghhZnRlcl9pZBgEIAEoCSJdChpMaXN0T3V0Ym94TWVzc2FnZXNSZXNwb25zZRIqCghtZXNzYWdlcxgBIAMoCzIYLmhlcmFsZC52MS5PdXRib3hNZXNzYWdlEhMKC25leHRfY3Vyc29yGAIgASgJIiUKF0dldE91dGJveE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIkUKGEdldE91dGJveE1lc3NhZ2VSZXNwb25zZRIpCgdtZXNzYWdlGAEgASgLMhguaGVyYWxkLnYxLk91dGJveE1lc3NhZ2UqeQoTRXNjYWxhdGlvbkNvbmRpdGlvbhIkCiBFU0NBTEFUSU9OX0NPTkRJVElPTl9VTlNQRUNJRklFRBAAEh0KGUVTQ0FMQVRJT05fQ09ORElUSU9OX1JFQUQQARIdChlFU0NBTEFUSU9OX0NPTkRJVElPTl9TRUVOEAIy+Q4KDEFkbWluU2VydmljZRJVCg5QdXRSb3V0aW5nUnVsZRIgLmhlcmFsZC52MS5QdXRSb3V0aW5nUnVsZVJlcXVlc3QaIS5oZXJhbGQudjEuUHV0Um91dGluZ1J1bGVSZXNwb25zZRJVCg5HZXRSb3V0aW5nUnVsZRIgLmhlcmFsZC52MS5HZXRSb3V0aW5nUnVsZVJlcXVlc3QaIS5oZXJhbGQudjEuR2V0Um91dGluZ1J1bGVSZXNwb25zZRJbChBMaXN0Um91dGluZ1J1bGVzEiIuaGVyYWxkLnYxLkxpc3RSb3V0aW5nUnVsZXNSZXF1ZXN0GiMuaGVyYWxkLnYxLkxpc3RSb3V0aW5nUnVsZXNSZXNwb25zZRJeChFEZWxldGVSb3V0aW5nUnVsZRIjLmhlcmFsZC52MS5EZWxldGVSb3V0aW5nUnVsZVJlcXVlc3QaJC5oZXJhbGQudjEuRGVsZXRlUm91dGluZ1J1bGVSZXNwb25zZRJMCgtQdXRUZW1wbGF0ZRIdLmhlcmFsZC52MS5QdXRUZW1wbGF0ZVJlcXVlc3QaHi5oZXJhbGQudjEuUHV0VGVtcGxhdGVSZXNwb25zZRJSCg1MaXN0VGVtcGxhdGVzEh8uaGVyYWxkLnYxLkxpc3RUZW1wbGF0ZXNSZXF1ZXN0GiAuaGVyYWxkLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZRJVCg5EZWxldGVUZW1wbGF0ZRIgLmhlcmFsZC52MS5EZWxldGVUZW1wbGF0ZVJlcXVlc3QaIS5oZXJhbGQudjEuRGVsZXRlVGVtcGxhdGVSZXNwb25zZRJYCg9QcmV2aWV3VGVtcGxhdGUSIS5oZXJhbGQudjEuUHJldmlld1RlbXBsYXRlUmVxdWVzdBoiLmhlcmFsZC52MS5QcmV2aWV3VGVtcGxhdGVSZXNwb25zZRJqChVDcmVhdGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5DcmVhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJnChRMaXN0V2ViaG9va0VuZHBvaW50cxImLmhlcmFsZC52MS5MaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QaJy5oZXJhbGQudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZRJqChVVcGRhdGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuVXBkYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5VcGRhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJqChVEZWxldGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuRGVsZXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5EZWxldGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJkChNSb3RhdGVXZWJob29rU2VjcmV0EiUuaGVyYWxkLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0GiYuaGVyYWxkLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRJtChZCcm9hZGNhc3RTeXN0ZW1NZXNzYWdlEiguaGVyYWxkLnYxLkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXF1ZXN0GikuaGVyYWxkLnYxLkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXNwb25zZRJVCg5SZXBsYXlEZWxpdmVyeRIgLmhlcmFsZC52MS5SZXBsYXlEZWxpdmVyeVJlcXVlc3QaIS5oZXJhbGQudjEuUmVwbGF5RGVsaXZlcnlSZXNwb25zZRJbChBMaXN0U3VwcHJlc3Npb25zEiIuaGVyYWxkLnYxLkxpc3RTdXBwcmVzc2lvbnNSZXF1ZXN0GiMuaGVyYWxkLnYxLkxpc3RTdXBwcmVzc2lvbnNSZXNwb25zZRJVCg5BZGRTdXBwcmVzc2lvbhIgLmhlcmFsZC52MS5BZGRTdXBwcmVzc2lvblJlcXVlc3QaIS5oZXJhbGQudjEuQWRkU3VwcHJlc3Npb25SZXNwb25zZRJeChFSZW1vdmVTdXBwcmVzc2lvbhIjLmhlcmFsZC52MS5SZW1vdmVTdXBwcmVzc2lvblJlcXVlc3QaJC5oZXJhbGQudjEuUmVtb3ZlU3VwcHJlc3Npb25SZXNwb25zZRJhChJMaXN0T3V0Ym94TWVzc2FnZXMSJC5oZXJhbGQudjEuTGlzdE91dGJveE1lc3NhZ2VzUmVxdWVzdBolLmhlcmFsZC52MS5MaXN0T3V0Ym94TWVzc2FnZXNSZXNwb25zZRJbChBHZXRPdXRib3hNZXNzYWdlEiIuaGVyYWxkLnYxLkdldE91dGJveE1lc3NhZ2VSZXF1ZXN0GiMuaGVyYWxkLnYxLkdldE91dGJveE1lc3NhZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_herald_v1_types]);
+  fileDesc("Ch1oZXJhbGQvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJaGVyYWxkLnYxIoEBCgtSb3V0aW5nU3RlcBIkCghjaGFubmVscxgBIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhUKDWRlbGF5X3NlY29uZHMYAiABKAUSNQoNY2FuY2VsX3VubGVzcxgDIAEoDjIeLmhlcmFsZC52MS5Fc2NhbGF0aW9uQ29uZGl0aW9uIrIBCgtSb3V0aW5nUnVsZRIMCgR0eXBlGAEgASgJEiUKBXN0ZXBzGAIgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdTdGVwEhAKCGNyaXRpY2FsGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKDGVtYWlsX3NlbmRlchgFIAEoCzIWLmhlcmFsZC52MS5FbWFpbFNlbmRlciItCgtFbWFpbFNlbmRlchIMCgRmcm9tGAEgASgJEhAKCHJlcGx5X3RvGAIgASgJIj0KFVB1dFJvdXRpbmdSdWxlUmVxdWVzdBIkCgRydWxlGAEgASgLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIj4KFlB1dFJvdXRpbmdSdWxlUmVzcG9uc2USJAoEcnVsZRgBIAEoCzIWLmhlcmFsZC52MS5Sb3V0aW5nUnVsZSIlChVHZXRSb3V0aW5nUnVsZVJlcXVlc3QSDAoEdHlwZRgBIAEoCSI+ChZHZXRSb3V0aW5nUnVsZVJlc3BvbnNlEiQKBHJ1bGUYASABKAsyFi5oZXJhbGQudjEuUm91dGluZ1J1bGUiGQoXTGlzdFJvdXRpbmdSdWxlc1JlcXVlc3QiQQoYTGlzdFJvdXRpbmdSdWxlc1Jlc3BvbnNlEiUKBXJ1bGVzGAEgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIigKGERlbGV0ZVJvdXRpbmdSdWxlUmVxdWVzdBIMCgR0eXBlGAEgASgJIhsKGURlbGV0ZVJvdXRpbmdSdWxlUmVzcG9uc2UixQEKCFRlbXBsYXRlEgwKBHR5cGUYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg4KBmxvY2FsZRgDIAEoCRISCgV0aXRsZRgEIAEoCUgAiAEBEgwKBGJvZHkYBSABKAkSLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoEdGV4dBgHIAEoCUgBiAEBQggKBl90aXRsZUIHCgVfdGV4dCI7ChJQdXRUZW1wbGF0ZVJlcXVlc3QSJQoIdGVtcGxhdGUYASABKAsyEy5oZXJhbGQudjEuVGVtcGxhdGUiPAoTUHV0VGVtcGxhdGVSZXNwb25zZRIlCgh0ZW1wbGF0ZRgBIAEoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSIkChRMaXN0VGVtcGxhdGVzUmVxdWVzdBIMCgR0eXBlGAEgASgJIj8KFUxpc3RUZW1wbGF0ZXNSZXNwb25zZRImCgl0ZW1wbGF0ZXMYASADKAsyEy5oZXJhbGQudjEuVGVtcGxhdGUiWgoVRGVsZXRlVGVtcGxhdGVSZXF1ZXN0EgwKBHR5cGUYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg4KBmxvY2FsZRgDIAEoCSIYChZEZWxldGVUZW1wbGF0ZVJlc3BvbnNlIuUBChZQcmV2aWV3VGVtcGxhdGVSZXF1ZXN0EgwKBHR5cGUYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg4KBmxvY2FsZRgDIAEoCRIlCgRkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCglyZWNpcGllbnQYBSABKAsyFC5oZXJhbGQudjEuUmVjaXBpZW50EhIKBXRpdGxlGAYgASgJSACIAQESEQoEYm9keRgHIAEoCUgBiAEBQggKBl90aXRsZUIHCgVfYm9keSJiChdQcmV2aWV3VGVtcGxhdGVSZXNwb25zZRIOCgZsb2NhbGUYASABKAkSDQoFdGl0bGUYAiABKAkSDAoEYm9keRgDIAEoCRIMCgRodG1sGAQgASgJEgwKBHRleHQYBSABKAkikQIKD1dlYmhvb2tFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEwoLZXZlbnRfdHlwZXMYBCADKAkSDwoHZW5hYmxlZBgFIAEoCBIXCg9kaXNhYmxlZF9yZWFzb24YBiABKAkSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNZmFpbGluZ19zaW5jZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidwocQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBILCgN1cmwYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEwoLZXZlbnRfdHlwZXMYAyADKAkSFAoHZW5hYmxlZBgEIAEoCEgAiAEBQgoKCF9lbmFibGVkIl0KHUNyZWF0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEiwKCGVuZHBvaW50GAEgASgLMhouaGVyYWxkLnYxLldlYmhvb2tFbmRwb2ludBIOCgZzZWNyZXQYAiABKAkiHQobTGlzdFdlYmhvb2tFbmRwb2ludHNSZXF1ZXN0Ik0KHExpc3RXZWJob29rRW5kcG9pbnRzUmVzcG9uc2USLQoJZW5kcG9pbnRzGAEgAygLMhouaGVyYWxkLnYxLldlYmhvb2tFbmRwb2ludCLCAQocVXBkYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCRIQCgN1cmwYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEhMKC2V2ZW50X3R5cGVzGAQgAygJEhsKE3JlcGxhY2VfZXZlbnRfdHlwZXMYBSABKAgSFAoHZW5hYmxlZBgGIAEoCEgCiAEBQgYKBF91cmxCDgoMX2Rlc2NyaXB0aW9uQgoKCF9lbmFibGVkIk0KHVVwZGF0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEiwKCGVuZHBvaW50GAEgASgLMhouaGVyYWxkLnYxLldlYmhvb2tFbmRwb2ludCIqChxEZWxldGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0EgoKAmlkGAEgASgJIh8KHURlbGV0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlIkEKGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0EgoKAmlkGAEgASgJEhcKD292ZXJsYXBfc2Vjb25kcxgCIAEoBSJtChtSb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChVSZXBsYXlEZWxpdmVyeVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiPwoWUmVwbGF5RGVsaXZlcnlSZXNwb25zZRIlCghkZWxpdmVyeRgBIAEoCzITLmhlcmFsZC52MS5EZWxpdmVyeSJUCh1Ccm9hZGNhc3RTeXN0ZW1NZXNzYWdlUmVxdWVzdBIMCgR0eXBlGAEgASgJEiUKBGRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IiAKHkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXNwb25zZSKYAQoLU3VwcHJlc3Npb24SIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg8KB2FkZHJlc3MYAiABKAkSDgoGcmVhc29uGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2RlbGl2ZXJ5X2lkGAUgASgJIm4KF0xpc3RTdXBwcmVzc2lvbnNSZXF1ZXN0EiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIPCgdhZGRyZXNzGAIgASgJEg0KBWxpbWl0GAMgASgFEg4KBmN1cnNvchgEIAEoCSJdChhMaXN0U3VwcHJlc3Npb25zUmVzcG9uc2USLAoMc3VwcHJlc3Npb25zGAEgAygLMhYuaGVyYWxkLnYxLlN1cHByZXNzaW9uEhMKC25leHRfY3Vyc29yGAIgASgJIl0KFUFkZFN1cHByZXNzaW9uUmVxdWVzdBIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDwoHYWRkcmVzcxgCIAEoCRIOCgZyZWFzb24YAyABKAkiVgoWQWRkU3VwcHJlc3Npb25SZXNwb25zZRIrCgtzdXBwcmVzc2lvbhgBIAEoCzIWLmhlcmFsZC52MS5TdXBwcmVzc2lvbhIPCgdjcmVhdGVkGAIgASgIIlAKGFJlbW92ZVN1cHByZXNzaW9uUmVxdWVzdBIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDwoHYWRkcmVzcxgCIAEoCSIsChlSZW1vdmVTdXBwcmVzc2lvblJlc3BvbnNlEg8KB3JlbW92ZWQYASABKAgigAIKDU91dGJveE1lc3NhZ2USCgoCaWQYASABKAkSIwoHY2hhbm5lbBgCIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEhAKCHByb3ZpZGVyGAMgASgJEhMKC2RlbGl2ZXJ5X2lkGAQgASgJEhcKD25vdGlmaWNhdGlvbl9pZBgFIAEoCRIPCgd1c2VyX2lkGAYgASgJEhMKC2Rlc3RpbmF0aW9uGAcgASgJEigKB21lc3NhZ2UYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInEKGUxpc3RPdXRib3hNZXNzYWdlc1JlcXVlc3QSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg0KBWxpbWl0GAIgASgFEg4KBmN1cnNvchgDIAEoCRIQCghhZnRlcl9pZBgEIAEoCSJdChpMaXN0T3V0Ym94TWVzc2FnZXNSZXNwb25zZRIqCghtZXNzYWdlcxgBIAMoCzIYLmhlcmFsZC52MS5PdXRib3hNZXNzYWdlEhMKC25leHRfY3Vyc29yGAIgASgJIiUKF0dldE91dGJveE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIkUKGEdldE91dGJveE1lc3NhZ2VSZXNwb25zZRIpCgdtZXNzYWdlGAEgASgLMhguaGVyYWxkLnYxLk91dGJveE1lc3NhZ2UqeQoTRXNjYWxhdGlvbkNvbmRpdGlvbhIkCiBFU0NBTEFUSU9OX0NPTkRJVElPTl9VTlNQRUNJRklFRBAAEh0KGUVTQ0FMQVRJT05fQ09ORElUSU9OX1JFQUQQARIdChlFU0NBTEFUSU9OX0NPTkRJVElPTl9TRUVOEAIy+Q4KDEFkbWluU2VydmljZRJVCg5QdXRSb3V0aW5nUnVsZRIgLmhlcmFsZC52MS5QdXRSb3V0aW5nUnVsZVJlcXVlc3QaIS5oZXJhbGQudjEuUHV0Um91dGluZ1J1bGVSZXNwb25zZRJVCg5HZXRSb3V0aW5nUnVsZRIgLmhlcmFsZC52MS5HZXRSb3V0aW5nUnVsZVJlcXVlc3QaIS5oZXJhbGQudjEuR2V0Um91dGluZ1J1bGVSZXNwb25zZRJbChBMaXN0Um91dGluZ1J1bGVzEiIuaGVyYWxkLnYxLkxpc3RSb3V0aW5nUnVsZXNSZXF1ZXN0GiMuaGVyYWxkLnYxLkxpc3RSb3V0aW5nUnVsZXNSZXNwb25zZRJeChFEZWxldGVSb3V0aW5nUnVsZRIjLmhlcmFsZC52MS5EZWxldGVSb3V0aW5nUnVsZVJlcXVlc3QaJC5oZXJhbGQudjEuRGVsZXRlUm91dGluZ1J1bGVSZXNwb25zZRJMCgtQdXRUZW1wbGF0ZRIdLmhlcmFsZC52MS5QdXRUZW1wbGF0ZVJlcXVlc3QaHi5oZXJhbGQudjEuUHV0VGVtcGxhdGVSZXNwb25zZRJSCg1MaXN0VGVtcGxhdGVzEh8uaGVyYWxkLnYxLkxpc3RUZW1wbGF0ZXNSZXF1ZXN0GiAuaGVyYWxkLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZRJVCg5EZWxldGVUZW1wbGF0ZRIgLmhlcmFsZC52MS5EZWxldGVUZW1wbGF0ZVJlcXVlc3QaIS5oZXJhbGQudjEuRGVsZXRlVGVtcGxhdGVSZXNwb25zZRJYCg9QcmV2aWV3VGVtcGxhdGUSIS5oZXJhbGQudjEuUHJldmlld1RlbXBsYXRlUmVxdWVzdBoiLmhlcmFsZC52MS5QcmV2aWV3VGVtcGxhdGVSZXNwb25zZRJqChVDcmVhdGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5DcmVhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJnChRMaXN0V2ViaG9va0VuZHBvaW50cxImLmhlcmFsZC52MS5MaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QaJy5oZXJhbGQudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZRJqChVVcGRhdGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuVXBkYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5VcGRhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJqChVEZWxldGVXZWJob29rRW5kcG9pbnQSJy5oZXJhbGQudjEuRGVsZXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBooLmhlcmFsZC52MS5EZWxldGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJkChNSb3RhdGVXZWJob29rU2VjcmV0EiUuaGVyYWxkLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0GiYuaGVyYWxkLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRJtChZCcm9hZGNhc3RTeXN0ZW1NZXNzYWdlEiguaGVyYWxkLnYxLkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXF1ZXN0GikuaGVyYWxkLnYxLkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXNwb25zZRJVCg5SZXBsYXlEZWxpdmVyeRIgLmhlcmFsZC52MS5SZXBsYXlEZWxpdmVyeVJlcXVlc3QaIS5oZXJhbGQudjEuUmVwbGF5RGVsaXZlcnlSZXNwb25zZRJbChBMaXN0U3VwcHJlc3Npb25zEiIuaGVyYWxkLnYxLkxpc3RTdXBwcmVzc2lvbnNSZXF1ZXN0GiMuaGVyYWxkLnYxLkxpc3RTdXBwcmVzc2lvbnNSZXNwb25zZRJVCg5BZGRTdXBwcmVzc2lvbhIgLmhlcmFsZC52MS5BZGRTdXBwcmVzc2lvblJlcXVlc3QaIS5oZXJhbGQudjEuQWRkU3VwcHJlc3Npb25SZXNwb25zZRJeChFSZW1vdmVTdXBwcmVzc2lvbhIjLmhlcmFsZC52MS5SZW1vdmVTdXBwcmVzc2lvblJlcXVlc3QaJC5oZXJhbGQudjEuUmVtb3ZlU3VwcHJlc3Npb25SZXNwb25zZRJhChJMaXN0T3V0Ym94TWVzc2FnZXMSJC5oZXJhbGQudjEuTGlzdE91dGJveE1lc3NhZ2VzUmVxdWVzdBolLmhlcmFsZC52MS5MaXN0T3V0Ym94TWVzc2FnZXNSZXNwb25zZRJbChBHZXRPdXRib3hNZXNzYWdlEiIuaGVyYWxkLnYxLkdldE91dGJveE1lc3NhZ2VSZXF1ZXN0GiMuaGVyYWxkLnYxLkdldE91dGJveE1lc3NhZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_herald_v1_types]);
 
 /**
  * A step of a routing rule: its channels are planned delay_seconds after send_at.
@@ -74,6 +74,13 @@ export type RoutingRule = Message<"herald.v1.RoutingRule"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 4;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * The sender of this type's e-mail, instead of the e-mail providers' own; an empty field keeps theirs.
+   *
+   * @generated from field: herald.v1.EmailSender email_sender = 5;
+   */
+  emailSender?: EmailSender | undefined;
 };
 
 /**
@@ -82,6 +89,32 @@ export type RoutingRule = Message<"herald.v1.RoutingRule"> & {
  */
 export const RoutingRuleSchema: GenMessage<RoutingRule> = /*@__PURE__*/
   messageDesc(file_herald_v1_admin_service, 1);
+
+/**
+ * @generated from message herald.v1.EmailSender
+ */
+export type EmailSender = Message<"herald.v1.EmailSender"> & {
+  /**
+   * An address or "Name <address>"; with SES it must be a verified identity.
+   *
+   * @generated from field: string from = 1;
+   */
+  from: string;
+
+  /**
+   * An address or "Name <address>".
+   *
+   * @generated from field: string reply_to = 2;
+   */
+  replyTo: string;
+};
+
+/**
+ * Describes the message herald.v1.EmailSender.
+ * Use `create(EmailSenderSchema)` to create a new message.
+ */
+export const EmailSenderSchema: GenMessage<EmailSender> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 2);
 
 /**
  * @generated from message herald.v1.PutRoutingRuleRequest
@@ -98,7 +131,7 @@ export type PutRoutingRuleRequest = Message<"herald.v1.PutRoutingRuleRequest"> &
  * Use `create(PutRoutingRuleRequestSchema)` to create a new message.
  */
 export const PutRoutingRuleRequestSchema: GenMessage<PutRoutingRuleRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 2);
+  messageDesc(file_herald_v1_admin_service, 3);
 
 /**
  * @generated from message herald.v1.PutRoutingRuleResponse
@@ -115,7 +148,7 @@ export type PutRoutingRuleResponse = Message<"herald.v1.PutRoutingRuleResponse">
  * Use `create(PutRoutingRuleResponseSchema)` to create a new message.
  */
 export const PutRoutingRuleResponseSchema: GenMessage<PutRoutingRuleResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 3);
+  messageDesc(file_herald_v1_admin_service, 4);
 
 /**
  * @generated from message herald.v1.GetRoutingRuleRequest
@@ -132,7 +165,7 @@ export type GetRoutingRuleRequest = Message<"herald.v1.GetRoutingRuleRequest"> &
  * Use `create(GetRoutingRuleRequestSchema)` to create a new message.
  */
 export const GetRoutingRuleRequestSchema: GenMessage<GetRoutingRuleRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 4);
+  messageDesc(file_herald_v1_admin_service, 5);
 
 /**
  * @generated from message herald.v1.GetRoutingRuleResponse
@@ -149,7 +182,7 @@ export type GetRoutingRuleResponse = Message<"herald.v1.GetRoutingRuleResponse">
  * Use `create(GetRoutingRuleResponseSchema)` to create a new message.
  */
 export const GetRoutingRuleResponseSchema: GenMessage<GetRoutingRuleResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 5);
+  messageDesc(file_herald_v1_admin_service, 6);
 
 /**
  * @generated from message herald.v1.ListRoutingRulesRequest
@@ -162,7 +195,7 @@ export type ListRoutingRulesRequest = Message<"herald.v1.ListRoutingRulesRequest
  * Use `create(ListRoutingRulesRequestSchema)` to create a new message.
  */
 export const ListRoutingRulesRequestSchema: GenMessage<ListRoutingRulesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 6);
+  messageDesc(file_herald_v1_admin_service, 7);
 
 /**
  * @generated from message herald.v1.ListRoutingRulesResponse
@@ -179,7 +212,7 @@ export type ListRoutingRulesResponse = Message<"herald.v1.ListRoutingRulesRespon
  * Use `create(ListRoutingRulesResponseSchema)` to create a new message.
  */
 export const ListRoutingRulesResponseSchema: GenMessage<ListRoutingRulesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 7);
+  messageDesc(file_herald_v1_admin_service, 8);
 
 /**
  * @generated from message herald.v1.DeleteRoutingRuleRequest
@@ -196,7 +229,7 @@ export type DeleteRoutingRuleRequest = Message<"herald.v1.DeleteRoutingRuleReque
  * Use `create(DeleteRoutingRuleRequestSchema)` to create a new message.
  */
 export const DeleteRoutingRuleRequestSchema: GenMessage<DeleteRoutingRuleRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 8);
+  messageDesc(file_herald_v1_admin_service, 9);
 
 /**
  * @generated from message herald.v1.DeleteRoutingRuleResponse
@@ -209,7 +242,7 @@ export type DeleteRoutingRuleResponse = Message<"herald.v1.DeleteRoutingRuleResp
  * Use `create(DeleteRoutingRuleResponseSchema)` to create a new message.
  */
 export const DeleteRoutingRuleResponseSchema: GenMessage<DeleteRoutingRuleResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 9);
+  messageDesc(file_herald_v1_admin_service, 10);
 
 /**
  * @generated from message herald.v1.Template
@@ -240,7 +273,8 @@ export type Template = Message<"herald.v1.Template"> & {
   title?: string | undefined;
 
   /**
-   * Liquid template of the body (e-mail: the HTML part; every output is HTML-escaped).
+   * Liquid template of the body. E-mail: Markdown, rendered into the HTML part (inside the e-mail layout)
+   * and the text part; every output is escaped for Markdown and HTML, so data adds no markup or links.
    *
    * @generated from field: string body = 5;
    */
@@ -252,8 +286,8 @@ export type Template = Message<"herald.v1.Template"> & {
   updatedAt?: Timestamp | undefined;
 
   /**
-   * E-mail only: Liquid template of the plain-text part. Without it the text part is the body rendered
-   * without HTML escaping.
+   * E-mail only: Liquid template of the plain-text part. Without it the text part is made from the body's
+   * Markdown.
    *
    * @generated from field: optional string text = 7;
    */
@@ -265,7 +299,7 @@ export type Template = Message<"herald.v1.Template"> & {
  * Use `create(TemplateSchema)` to create a new message.
  */
 export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 10);
+  messageDesc(file_herald_v1_admin_service, 11);
 
 /**
  * @generated from message herald.v1.PutTemplateRequest
@@ -282,7 +316,7 @@ export type PutTemplateRequest = Message<"herald.v1.PutTemplateRequest"> & {
  * Use `create(PutTemplateRequestSchema)` to create a new message.
  */
 export const PutTemplateRequestSchema: GenMessage<PutTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 11);
+  messageDesc(file_herald_v1_admin_service, 12);
 
 /**
  * @generated from message herald.v1.PutTemplateResponse
@@ -299,7 +333,7 @@ export type PutTemplateResponse = Message<"herald.v1.PutTemplateResponse"> & {
  * Use `create(PutTemplateResponseSchema)` to create a new message.
  */
 export const PutTemplateResponseSchema: GenMessage<PutTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 12);
+  messageDesc(file_herald_v1_admin_service, 13);
 
 /**
  * @generated from message herald.v1.ListTemplatesRequest
@@ -318,7 +352,7 @@ export type ListTemplatesRequest = Message<"herald.v1.ListTemplatesRequest"> & {
  * Use `create(ListTemplatesRequestSchema)` to create a new message.
  */
 export const ListTemplatesRequestSchema: GenMessage<ListTemplatesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 13);
+  messageDesc(file_herald_v1_admin_service, 14);
 
 /**
  * @generated from message herald.v1.ListTemplatesResponse
@@ -335,7 +369,7 @@ export type ListTemplatesResponse = Message<"herald.v1.ListTemplatesResponse"> &
  * Use `create(ListTemplatesResponseSchema)` to create a new message.
  */
 export const ListTemplatesResponseSchema: GenMessage<ListTemplatesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 14);
+  messageDesc(file_herald_v1_admin_service, 15);
 
 /**
  * @generated from message herald.v1.DeleteTemplateRequest
@@ -362,7 +396,7 @@ export type DeleteTemplateRequest = Message<"herald.v1.DeleteTemplateRequest"> &
  * Use `create(DeleteTemplateRequestSchema)` to create a new message.
  */
 export const DeleteTemplateRequestSchema: GenMessage<DeleteTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 15);
+  messageDesc(file_herald_v1_admin_service, 16);
 
 /**
  * @generated from message herald.v1.DeleteTemplateResponse
@@ -375,7 +409,7 @@ export type DeleteTemplateResponse = Message<"herald.v1.DeleteTemplateResponse">
  * Use `create(DeleteTemplateResponseSchema)` to create a new message.
  */
 export const DeleteTemplateResponseSchema: GenMessage<DeleteTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 16);
+  messageDesc(file_herald_v1_admin_service, 17);
 
 /**
  * @generated from message herald.v1.PreviewTemplateRequest
@@ -424,7 +458,7 @@ export type PreviewTemplateRequest = Message<"herald.v1.PreviewTemplateRequest">
  * Use `create(PreviewTemplateRequestSchema)` to create a new message.
  */
 export const PreviewTemplateRequestSchema: GenMessage<PreviewTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 17);
+  messageDesc(file_herald_v1_admin_service, 18);
 
 /**
  * @generated from message herald.v1.PreviewTemplateResponse
@@ -466,7 +500,7 @@ export type PreviewTemplateResponse = Message<"herald.v1.PreviewTemplateResponse
  * Use `create(PreviewTemplateResponseSchema)` to create a new message.
  */
 export const PreviewTemplateResponseSchema: GenMessage<PreviewTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 18);
+  messageDesc(file_herald_v1_admin_service, 19);
 
 /**
  * @generated from message herald.v1.WebhookEndpoint
@@ -530,7 +564,7 @@ export type WebhookEndpoint = Message<"herald.v1.WebhookEndpoint"> & {
  * Use `create(WebhookEndpointSchema)` to create a new message.
  */
 export const WebhookEndpointSchema: GenMessage<WebhookEndpoint> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 19);
+  messageDesc(file_herald_v1_admin_service, 20);
 
 /**
  * @generated from message herald.v1.CreateWebhookEndpointRequest
@@ -564,7 +598,7 @@ export type CreateWebhookEndpointRequest = Message<"herald.v1.CreateWebhookEndpo
  * Use `create(CreateWebhookEndpointRequestSchema)` to create a new message.
  */
 export const CreateWebhookEndpointRequestSchema: GenMessage<CreateWebhookEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 20);
+  messageDesc(file_herald_v1_admin_service, 21);
 
 /**
  * @generated from message herald.v1.CreateWebhookEndpointResponse
@@ -588,7 +622,7 @@ export type CreateWebhookEndpointResponse = Message<"herald.v1.CreateWebhookEndp
  * Use `create(CreateWebhookEndpointResponseSchema)` to create a new message.
  */
 export const CreateWebhookEndpointResponseSchema: GenMessage<CreateWebhookEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 21);
+  messageDesc(file_herald_v1_admin_service, 22);
 
 /**
  * @generated from message herald.v1.ListWebhookEndpointsRequest
@@ -601,7 +635,7 @@ export type ListWebhookEndpointsRequest = Message<"herald.v1.ListWebhookEndpoint
  * Use `create(ListWebhookEndpointsRequestSchema)` to create a new message.
  */
 export const ListWebhookEndpointsRequestSchema: GenMessage<ListWebhookEndpointsRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 22);
+  messageDesc(file_herald_v1_admin_service, 23);
 
 /**
  * @generated from message herald.v1.ListWebhookEndpointsResponse
@@ -618,7 +652,7 @@ export type ListWebhookEndpointsResponse = Message<"herald.v1.ListWebhookEndpoin
  * Use `create(ListWebhookEndpointsResponseSchema)` to create a new message.
  */
 export const ListWebhookEndpointsResponseSchema: GenMessage<ListWebhookEndpointsResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 23);
+  messageDesc(file_herald_v1_admin_service, 24);
 
 /**
  * @generated from message herald.v1.UpdateWebhookEndpointRequest
@@ -662,7 +696,7 @@ export type UpdateWebhookEndpointRequest = Message<"herald.v1.UpdateWebhookEndpo
  * Use `create(UpdateWebhookEndpointRequestSchema)` to create a new message.
  */
 export const UpdateWebhookEndpointRequestSchema: GenMessage<UpdateWebhookEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 24);
+  messageDesc(file_herald_v1_admin_service, 25);
 
 /**
  * @generated from message herald.v1.UpdateWebhookEndpointResponse
@@ -679,7 +713,7 @@ export type UpdateWebhookEndpointResponse = Message<"herald.v1.UpdateWebhookEndp
  * Use `create(UpdateWebhookEndpointResponseSchema)` to create a new message.
  */
 export const UpdateWebhookEndpointResponseSchema: GenMessage<UpdateWebhookEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 25);
+  messageDesc(file_herald_v1_admin_service, 26);
 
 /**
  * @generated from message herald.v1.DeleteWebhookEndpointRequest
@@ -696,7 +730,7 @@ export type DeleteWebhookEndpointRequest = Message<"herald.v1.DeleteWebhookEndpo
  * Use `create(DeleteWebhookEndpointRequestSchema)` to create a new message.
  */
 export const DeleteWebhookEndpointRequestSchema: GenMessage<DeleteWebhookEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 26);
+  messageDesc(file_herald_v1_admin_service, 27);
 
 /**
  * @generated from message herald.v1.DeleteWebhookEndpointResponse
@@ -709,7 +743,7 @@ export type DeleteWebhookEndpointResponse = Message<"herald.v1.DeleteWebhookEndp
  * Use `create(DeleteWebhookEndpointResponseSchema)` to create a new message.
  */
 export const DeleteWebhookEndpointResponseSchema: GenMessage<DeleteWebhookEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 27);
+  messageDesc(file_herald_v1_admin_service, 28);
 
 /**
  * @generated from message herald.v1.RotateWebhookSecretRequest
@@ -733,7 +767,7 @@ export type RotateWebhookSecretRequest = Message<"herald.v1.RotateWebhookSecretR
  * Use `create(RotateWebhookSecretRequestSchema)` to create a new message.
  */
 export const RotateWebhookSecretRequestSchema: GenMessage<RotateWebhookSecretRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 28);
+  messageDesc(file_herald_v1_admin_service, 29);
 
 /**
  * @generated from message herald.v1.RotateWebhookSecretResponse
@@ -755,7 +789,7 @@ export type RotateWebhookSecretResponse = Message<"herald.v1.RotateWebhookSecret
  * Use `create(RotateWebhookSecretResponseSchema)` to create a new message.
  */
 export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 29);
+  messageDesc(file_herald_v1_admin_service, 30);
 
 /**
  * @generated from message herald.v1.ReplayDeliveryRequest
@@ -772,7 +806,7 @@ export type ReplayDeliveryRequest = Message<"herald.v1.ReplayDeliveryRequest"> &
  * Use `create(ReplayDeliveryRequestSchema)` to create a new message.
  */
 export const ReplayDeliveryRequestSchema: GenMessage<ReplayDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 30);
+  messageDesc(file_herald_v1_admin_service, 31);
 
 /**
  * @generated from message herald.v1.ReplayDeliveryResponse
@@ -789,7 +823,7 @@ export type ReplayDeliveryResponse = Message<"herald.v1.ReplayDeliveryResponse">
  * Use `create(ReplayDeliveryResponseSchema)` to create a new message.
  */
 export const ReplayDeliveryResponseSchema: GenMessage<ReplayDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 31);
+  messageDesc(file_herald_v1_admin_service, 32);
 
 /**
  * @generated from message herald.v1.BroadcastSystemMessageRequest
@@ -813,7 +847,7 @@ export type BroadcastSystemMessageRequest = Message<"herald.v1.BroadcastSystemMe
  * Use `create(BroadcastSystemMessageRequestSchema)` to create a new message.
  */
 export const BroadcastSystemMessageRequestSchema: GenMessage<BroadcastSystemMessageRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 32);
+  messageDesc(file_herald_v1_admin_service, 33);
 
 /**
  * @generated from message herald.v1.BroadcastSystemMessageResponse
@@ -826,7 +860,7 @@ export type BroadcastSystemMessageResponse = Message<"herald.v1.BroadcastSystemM
  * Use `create(BroadcastSystemMessageResponseSchema)` to create a new message.
  */
 export const BroadcastSystemMessageResponseSchema: GenMessage<BroadcastSystemMessageResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 33);
+  messageDesc(file_herald_v1_admin_service, 34);
 
 /**
  * @generated from message herald.v1.Suppression
@@ -869,7 +903,7 @@ export type Suppression = Message<"herald.v1.Suppression"> & {
  * Use `create(SuppressionSchema)` to create a new message.
  */
 export const SuppressionSchema: GenMessage<Suppression> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 34);
+  messageDesc(file_herald_v1_admin_service, 35);
 
 /**
  * @generated from message herald.v1.ListSuppressionsRequest
@@ -909,7 +943,7 @@ export type ListSuppressionsRequest = Message<"herald.v1.ListSuppressionsRequest
  * Use `create(ListSuppressionsRequestSchema)` to create a new message.
  */
 export const ListSuppressionsRequestSchema: GenMessage<ListSuppressionsRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 35);
+  messageDesc(file_herald_v1_admin_service, 36);
 
 /**
  * @generated from message herald.v1.ListSuppressionsResponse
@@ -933,7 +967,7 @@ export type ListSuppressionsResponse = Message<"herald.v1.ListSuppressionsRespon
  * Use `create(ListSuppressionsResponseSchema)` to create a new message.
  */
 export const ListSuppressionsResponseSchema: GenMessage<ListSuppressionsResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 36);
+  messageDesc(file_herald_v1_admin_service, 37);
 
 /**
  * @generated from message herald.v1.AddSuppressionRequest
@@ -962,7 +996,7 @@ export type AddSuppressionRequest = Message<"herald.v1.AddSuppressionRequest"> &
  * Use `create(AddSuppressionRequestSchema)` to create a new message.
  */
 export const AddSuppressionRequestSchema: GenMessage<AddSuppressionRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 37);
+  messageDesc(file_herald_v1_admin_service, 38);
 
 /**
  * @generated from message herald.v1.AddSuppressionResponse
@@ -986,7 +1020,7 @@ export type AddSuppressionResponse = Message<"herald.v1.AddSuppressionResponse">
  * Use `create(AddSuppressionResponseSchema)` to create a new message.
  */
 export const AddSuppressionResponseSchema: GenMessage<AddSuppressionResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 38);
+  messageDesc(file_herald_v1_admin_service, 39);
 
 /**
  * @generated from message herald.v1.RemoveSuppressionRequest
@@ -1008,7 +1042,7 @@ export type RemoveSuppressionRequest = Message<"herald.v1.RemoveSuppressionReque
  * Use `create(RemoveSuppressionRequestSchema)` to create a new message.
  */
 export const RemoveSuppressionRequestSchema: GenMessage<RemoveSuppressionRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 39);
+  messageDesc(file_herald_v1_admin_service, 40);
 
 /**
  * @generated from message herald.v1.RemoveSuppressionResponse
@@ -1027,7 +1061,7 @@ export type RemoveSuppressionResponse = Message<"herald.v1.RemoveSuppressionResp
  * Use `create(RemoveSuppressionResponseSchema)` to create a new message.
  */
 export const RemoveSuppressionResponseSchema: GenMessage<RemoveSuppressionResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 40);
+  messageDesc(file_herald_v1_admin_service, 41);
 
 /**
  * One message the outbox captured.
@@ -1094,7 +1128,7 @@ export type OutboxMessage = Message<"herald.v1.OutboxMessage"> & {
  * Use `create(OutboxMessageSchema)` to create a new message.
  */
 export const OutboxMessageSchema: GenMessage<OutboxMessage> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 41);
+  messageDesc(file_herald_v1_admin_service, 42);
 
 /**
  * @generated from message herald.v1.ListOutboxMessagesRequest
@@ -1134,7 +1168,7 @@ export type ListOutboxMessagesRequest = Message<"herald.v1.ListOutboxMessagesReq
  * Use `create(ListOutboxMessagesRequestSchema)` to create a new message.
  */
 export const ListOutboxMessagesRequestSchema: GenMessage<ListOutboxMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 42);
+  messageDesc(file_herald_v1_admin_service, 43);
 
 /**
  * @generated from message herald.v1.ListOutboxMessagesResponse
@@ -1158,7 +1192,7 @@ export type ListOutboxMessagesResponse = Message<"herald.v1.ListOutboxMessagesRe
  * Use `create(ListOutboxMessagesResponseSchema)` to create a new message.
  */
 export const ListOutboxMessagesResponseSchema: GenMessage<ListOutboxMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 43);
+  messageDesc(file_herald_v1_admin_service, 44);
 
 /**
  * @generated from message herald.v1.GetOutboxMessageRequest
@@ -1175,7 +1209,7 @@ export type GetOutboxMessageRequest = Message<"herald.v1.GetOutboxMessageRequest
  * Use `create(GetOutboxMessageRequestSchema)` to create a new message.
  */
 export const GetOutboxMessageRequestSchema: GenMessage<GetOutboxMessageRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 44);
+  messageDesc(file_herald_v1_admin_service, 45);
 
 /**
  * @generated from message herald.v1.GetOutboxMessageResponse
@@ -1192,7 +1226,7 @@ export type GetOutboxMessageResponse = Message<"herald.v1.GetOutboxMessageRespon
  * Use `create(GetOutboxMessageResponseSchema)` to create a new message.
  */
 export const GetOutboxMessageResponseSchema: GenMessage<GetOutboxMessageResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_admin_service, 45);
+  messageDesc(file_herald_v1_admin_service, 46);
 
 /**
  * @generated from enum herald.v1.EscalationCondition

@@ -8,13 +8,24 @@ import type { Content } from '../../delivery/provider.js';
 import type { ClaimedDelivery } from '../../store/deliveries.js';
 import { type SqlRunner, suppressAddress } from '../../store/index.js';
 import { preferenceGate, suppressionGate } from '../gates.js';
-import { emailHtml, emailText } from './layout.js';
+import { emailHtml, emailText, footerText } from './layout.js';
 import type { EmailMetrics } from './metrics.js';
+
+/** The links a message carries, signed and expiring. */
+export interface MessageLinks {
+  /** The one-click unsubscribe URL for a user and notification type. */
+  unsubscribeUrl(userId: string, type: string): string;
+  /** `mailto:` unsubscribe for List-Unsubscribe, when an address for it is configured; else null. */
+  unsubscribeMailto(userId: string, type: string): string | null;
+  /** The user's preferences page. */
+  preferencesUrl(userId: string): string;
+}
 
 export interface EmailDriverDeps {
   sql: SqlRunner;
-  /** The one-click unsubscribe URL for a user and notification type (signed, expiring). */
-  unsubscribeUrl: (userId: string, type: string) => string;
+  links: MessageLinks;
+  /** The type's own sender (its routing rule), or null for the provider's. */
+  sender: (type: string) => { from: string | null; replyTo: string | null } | null;
   metrics: EmailMetrics;
 }
 
@@ -31,7 +42,10 @@ export function createEmailDriver(deps: EmailDriverDeps): ChannelDriver {
         : { unusable: 'no_address: the delivery has no e-mail address' };
     },
     describe: (destination) => (destination.channel === 'email' ? maskEmail(destination.address) : ''),
-    content: (claim, parts) => emailContent(claim, parts, deps.unsubscribeUrl),
+    content: (claim, parts) => ({
+      ...emailContent(claim, parts, deps.links),
+      ...senderOf(deps.sender(claim.type)),
+    }),
     async attempted(claim, outcome, provider) {
       if (outcome.kind === 'sent') deps.metrics.count('sent', provider, claim.type);
     },
@@ -47,38 +61,52 @@ export function createEmailDriver(deps: EmailDriverDeps): ChannelDriver {
   };
 }
 
+function senderOf(sender: { from: string | null; replyTo: string | null } | null) {
+  return {
+    ...(sender?.from ? { from: sender.from } : {}),
+    ...(sender?.replyTo ? { replyTo: sender.replyTo } : {}),
+  };
+}
+
 /**
  * Subject, HTML and text, and the headers every e-mail carries. The HTML and the text both come from the
  * body's Markdown (a template's, or the notification's own body as plain text) in the e-mail layout. A
- * non-critical e-mail gets RFC 8058 one-click unsubscribe headers and a visible unsubscribe link; critical
- * ones (password resets) carry none.
+ * non-critical e-mail gets RFC 8058 one-click unsubscribe headers (with a `mailto:` alternative when one is
+ * configured) and visible unsubscribe and preferences links; critical ones (password resets) carry none.
  */
-export function emailContent(
-  claim: ClaimedDelivery,
-  parts: RenderedParts,
-  unsubscribeUrl: (userId: string, type: string) => string,
-): Content {
+export function emailContent(claim: ClaimedDelivery, parts: RenderedParts, links: MessageLinks): Content {
   const subject = parts.title ?? claim.type;
   const markdown = parts.fromTemplate ? (parts.body ?? '') : escapeMarkdown(parts.body ?? '');
   const headers: Record<string, string> = { 'X-Herald-Notification-Id': claim.notification_id };
-  const url = claim.critical ? null : unsubscribeUrl(claim.user_id, claim.type);
-  const footer = url
-    ? { text: `You get these e-mails about ${claim.type}.`, linkText: 'Unsubscribe', url }
-    : undefined;
+  if (claim.critical) {
+    const layout = { subject, markdown };
+    return {
+      channel: 'email',
+      subject,
+      html: emailHtml(layout),
+      text: parts.text ?? emailText(layout),
+      headers,
+    };
+  }
+  const url = links.unsubscribeUrl(claim.user_id, claim.type);
+  const mailto = links.unsubscribeMailto(claim.user_id, claim.type);
+  const footer = {
+    text: `You get these e-mails about ${claim.type}.`,
+    links: [
+      { text: 'Unsubscribe', url },
+      { text: 'Preferences', url: links.preferencesUrl(claim.user_id) },
+    ],
+  };
   const layout = { subject, markdown, footer };
-  const text =
-    parts.text === null
-      ? emailText(layout)
-      : footer
-        ? `${parts.text}\n\n--\nUnsubscribe: ${footer.url}`
-        : parts.text;
   return {
     channel: 'email',
     subject,
     html: emailHtml(layout),
-    text,
-    headers: url
-      ? { ...headers, 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' }
-      : headers,
+    text: parts.text === null ? emailText(layout) : `${parts.text}\n\n--\n${footerText(footer)}`,
+    headers: {
+      ...headers,
+      'List-Unsubscribe': mailto ? `<${url}>, <${mailto}>` : `<${url}>`,
+      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+    },
   };
 }

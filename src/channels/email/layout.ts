@@ -11,8 +11,13 @@ export interface EmailLayout {
   subject: string;
   /** The body, Markdown (data in it already escaped by the template renderer). */
   markdown: string;
-  /** A footer line and its link (unsubscribe); none for critical e-mails. */
-  footer?: { text: string; linkText: string; url: string } | undefined;
+  /** A footer line and its links (unsubscribe, preferences); none for critical e-mails. */
+  footer?: EmailFooter | undefined;
+}
+
+export interface EmailFooter {
+  text: string;
+  links: readonly { text: string; url: string }[];
 }
 
 const FONT = "font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif";
@@ -55,8 +60,14 @@ const marked = new Marked({
 
 export function emailHtml(layout: EmailLayout): string {
   const body = marked.parse(layout.markdown, { async: false });
+  const links = (layout.footer?.links ?? [])
+    .map(
+      (link) =>
+        `<a href="${attribute(link.url)}" style="color:#59636e;text-decoration:underline">${escapeHtml(link.text)}</a>`,
+    )
+    .join(' &middot; ');
   const footer = layout.footer
-    ? `<tr><td style="padding:16px 24px;font-size:12px;line-height:18px;color:#59636e;${FONT}">${escapeHtml(layout.footer.text)} <a href="${attribute(layout.footer.url)}" style="color:#59636e;text-decoration:underline">${escapeHtml(layout.footer.linkText)}</a></td></tr>`
+    ? `<tr><td style="padding:16px 24px;font-size:12px;line-height:18px;color:#59636e;${FONT}">${escapeHtml(layout.footer.text)} ${links}</td></tr>`
     : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light"><title>${escapeHtml(layout.subject)}</title></head>
@@ -80,7 +91,12 @@ export function emailText(layout: EmailLayout): string {
     .map((token) => blockText(token))
     .filter((block) => block !== '')
     .join('\n\n');
-  return layout.footer ? `${text}\n\n--\n${layout.footer.linkText}: ${layout.footer.url}` : text;
+  return layout.footer ? `${text}\n\n--\n${footerText(layout.footer)}` : text;
+}
+
+/** The footer's links as text lines ("Unsubscribe: <url>"), for a text part. */
+export function footerText(footer: EmailFooter): string {
+  return footer.links.map((link) => `${link.text}: ${link.url}`).join('\n');
 }
 
 function blockText(token: Token): string {

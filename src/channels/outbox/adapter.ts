@@ -106,7 +106,14 @@ export function messageOf(task: DeliveryTask, at: Date): Record<string, unknown>
 
 function emailMessage(content: Extract<Content, { channel: 'email' }>, destination: Destination) {
   return {
-    headers: { To: destinationOf(destination), Subject: content.subject, ...content.headers },
+    headers: {
+      // The type's own sender when its routing rule names one; else the provider's, which the outbox has not.
+      ...(content.from ? { From: content.from } : {}),
+      ...(content.replyTo ? { 'Reply-To': content.replyTo } : {}),
+      To: destinationOf(destination),
+      Subject: content.subject,
+      ...content.headers,
+    },
     subject: content.subject,
     html: content.html,
     text: content.text,
