@@ -281,7 +281,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 function unsubscribeMailto(raw: string | undefined, problems: string[]): string | null {
   if (raw === undefined) return null;
-  if (!/^[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@[A-Za-z0-9.-]+$/.test(raw)) {
+  // No ?, #, % or &: in a mailto: URI they would start header fields, a fragment or an escape.
+  if (!/^[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(raw)) {
     problems.push('HERALD_UNSUBSCRIBE_MAILTO must be a plain e-mail address (unsubscribe@example.com)');
     return null;
   }

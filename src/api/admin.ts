@@ -22,10 +22,10 @@ import {
 } from '../../gen/herald/v1/admin_service_pb.js';
 import type { Channel, Recipient } from '../../gen/herald/v1/types_pb.js';
 import { emailHtml, emailText } from '../channels/email/layout.js';
+import { senderProblem } from '../channels/email/sender.js';
 import type { AddressGuard } from '../channels/webhook/address-guard.js';
 import { generateWebhookSecret } from '../channels/webhook/signature.js';
 import type { ChannelName } from '../core/channels.js';
-import { MAILBOX } from '../core/destinations.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import { checkId, checkLocale, checkTextLength, findUnstorableText, limits } from '../core/rules.js';
@@ -122,9 +122,8 @@ function text(field: string, value: string, min: number, max: number): string {
 /** An optional e-mail sender field: empty is none; else one line, an address or "Name <address>". */
 function sender(field: string, value: string): string | null {
   if (value === '') return null;
-  if (value.length > 320 || !MAILBOX.test(value)) {
-    throw invalidArgument(field, 'must be an address or "Name <address>" on one line');
-  }
+  const problem = senderProblem(value);
+  if (problem) throw invalidArgument(field, problem);
   return value;
 }
 

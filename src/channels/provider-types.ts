@@ -2,7 +2,7 @@
 // are checked. Adding a provider type is adding an entry here.
 import net from 'node:net';
 import { z } from 'zod';
-import { MAILBOX } from '../core/destinations.js';
+import { SENDER_RULE, senderProblem } from './email/sender.js';
 import { intBetween, type ProviderTypes, secret } from './providers-file.js';
 
 /** An address (a network of its own) or a CIDR whose prefix length fits the address family. */
@@ -106,7 +106,8 @@ const fcmSettings = z.strictObject({
     .optional(),
 });
 
-const mailbox = (rule: string) => z.string({ error: 'required' }).regex(MAILBOX, rule);
+const mailbox = () =>
+  z.string({ error: 'required' }).refine((value) => senderProblem(value) === undefined, SENDER_RULE);
 
 const smtpSettings = z.strictObject({
   host: z.string({ error: 'required' }).min(1, 'required').max(255, 'must be at most 255 characters'),
@@ -125,8 +126,8 @@ const smtpSettings = z.strictObject({
       private_key: secret(),
     })
     .optional(),
-  from: mailbox('must be an address or "Name <address>"'),
-  reply_to: mailbox('must be an address or "Name <address>"').optional(),
+  from: mailbox(),
+  reply_to: mailbox().optional(),
   connections: intBetween(1, 100).optional(),
 });
 
@@ -145,8 +146,8 @@ const sesSettings = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a configuration set name')
       .optional(),
-    from: mailbox('must be an address or "Name <address>"'),
-    reply_to: mailbox('must be an address or "Name <address>"').optional(),
+    from: mailbox(),
+    reply_to: mailbox().optional(),
   })
   .refine((s) => (s.access_key_id === undefined) === (s.secret_access_key === undefined), {
     message: 'access_key_id and secret_access_key go together',

@@ -2,9 +2,6 @@
 // answers and the attempt log carry only these forms.
 import type { ChannelName } from './channels.js';
 
-/** An e-mail sender: an address, or a display name and an address in angle brackets (one line). */
-export const MAILBOX = /^(?:[^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/;
-
 /** `b***@example.com`: the first character of the local part and the whole domain. */
 export function maskEmail(address: string): string {
   const at = address.lastIndexOf('@');

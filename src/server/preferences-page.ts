@@ -1,9 +1,11 @@
 // The preferences page behind the link in every non-critical e-mail: `/preferences/<token>`. `GET` shows the
 // token's user their switches — each channel, and each notification type on the channels its routing uses —
-// as they apply now, and changes nothing. `POST` (the page's own form, urlencoded) saves only what the user
-// changed: a cell left as it was keeps following its channel switch, so turning a whole channel off is one
-// click. Critical types are not listed: opt-outs do not apply to them. A forged, altered or expired token is
-// 400 and changes nothing; the token only ever reaches its own user's preferences.
+// as they apply now, and changes nothing. `POST` (the page's own form, urlencoded) saves only the boxes the
+// user changed from what the page showed (the form carries what it showed), so an old tab cannot undo a change
+// made since (an unsubscribe, a complaint), and a box left as it was keeps following its channel switch:
+// turning a whole channel off is one click. Only switches the page would show now are saved. Critical types
+// are not listed: opt-outs do not apply to them. A forged, altered or expired token is 400 and changes
+// nothing; the token only ever reaches its own user's preferences.
 import type { ChannelName } from '../core/channels.js';
 import { escapeHtml } from '../core/html.js';
 import { verifyPreferencesLink } from '../core/link-tokens.js';
@@ -101,8 +103,12 @@ function key(s: Switch): string {
 async function showPage(db: Db, userId: string, message: string): Promise<{ status: number; html: string }> {
   const prefs = await getPreferences(db, userId);
   const switches = await switchesFor(db, prefs);
-  const box = (s: Switch) =>
-    `<input type="hidden" name="shown" value="${escapeHtml(key(s))}"><input type="checkbox" name="on" value="${escapeHtml(key(s))}" aria-label="${escapeHtml(`${s.type ?? 'All'} by ${LABELS[s.channel]}`)}"${isOn(prefs, s) ? ' checked' : ''}>`;
+  const box = (s: Switch) => {
+    const value = escapeHtml(key(s));
+    const on = isOn(prefs, s);
+    const label = escapeHtml(`${s.type ?? 'All'} by ${LABELS[s.channel]}`);
+    return `<input type="hidden" name="${on ? 'was_on' : 'was_off'}" value="${value}"><input type="checkbox" name="on" value="${value}" aria-label="${label}"${on ? ' checked' : ''}>`;
+  };
   const channelRows = switches
     .filter((s) => s.type === null)
     .map((s) => `<tr><td>${LABELS[s.channel]}</td><td class="c">${box(s)}</td></tr>`)
@@ -126,18 +132,24 @@ async function showPage(db: Db, userId: string, message: string): Promise<{ stat
 }
 
 interface PreferencesForm {
-  shown: Switch[];
+  /** Every switch the page showed, with whether it showed it on. */
+  shown: { switch: Switch; wasOn: boolean }[];
   on: Set<string>;
 }
 
 /** The form's switches, or null for a body that is not this page's form. */
 function parseForm(body: string): PreferencesForm | null {
   const params = new URLSearchParams(body);
-  const shown: Switch[] = [];
-  for (const value of params.getAll('shown')) {
-    const s = parseKey(value);
-    if (!s) return null;
-    shown.push(s);
+  const shown: PreferencesForm['shown'] = [];
+  for (const [name, wasOn] of [
+    ['was_on', true],
+    ['was_off', false],
+  ] as const) {
+    for (const value of params.getAll(name)) {
+      const s = parseKey(value);
+      if (!s) return null;
+      shown.push({ switch: s, wasOn });
+    }
   }
   if (shown.length === 0 || shown.length > 5_000) return null;
   return { shown, on: new Set(params.getAll('on')) };
@@ -152,10 +164,15 @@ function parseKey(value: string): Switch | null {
   return null;
 }
 
-/** Writes the switches the user changed from what applies now; an untouched cell keeps following its channel. */
+/**
+ * Writes the switches the user changed from what the page showed, among those the page would show now (not a
+ * critical type, not one no rule routes); an untouched box keeps following its channel.
+ */
 async function save(db: Db, userId: string, form: PreferencesForm): Promise<void> {
-  const prefs = await getPreferences(db, userId);
-  const changed = form.shown.filter((s) => form.on.has(key(s)) !== isOn(prefs, s));
+  const showable = new Set((await switchesFor(db, await getPreferences(db, userId))).map(key));
+  const changed = form.shown
+    .filter((s) => showable.has(key(s.switch)) && form.on.has(key(s.switch)) !== s.wasOn)
+    .map((s) => s.switch);
   if (changed.length === 0) return;
   await updatePreferences(db, userId, {
     channels: changed

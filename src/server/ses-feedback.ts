@@ -163,7 +163,7 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
       for (const r of bounce.bouncedRecipients ?? []) {
         if (r.emailAddress) await suppress(r.emailAddress, reason, delivery?.id);
       }
-      if (delivery) await moveForward(delivery, 'failed', reason);
+      if (delivery?.current) await moveForward(delivery, 'failed', reason);
       deps.onEvent?.('bounce', delivery?.provider ?? 'ses', delivery?.type ?? 'unknown');
     } else if (kind === 'Complaint') {
       const complaint = (event.complaint ?? {}) as { complainedRecipients?: { emailAddress?: string }[] };
@@ -178,7 +178,7 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
         });
       }
       deps.onEvent?.('complaint', delivery?.provider ?? 'ses', delivery?.type ?? 'unknown');
-    } else if (kind === 'Delivery' && delivery) {
+    } else if (kind === 'Delivery' && delivery?.current) {
       await moveForward(delivery, 'delivered', 'delivered: accepted by the recipient\u2019s mail server');
       deps.onEvent?.('delivery', delivery.provider ?? 'ses', delivery.type);
     }

@@ -11,6 +11,11 @@ export interface FeedbackDelivery {
   type: string;
   /** The provider that sent it, by its configured name. */
   provider: string | null;
+  /**
+   * The message is the delivery's latest: its feedback may move the delivery's status. Feedback on an earlier
+   * message of a delivery sent again (replayed) still suppresses the address, but leaves the status alone.
+   */
+  current: boolean;
 }
 
 /** The delivery a provider message id belongs to (on a channel), or undefined. */
@@ -23,7 +28,7 @@ export async function findDeliveryByProviderMessageId(
   // and a bounce of the first message must still find it.
   const rows = await sql.query<FeedbackDelivery & Record<string, unknown>>(
     `select d.id::text as id, d.notification_id::text as notification_id, d.user_id, d.status, n.type,
-            a.provider
+            a.provider, d.provider_message_id is not distinct from a.provider_message_id as current
      from delivery_attempts a
      join deliveries d on d.id = a.delivery_id
      join notifications n on n.id = d.notification_id

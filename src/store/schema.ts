@@ -110,10 +110,6 @@ export const deliveries = pgTable(
     // The dispatcher's claim query scans only what is due, and leases that ran out (a dispatcher died).
     index('deliveries_due').on(t.nextAttemptAt).where(sql`status = 'queued'`),
     index('deliveries_leased').on(t.leaseUntil).where(sql`status = 'sending'`),
-    // Provider feedback (SES bounces, complaints, deliveries) finds its delivery by the provider's message id.
-    index('deliveries_provider_message_id')
-      .on(t.providerMessageId)
-      .where(sql`provider_message_id is not null`),
   ],
 );
 
@@ -133,7 +129,8 @@ export const deliveryAttempts = pgTable(
     error: text('error'),
     // The start of the provider's answer (webhooks: the response body), truncated.
     response: text('response'),
-    // The provider's id of the message this attempt handed over (sent attempts): the key of its feedback.
+    // The provider's id of the message this attempt handed over (sent attempts): provider feedback (SES
+    // bounces, complaints, deliveries) finds its delivery by it.
     providerMessageId: text('provider_message_id'),
     startedAt: timestamptz('started_at').notNull(),
   },

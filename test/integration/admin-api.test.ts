@@ -87,7 +87,43 @@ const invalidRequests: [string, (s: Subject) => Promise<unknown>, string][] = [
       s.admin.putRoutingRule({
         rule: { type: 'bad.rule', steps: [step([Channel.EMAIL])], emailSender: { from: 'Billing' } },
       }),
-    'rule.email_sender.from: must be an address or "Name <address>" on one line',
+    'rule.email_sender.from: must be one address or "Name <address>" on one line',
+  ],
+  [
+    'PutRoutingRule with a sender that is a list of addresses',
+    (s) =>
+      s.admin.putRoutingRule({
+        rule: {
+          type: 'bad.rule',
+          steps: [step([Channel.EMAIL])],
+          emailSender: { from: 'a@evil.example, Billing <billing@example.com>' },
+        },
+      }),
+    'rule.email_sender.from: must be one address or "Name <address>" on one line',
+  ],
+  [
+    'PutRoutingRule with a sender that is a group',
+    (s) =>
+      s.admin.putRoutingRule({
+        rule: {
+          type: 'bad.rule',
+          steps: [step([Channel.EMAIL])],
+          emailSender: { from: 'Bcc: evil@x.example; <b@example.com>' },
+        },
+      }),
+    'rule.email_sender.from: must be one address or "Name <address>" on one line',
+  ],
+  [
+    'PutRoutingRule with a line break in the display name',
+    (s) =>
+      s.admin.putRoutingRule({
+        rule: {
+          type: 'bad.rule',
+          steps: [step([Channel.EMAIL])],
+          emailSender: { from: 'Billing\u2028Bcc: x <b@example.com>' },
+        },
+      }),
+    'rule.email_sender.from: must be one address or "Name <address>" on one line',
   ],
   [
     'PutRoutingRule with a reply-to that smuggles a header',
@@ -99,7 +135,7 @@ const invalidRequests: [string, (s: Subject) => Promise<unknown>, string][] = [
           emailSender: { replyTo: 'a@example.com\r\nBcc: all@example.com' },
         },
       }),
-    'rule.email_sender.reply_to: must be an address or "Name <address>" on one line',
+    'rule.email_sender.reply_to: must be one address or "Name <address>" on one line',
   ],
   [
     'PutRoutingRule with a negative delay',

@@ -53,17 +53,24 @@ describe.each(engines())('the preferences page on $name', (engine) => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(fields).toString(),
     });
-  /** Every switch the page shows, as its form would post it with the boxes as they are. */
+  /** The form as the page would post it with its boxes as they are. */
   function formOf(html: string): [string, string][] {
     const fields: [string, string][] = [];
-    for (const m of html.matchAll(
-      /name="shown" value="([^"]+)"><input type="checkbox" name="on" value="[^"]+"[^>]*?( checked)?>/g,
-    )) {
-      fields.push(['shown', m[1]!]);
-      if (m[2]) fields.push(['on', m[1]!]);
+    const boxes =
+      /name="(was_on|was_off)" value="([^"]+)"><input type="checkbox" name="on" value="[^"]+"[^>]*?( checked)?>/g;
+    for (const m of html.matchAll(boxes)) {
+      fields.push([m[1]!, m[2]!]);
+      if (m[3]) fields.push(['on', m[2]!]);
     }
     return fields;
   }
+  /** Each box the page shows: its switch and whether it is ticked. */
+  const boxesOf = (html: string) =>
+    formOf(html)
+      .filter(([name]) => name !== 'on')
+      .map(([name, value]) => [value, name === 'was_on']);
+  const untick = (form: [string, string][], key: string) =>
+    form.filter(([name, value]) => !(name === 'on' && value === key));
   const stored = async (userId: string) => {
     const { preferences } = await server.admin().getPreferences({ userId });
     return {
@@ -89,23 +96,15 @@ describe.each(engines())('the preferences page on $name', (engine) => {
     expect(res.headers.get('content-security-policy')).toContain("form-action 'self'");
     expect(res.headers.get('cache-control')).toBe('no-store');
     const html = await res.text();
-    expect(formOf(html)).toEqual([
-      ['shown', 'c:email'],
-      ['on', 'c:email'],
-      ['shown', 'c:push'],
-      ['on', 'c:push'],
-      ['shown', 'c:sms'],
-      ['on', 'c:sms'],
-      ['shown', 'c:in_app'],
-      ['on', 'c:in_app'],
-      ['shown', 't:email:digest'],
-      ['on', 't:email:digest'],
-      ['shown', 't:in_app:digest'],
-      ['on', 't:in_app:digest'],
-      ['shown', 't:email:order.shipped'],
-      ['on', 't:email:order.shipped'],
-      ['shown', 't:push:order.shipped'],
-      ['on', 't:push:order.shipped'],
+    expect(boxesOf(html)).toEqual([
+      ['c:email', true],
+      ['c:push', true],
+      ['c:sms', true],
+      ['c:in_app', true],
+      ['t:email:digest', true],
+      ['t:in_app:digest', true],
+      ['t:email:order.shipped', true],
+      ['t:push:order.shipped', true],
     ]);
     expect(html).not.toContain('password.reset');
     expect(await stored('viewer')).toEqual({ channels: [], types: [] });
@@ -114,21 +113,38 @@ describe.each(engines())('the preferences page on $name', (engine) => {
   it('saves only what the user changed: a type off, a whole channel off', async () => {
     const link = preferencesLink((await email('chooser')).text);
     const form = formOf(await (await page(link)).text());
-    const without = (key: string) => form.filter(([name, value]) => !(name === 'on' && value === key));
-    const res = await post(link, without('t:email:digest'));
+    const res = await post(link, untick(form, 't:email:digest'));
     expect(res.status).toBe(200);
     expect(res.headers.get('location')).toBeNull();
     expect(await stored('chooser')).toEqual({ channels: [], types: [['digest', Channel.EMAIL, false]] });
     // Push off as a channel: the untouched order.shipped push box follows it, no switch written for it.
-    const again = formOf(await res.text()).filter(([name, value]) => !(name === 'on' && value === 'c:push'));
-    await post(link, again);
+    await post(link, untick(formOf(await res.text()), 'c:push'));
     expect(await stored('chooser')).toEqual({
       channels: [[Channel.PUSH, false]],
       types: [['digest', Channel.EMAIL, false]],
     });
-    const after = formOf(await (await page(link)).text());
-    expect(after).not.toContainEqual(['on', 't:push:order.shipped']);
-    expect(after).toContainEqual(['on', 't:email:order.shipped']);
+    const after = boxesOf(await (await page(link)).text());
+    expect(after).toContainEqual(['t:push:order.shipped', false]);
+    expect(after).toContainEqual(['t:email:order.shipped', true]);
+  });
+
+  it('never undoes a change made after the page was shown, and saves no switch the page does not show', async () => {
+    const message = await email('stale');
+    const link = preferencesLink(message.text);
+    const form = formOf(await (await page(link)).text());
+    // Since the page was shown: the one-click link in the same e-mail turned digest e-mail off.
+    const unsubscribe = /^<([^>]+)>/.exec(message.headers['List-Unsubscribe']!)![1]!;
+    await post(unsubscribe, [['List-Unsubscribe', 'One-Click']]);
+    // The old tab is submitted with a different box changed, and with switches the page never showed.
+    await post(link, [
+      ...untick(form, 'c:sms'),
+      ['was_on', 't:email:password.reset'],
+      ['was_on', 't:email:never.routed'],
+    ]);
+    expect(await stored('stale')).toEqual({
+      channels: [[Channel.SMS, false]],
+      types: [['digest', Channel.EMAIL, false]],
+    });
   });
 
   it("refuses forged, altered and unsubscribe tokens, and a body that is not the page's form", async () => {
@@ -148,9 +164,9 @@ describe.each(engines())('the preferences page on $name', (engine) => {
     ]) {
       const url = `${base}/preferences/${forged}`;
       expect((await page(url)).status).toBe(400);
-      expect((await post(url, [['shown', 'c:email']])).status).toBe(400);
+      expect((await post(url, [['was_on', 'c:email']])).status).toBe(400);
     }
-    expect((await post(link, [['shown', 'c:fax']])).status).toBe(400);
+    expect((await post(link, [['was_on', 'c:fax']])).status).toBe(400);
     expect((await post(link, [['nothing', 'here']])).status).toBe(400);
     expect(await stored('victim')).toEqual({ channels: [], types: [] });
     expect(await stored('attacker')).toEqual({ channels: [], types: [] });

@@ -50,6 +50,24 @@ describe('loadConfig', () => {
     }
   });
 
+  it('takes a plain unsubscribe mailbox, never one that would alter the mailto: URI', () => {
+    expect(
+      loadConfig({ HERALD_UNSUBSCRIBE_MAILTO: 'unsubscribe+list@mail.example.com' }).unsubscribeMailto,
+    ).toBe('unsubscribe+list@mail.example.com');
+    expect(loadConfig({}).unsubscribeMailto).toBeNull();
+    for (const bad of [
+      'a?cc=x@example.com',
+      'a#b@example.com',
+      'a%40@example.com',
+      'a&b@example.com',
+      'nobody',
+    ]) {
+      expect(() => loadConfig({ HERALD_UNSUBSCRIBE_MAILTO: bad })).toThrow(
+        /HERALD_UNSUBSCRIBE_MAILTO must be a plain e-mail address/,
+      );
+    }
+  });
+
   it('refuses two JWT key sources at once', () => {
     expect(() =>
       loadConfig({ HERALD_JWT_SECRET: 'x'.repeat(32), HERALD_JWT_JWKS_FILE: '/tmp/jwks.json' }),

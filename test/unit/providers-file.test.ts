@@ -275,7 +275,7 @@ describe('parseProvidersFile', () => {
     [
       'an SMTP sender that is not an address',
       email({ type: 'smtp', settings: { host: 'smtp.example.com', from: 'notifications' } }),
-      ['channels.email[0].settings.from: must be an address or "Name <address>"'],
+      ['channels.email[0].settings.from: must be one address or "Name <address>" on one line'],
     ],
     [
       'an FCM provider without projects',
