@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import { decodeJwt, decodeProtectedHeader, importSPKI, jwtVerify } from 'jose';
 import { testCertificate } from '../support/tls.js';
+import { arrivals } from './arrivals.js';
 
 export interface ApnsEmulatorOptions {
   keyId: string;
@@ -105,13 +106,12 @@ const refuse = (reason: string, status = 400): ApnsReply => ({ status, reason })
 export async function startApnsEmulator(options: ApnsEmulatorOptions): Promise<ApnsEmulator> {
   const publicKey = await importSPKI(options.publicKey, 'ES256');
   const certificate = testCertificate();
-  const received: ApnsRequest[] = [];
+  const log = arrivals<ApnsRequest>('APNs emulator');
   const scripts = new Map<string, ApnsReply[]>();
   let defaultReply: ApnsReply = { status: 200 };
   let sessionCount = 0;
   const openSessions = new Set<ServerHttp2Session>();
   const closing = new AbortController();
-  const waiters = new Set<() => void>();
 
   /** The reason to refuse the request's credentials with, or null when they hold. */
   const authenticate = async (req: Http2ServerRequest): Promise<string | null> => {
@@ -168,7 +168,7 @@ export async function startApnsEmulator(options: ApnsEmulatorOptions): Promise<A
     const token = /^\/3\/device\/([^/?]*)$/.exec(req.url)?.[1];
     const reply = (await check(req, token, body)) ?? scripts.get(token ?? '')?.shift() ?? defaultReply;
     const text = body.toString('utf8');
-    received.push({
+    log.record({
       token: token ?? '',
       headers: plainHeaders(req),
       body: text,
@@ -178,7 +178,6 @@ export async function startApnsEmulator(options: ApnsEmulatorOptions): Promise<A
       reason: reply.status === 200 ? null : (reply.reason ?? null),
       receivedAt,
     });
-    for (const waiter of waiters) waiter();
     if (reply.delayMs) await sleep(reply.delayMs, undefined, { signal: closing.signal });
     answer(req, res, reply);
   };
@@ -211,7 +210,7 @@ export async function startApnsEmulator(options: ApnsEmulatorOptions): Promise<A
     port: address.port,
     ca: certificate.cert,
     caFile: certificate.certFile,
-    received,
+    received: log.received,
     script(token, replies) {
       scripts.set(token, [...replies]);
     },
@@ -219,22 +218,7 @@ export async function startApnsEmulator(options: ApnsEmulatorOptions): Promise<A
       defaultReply = reply;
     },
     sessions: () => sessionCount,
-    waitFor(predicate, timeoutMs) {
-      return new Promise<void>((resolve, reject) => {
-        const waiter = () => {
-          if (!predicate(received)) return;
-          waiters.delete(waiter);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`APNs emulator: not met within ${timeoutMs} ms (${received.length} received)`));
-        }, timeoutMs);
-        waiters.add(waiter);
-        waiter();
-      });
-    },
+    waitFor: log.waitFor,
     async close() {
       closing.abort();
       for (const session of openSessions) session.destroy();

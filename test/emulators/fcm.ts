@@ -11,6 +11,7 @@ import { Agent } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { decodeJwt, importSPKI, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose';
+import { arrivals } from './arrivals.js';
 
 const TOKEN_URI = 'https://oauth2.googleapis.com/token';
 const FCM_ERROR_TYPE = 'type.googleapis.com/google.firebase.fcm.v1.FcmError';
@@ -211,7 +212,11 @@ async function verifyAssertion(assertion: string, accounts: FcmAccount[]): Promi
 }
 
 export async function startFcmEmulator(options: { accounts: FcmAccount[] }): Promise<FcmEmulator> {
-  const received: FcmRequest[] = [];
+  const log = arrivals<FcmRequest>(
+    'fcm emulator',
+    (timeoutMs, count) => `condition not met in ${timeoutMs} ms (${count} received)`,
+  );
+  const received = log.received;
   const scripts = new Map<string, FcmScriptedReply[]>();
   let defaultReply: FcmScriptedReply = { status: 200 };
   /** Issued bearer token -> the project of the account it was issued to. */
@@ -274,7 +279,7 @@ export async function startFcmEmulator(options: { accounts: FcmAccount[] }): Pro
     };
     const outcome = kind === 'token' ? await answerToken(raw, record) : answerSend(raw, record);
     record.status = outcome.status;
-    received.push(record);
+    log.record(record);
     const replyHeaders: Record<string, string> = { 'content-type': 'application/json; charset=UTF-8' };
     if (outcome.retryAfterSeconds !== undefined)
       replyHeaders['retry-after'] = String(outcome.retryAfterSeconds);
@@ -311,15 +316,7 @@ export async function startFcmEmulator(options: { accounts: FcmAccount[] }): Pro
     setDefault(reply) {
       defaultReply = reply;
     },
-    async waitFor(predicate, timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (!predicate(received)) {
-        if (Date.now() > deadline) {
-          throw new Error(`fcm emulator: condition not met in ${timeoutMs} ms (${received.length} received)`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    },
+    waitFor: log.waitFor,
     close() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();

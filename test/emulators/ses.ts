@@ -3,23 +3,29 @@
 // secret (wrong secret → 403 SignatureDoesNotMatch, unknown key → 403 InvalidClientTokenId). SendRawEmail and
 // SendEmail are answered from per-recipient scripts (success, an empty 200, an SES error document; optionally
 // late), else with success and a fresh MessageId, and recorded: form fields, signature verdict, the answer,
-// the MIME and what `mailparser` makes of it.
-import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+// the MIME and what `mailparser` makes of it. The Query-API plumbing (server, SigV4, error document) is
+// aws-query.ts's, shared with the SNS SMS emulator.
+import { randomUUID } from 'node:crypto';
 import { type AddressObject, type EmailAddress, type HeaderValue, simpleParser } from 'mailparser';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { arrivals } from './arrivals.js';
+import {
+  type AwsAccount,
+  type AwsQueryError,
+  checkSignature,
+  errorDocument,
+  numbered,
+  startQueryServer,
+  unfold,
+} from './aws-query.js';
 
-export interface SesEmulatorOptions {
-  accessKeyId: string;
-  secretAccessKey: string;
-  region: string;
-}
+export type SesEmulatorOptions = AwsAccount;
 
 export type SesReply = (
   | { kind: 'ok' }
   /** 200 with an empty body: no MessageId. */
   | { kind: 'empty' }
-  | { kind: 'error'; status: number; code: string; message: string; type?: 'Sender' | 'Receiver' }
+  | ({ kind: 'error' } & AwsQueryError)
 ) & { delayMs?: number };
 
 export type Mailbox = { name: string; address: string };
@@ -79,17 +85,15 @@ const XMLNS = 'http://ses.amazonaws.com/doc/2010-12-01/';
 const ACTIONS = new Set(['SendRawEmail', 'SendEmail']);
 
 export async function startSesEmulator(options: SesEmulatorOptions): Promise<SesEmulator> {
-  const received: SesRequest[] = [];
+  const log = arrivals<SesRequest>('SES emulator');
   const scripts = new Map<string, SesReply[]>();
   let defaultReply: SesReply = { kind: 'ok' };
-  const timers = new Set<NodeJS.Timeout>();
-  const waiters = new Set<() => void>();
 
-  const handle = async (req: IncomingMessage, body: Buffer, res: ServerResponse) => {
+  const server = await startQueryServer('SES emulator', async (req, body, res) => {
     const receivedAt = Date.now();
     const form = new URLSearchParams(body.toString('utf8'));
     const action = form.get('Action') ?? '';
-    const auth = checkSignature(req, body, options);
+    const auth = checkSignature(req, body, options, 'ses');
     const raw = await mimeOf(action, form);
     const destinations =
       action === 'SendEmail'
@@ -102,21 +106,21 @@ export async function startSesEmulator(options: SesEmulatorOptions): Promise<Ses
     );
 
     const recipient = (destinations[0] ?? parsed?.to[0]?.address ?? '').toLowerCase();
-    const reply: SesReply = auth.error
-      ? { kind: 'error', status: 403, ...auth.error }
+    const reply: SesReply = auth.refusal
+      ? { kind: 'error', ...auth.refusal }
       : !ACTIONS.has(action)
         ? { kind: 'error', status: 400, code: 'InvalidAction', message: `Unknown action ${action}` }
         : (scripts.get(recipient)?.shift() ?? defaultReply);
     const messageId = reply.kind === 'ok' ? newMessageId() : null;
     const requestId = randomUUID();
-    received.push({
+    log.record({
       action,
       source: form.get('Source'),
       destinations,
       configurationSet: form.get('ConfigurationSetName'),
       tags,
       accessKeyId: auth.accessKeyId,
-      signatureValid: auth.error === null,
+      signatureValid: auth.refusal === null,
       status: reply.kind === 'error' ? reply.status : 200,
       code: reply.kind === 'error' ? reply.code : null,
       messageId,
@@ -124,7 +128,6 @@ export async function startSesEmulator(options: SesEmulatorOptions): Promise<Ses
       parsed,
       receivedAt,
     });
-    for (const waiter of waiters) waiter();
 
     const send = () => {
       if (reply.kind === 'empty') return res.writeHead(200, { 'content-length': '0' }).end();
@@ -132,127 +135,31 @@ export async function startSesEmulator(options: SesEmulatorOptions): Promise<Ses
         reply.kind === 'ok'
           ? `<${action}Response xmlns="${XMLNS}"><${action}Result><MessageId>${messageId}</MessageId>` +
             `</${action}Result><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></${action}Response>`
-          : `<ErrorResponse xmlns="${XMLNS}"><Error><Type>${reply.type ?? 'Sender'}</Type><Code>${escapeXml(reply.code)}` +
-            `</Code><Message>${escapeXml(reply.message)}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`;
+          : errorDocument(XMLNS, reply, requestId);
       const headers = { 'content-type': 'text/xml', 'x-amzn-requestid': requestId };
       res.writeHead(reply.kind === 'ok' ? 200 : reply.status, headers).end(xml);
     };
     if (!reply.delayMs) return send();
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      send();
-    }, reply.delayMs);
-    timers.add(timer);
-  };
-
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      if (req.method !== 'POST' || req.url !== '/') return void res.writeHead(404).end();
-      handle(req, Buffer.concat(chunks), res).catch((err: unknown) => {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err));
-      });
-    });
+    server.later(reply.delayMs, send);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('SES emulator: not on a TCP port');
 
   return {
-    url: `http://127.0.0.1:${address.port}`,
-    received,
+    url: server.url,
+    received: log.received,
     script(recipient, replies) {
       scripts.set(recipient.toLowerCase(), [...replies]);
     },
     setDefault(reply) {
       defaultReply = reply;
     },
-    waitFor(predicate, timeoutMs) {
-      return new Promise<void>((resolve, reject) => {
-        const waiter = () => {
-          if (!predicate(received)) return;
-          waiters.delete(waiter);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`SES emulator: not met within ${timeoutMs} ms (${received.length} received)`));
-        }, timeoutMs);
-        waiters.add(waiter);
-        waiter();
-      });
-    },
-    close() {
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      return new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      });
-    },
+    waitFor: log.waitFor,
+    close: server.close,
   };
 }
 
-type AuthCheck = { accessKeyId: string | null; error: { code: string; message: string } | null };
-const AUTHORIZATION =
-  /^AWS4-HMAC-SHA256 Credential=([^/]+)\/[^,]*, ?SignedHeaders=([^,]+), ?Signature=(\w+)$/;
-
-/**
- * SigV4 as the SDK's signer computes it: the canonical request (method, path, empty query, the headers named
- * in SignedHeaders, the payload hash) hashed into the string to sign, HMAC'd with the key derived from the
- * secret, the request's date, the configured region and `ses`. A x-amz-content-sha256 header that does not
- * match the body counts as a bad signature.
- */
-function checkSignature(req: IncomingMessage, body: Buffer, options: SesEmulatorOptions): AuthCheck {
-  const match = AUTHORIZATION.exec(req.headers.authorization ?? '');
-  const missing = 'Request is missing Authentication Token';
-  if (!match) return { accessKeyId: null, error: { code: 'MissingAuthenticationToken', message: missing } };
-  const [, accessKeyId = '', signedHeaders = '', signature = ''] = match;
-  if (accessKeyId !== options.accessKeyId) {
-    const message = 'The security token included in the request is invalid.';
-    return { accessKeyId, error: { code: 'InvalidClientTokenId', message } };
-  }
-  const bodyHash = sha256(body);
-  const claimedHash = req.headers['x-amz-content-sha256'];
-  const amzDate = String(req.headers['x-amz-date'] ?? '');
-  const scope = `${amzDate.slice(0, 8)}/${options.region}/ses/aws4_request`;
-  const canonicalHeaders = signedHeaders.split(';').map((name) => `${name}:${unfold(req.headers[name])}\n`);
-  // Only `POST /` without a query string is served: the canonical path is '/' and the query empty.
-  const canonicalRequest = `POST\n/\n\n${canonicalHeaders.join('')}\n${signedHeaders}\n${bodyHash}`;
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonicalRequest)].join('\n');
-  let key: Buffer = Buffer.from(`AWS4${options.secretAccessKey}`);
-  for (const part of [amzDate.slice(0, 8), options.region, 'ses', 'aws4_request']) key = hmac(key, part);
-  const expected = Buffer.from(hmac(key, stringToSign).toString('hex'));
-  const given = Buffer.from(signature);
-  const valid =
-    (claimedHash === undefined || claimedHash === bodyHash) &&
-    expected.length === given.length &&
-    timingSafeEqual(expected, given);
-  if (valid) return { accessKeyId, error: null };
-  const message =
-    'The request signature we calculated does not match the signature you provided. ' +
-    'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
-  return { accessKeyId, error: { code: 'SignatureDoesNotMatch', message } };
-}
-
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-const hmac = (key: Buffer, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
-/** A header value on one line, runs of white space as one space, trimmed. */
-const unfold = (value: string | string[] | undefined) => `${value ?? ''}`.replace(/\s+/g, ' ').trim();
-
 /** `prefix.member.1<suffix>`, `prefix.member.2<suffix>`, … up to the first gap. */
-function members(form: URLSearchParams, prefix: string, suffix = ''): string[] {
-  const values: string[] = [];
-  for (let n = 1; form.has(`${prefix}.member.${n}${suffix}`); n++) {
-    values.push(form.get(`${prefix}.member.${n}${suffix}`) ?? '');
-  }
-  return values;
-}
+const members = (form: URLSearchParams, prefix: string, suffix = '') =>
+  numbered(form, `${prefix}.member`, suffix);
 
 async function parseMime(raw: Buffer): Promise<SesMessage> {
   const parsed = await simpleParser(raw);
@@ -301,4 +208,3 @@ function mailboxes(header: AddressObject | AddressObject[] | undefined): Mailbox
 
 /** Shaped like SES's: 16 hex digits (a millisecond clock inside), a UUID, a counter. */
 const newMessageId = () => `010f${Date.now().toString(16).padStart(12, '0')}-${randomUUID()}-000000`;
-const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

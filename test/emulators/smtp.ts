@@ -10,6 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { type AddressObject, type EmailAddress, type HeaderValue, simpleParser } from 'mailparser';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { testCertificate } from '../support/tls.js';
+import { arrivals } from './arrivals.js';
 
 export interface SmtpEmulatorOptions {
   /** username → password; when given, AUTH PLAIN/LOGIN is required before MAIL. */
@@ -79,13 +80,12 @@ const smtpError = (code: number, message: string) =>
 
 export async function startSmtpEmulator(options: SmtpEmulatorOptions = {}): Promise<SmtpEmulator> {
   const certificate = testCertificate();
-  const received: ReceivedEmail[] = [];
+  const log = arrivals<ReceivedEmail>('SMTP emulator');
   const scripts = new Map<string, SmtpReply[]>();
   let defaultReply: SmtpReply | null = null;
   let failing = 0;
   let connections = 0;
   const sockets = new Set<Socket>();
-  const waiters = new Set<() => void>();
   const users = options.users;
 
   /** The scripted (or default) reply for a recipient at this stage, or null to accept. */
@@ -102,7 +102,7 @@ export async function startSmtpEmulator(options: SmtpEmulatorOptions = {}): Prom
       if (key.startsWith('list-')) headers[key] = relaxedValue(line);
     }
     const { mailFrom, rcptTo } = session.envelope;
-    received.push({
+    log.record({
       envelope: { from: mailFrom ? mailFrom.address : '', to: rcptTo.map((r) => r.address) },
       subject: parsed.subject ?? null,
       from: mailboxes(parsed.from)[0] ?? null,
@@ -117,7 +117,6 @@ export async function startSmtpEmulator(options: SmtpEmulatorOptions = {}): Prom
       user: typeof session.user === 'string' ? session.user : null,
       receivedAt: Date.now(),
     });
-    for (const waiter of waiters) waiter();
   };
 
   const server = new SMTPServer({
@@ -174,7 +173,7 @@ export async function startSmtpEmulator(options: SmtpEmulatorOptions = {}): Prom
     port,
     ca: certificate.cert,
     caFile: certificate.certFile,
-    received,
+    received: log.received,
     script(recipient, replies) {
       scripts.set(recipient.toLowerCase(), [...replies]);
     },
@@ -185,22 +184,7 @@ export async function startSmtpEmulator(options: SmtpEmulatorOptions = {}): Prom
       failing = n;
     },
     sessions: () => connections,
-    waitFor(predicate, timeoutMs) {
-      return new Promise<void>((resolve, reject) => {
-        const waiter = () => {
-          if (!predicate(received)) return;
-          waiters.delete(waiter);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`SMTP emulator: not met within ${timeoutMs} ms (${received.length} received)`));
-        }, timeoutMs);
-        waiters.add(waiter);
-        waiter();
-      });
-    },
+    waitFor: log.waitFor,
     async close() {
       const closed = new Promise<void>((resolve) => server.close(resolve));
       for (const socket of sockets) socket.destroy();

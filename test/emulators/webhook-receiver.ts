@@ -3,6 +3,7 @@
 // so tests can assert on retries, concurrency per webhook-id and signatures as a real receiver sees them.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Webhook } from 'standardwebhooks';
+import { arrivals } from './arrivals.js';
 
 export interface ReceivedWebhook {
   /** The request target as sent, query string included. */
@@ -51,13 +52,16 @@ export interface WebhookReceiver {
 const DEFAULT_REPLY: ScriptedReply = { status: 200, body: 'ok' };
 
 export async function startWebhookReceiver(): Promise<WebhookReceiver> {
-  const received: ReceivedWebhook[] = [];
+  const log = arrivals<ReceivedWebhook>(
+    'webhook receiver',
+    (timeoutMs, count) => `condition not met within ${timeoutMs} ms (${count} received)`,
+  );
+  const received = log.received;
   const scripts = new Map<string, ScriptedReply[]>();
   let defaultReply = DEFAULT_REPLY;
   const inFlight = new Map<string, number>();
   let maxConcurrent = 0;
   const timers = new Set<NodeJS.Timeout>();
-  const waiters = new Set<() => void>();
 
   const nextReply = (target: string): ScriptedReply => {
     const pathname = target.split('?')[0] ?? target;
@@ -104,8 +108,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      received.push({ path: target, method: req.method ?? '', headers, body, receivedAt });
-      for (const check of waiters) check();
+      log.record({ path: target, method: req.method ?? '', headers, body, receivedAt });
       answer(req, res, nextReply(target));
     });
   });
@@ -140,26 +143,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
         .filter((r) => !verifiesAt(webhook, r))
         .map((r) => r.headers['webhook-id'] ?? `${r.method} ${r.path}`);
     },
-    waitFor(predicate, timeoutMs) {
-      return new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (!predicate(received)) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(
-            new Error(
-              `webhook receiver: condition not met within ${timeoutMs} ms (${received.length} received)`,
-            ),
-          );
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
-    },
+    waitFor: log.waitFor,
     close() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();

@@ -12,6 +12,7 @@ import { createServer } from 'node:https';
 import { createRequire } from 'node:module';
 import { importJWK, jwtVerify } from 'jose';
 import { testCertificate } from '../support/tls.js';
+import { arrivals } from './arrivals.js';
 
 /** What a browser's `PushSubscription.toJSON()` gives, plus the id used in the endpoint. */
 export interface TestSubscription {
@@ -101,11 +102,10 @@ class Rejection extends Error {
 export async function startWebPushEmulator(): Promise<WebPushEmulator> {
   const cert = testCertificate();
   const subscriptions = new Map<string, Keys>();
-  const received: WebPushRequest[] = [];
+  const log = arrivals<WebPushRequest>('web push emulator');
   const scripts = new Map<string, WebPushReply[]>();
   let defaultReply: WebPushReply = { status: 201 };
   const timers = new Set<NodeJS.Timeout>();
-  const waiters = new Set<() => void>();
   let origin = '';
 
   const handle = async (req: IncomingMessage, body: Buffer, record: WebPushRequest): Promise<void> => {
@@ -130,8 +130,7 @@ export async function startWebPushEmulator(): Promise<WebPushEmulator> {
 
   const answer = (res: ServerResponse, record: WebPushRequest, reply: WebPushReply): void => {
     record.status = reply.status;
-    received.push(record);
-    for (const check of waiters) check();
+    log.record(record);
     const send = () => {
       const headers =
         reply.retryAfterSeconds === undefined ? {} : { 'retry-after': String(reply.retryAfterSeconds) };
@@ -189,7 +188,7 @@ export async function startWebPushEmulator(): Promise<WebPushEmulator> {
     origin,
     ca: cert.cert,
     caFile: cert.certFile,
-    received,
+    received: log.received,
     subscribe() {
       const id = randomUUID();
       const privateKey = createECDH('prime256v1');
@@ -208,24 +207,7 @@ export async function startWebPushEmulator(): Promise<WebPushEmulator> {
     setDefault(reply) {
       defaultReply = reply;
     },
-    waitFor(predicate, timeoutMs) {
-      return new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (!predicate(received)) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(
-            new Error(`web push emulator: not met within ${timeoutMs} ms (${received.length} received)`),
-          );
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
-    },
+    waitFor: log.waitFor,
     close() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
