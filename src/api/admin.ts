@@ -29,6 +29,7 @@ import type { ChannelName } from '../core/channels.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import { checkId, checkLocale, checkTextLength, findUnstorableText, limits } from '../core/rules.js';
+import { MAX_SMS_SEGMENTS } from '../core/sms.js';
 import { createTemplateRenderer, selectTemplateLocale } from '../core/templates.js';
 import type { ConfigCache } from '../delivery/config-cache.js';
 import type { Realtime } from '../realtime/index.js';
@@ -127,6 +128,15 @@ function sender(field: string, value: string): string | null {
   return value;
 }
 
+/** 0 (unset) is the default, one segment. */
+function smsMaxSegments(value: number): number | null {
+  if (value === 0) return null;
+  if (value < 1 || value > MAX_SMS_SEGMENTS) {
+    throw invalidArgument('rule.sms_max_segments', `must be 1..${MAX_SMS_SEGMENTS} (0: 1)`);
+  }
+  return value;
+}
+
 function routingSteps(rule: RoutingRule): RoutingStep[] {
   if (rule.steps.length === 0 || rule.steps.length > MAX_STEPS) {
     throw invalidArgument('rule.steps', `must hold 1..${MAX_STEPS} steps`);
@@ -180,6 +190,7 @@ function ruleToProto(row: RoutingRuleRow): RoutingRule {
     type: row.type,
     critical: row.critical,
     updatedAt: ts(row.updatedAt),
+    smsMaxSegments: row.smsMaxSegments ?? 0,
     emailSender:
       row.emailFrom || row.emailReplyTo
         ? { from: row.emailFrom ?? '', replyTo: row.emailReplyTo ?? '' }
@@ -287,6 +298,7 @@ export function adminHandlers({ database, deliveryConfig, webhookGuard, realtime
         critical: req.rule.critical,
         emailFrom,
         emailReplyTo,
+        smsMaxSegments: smsMaxSegments(req.rule.smsMaxSegments),
       });
       return changed({ rule: ruleToProto(row) });
     },

@@ -146,6 +146,7 @@ function deliveryToProto(d: NotificationDetail['deliveries'][number]): Delivery 
     nextAttemptAt: ts(d.nextAttemptAt),
     lastError: d.lastError ?? '',
     providerMessageId: d.providerMessageId ?? '',
+    smsSegments: d.smsSegments ?? 0,
     createdAt: ts(d.createdAt),
     updatedAt: ts(d.updatedAt),
     destination: maskDestination(d.channel as ChannelName, d.pushToken ?? d.destination ?? d.endpointId),

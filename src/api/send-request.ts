@@ -8,12 +8,12 @@ import { Priority } from '../../gen/herald/v1/types_pb.js';
 import type { ChannelName } from '../core/channels.js';
 import { invalidArgument } from '../core/errors.js';
 import { fingerprint } from '../core/fingerprint.js';
+import { normalisePhone } from '../core/phone.js';
 import { checkPushOptions, type PushOptions } from '../core/push-options.js';
 import {
   checkEmail,
   checkId,
   checkLocale,
-  checkPhone,
   checkTextLength,
   checkTimezone,
   findUnstorableText,
@@ -40,12 +40,13 @@ function recipientProfile(prefix: string, req: SendRequest): RecipientProfile {
   const r = req.recipient;
   if (!r) return {};
   if (r.email !== undefined) check(`${prefix}recipient.email`, checkEmail(r.email));
-  if (r.phone !== undefined) check(`${prefix}recipient.phone`, checkPhone(r.phone));
+  const phone = r.phone === undefined ? undefined : normalisePhone(r.phone);
+  if (phone && 'problem' in phone) check(`${prefix}recipient.phone`, phone.problem);
   if (r.locale !== undefined) check(`${prefix}recipient.locale`, checkLocale(r.locale));
   if (r.timezone !== undefined) check(`${prefix}recipient.timezone`, checkTimezone(r.timezone));
   return {
     email: r.email?.toLowerCase(),
-    phone: r.phone,
+    phone: phone && 'number' in phone ? phone.number : undefined,
     locale: r.locale === undefined ? undefined : Intl.getCanonicalLocales(r.locale)[0],
     timezone: r.timezone,
   };

@@ -19,7 +19,8 @@ import {
 } from '../../gen/herald/v1/admin_service_pb.js';
 import { Channel } from '../../gen/herald/v1/types_pb.js';
 import { invalidArgument } from '../core/errors.js';
-import { checkEmail, checkPhone, checkTextLength } from '../core/rules.js';
+import { normalisePhone } from '../core/phone.js';
+import { checkEmail, checkTextLength } from '../core/rules.js';
 import {
   addSuppression,
   type Database,
@@ -55,9 +56,14 @@ function suppressedChannel(value: Channel): SuppressedChannel {
 
 /** The address as recipients' addresses are stored on `channel`. */
 function normalisedAddress(channel: SuppressedChannel, address: string): string {
-  const problem = channel === 'email' ? checkEmail(address) : checkPhone(address);
+  if (channel === 'sms') {
+    const phone = normalisePhone(address);
+    if ('problem' in phone) throw invalidArgument('address', phone.problem);
+    return phone.number;
+  }
+  const problem = checkEmail(address);
   if (problem) throw invalidArgument('address', problem);
-  return channel === 'email' ? address.toLowerCase() : address;
+  return address.toLowerCase();
 }
 
 function encodeCursor(row: SuppressionRow): string {

@@ -4,7 +4,7 @@ import type { SqlRunner } from '../store/index.js';
 import { createEmailDriver, type EmailDriverDeps } from './email/driver.js';
 import { createPushDriver } from './push/driver.js';
 import type { PushMetrics } from './push/metrics.js';
-import { createSmsDriver } from './sms/driver.js';
+import { createSmsDriver, type SmsDriverDeps } from './sms/driver.js';
 import { createWebhookDriver, type WebhookDriverDeps } from './webhook/driver.js';
 
 export function createChannelDrivers(
@@ -12,6 +12,8 @@ export function createChannelDrivers(
     Pick<EmailDriverDeps, 'links'> & {
       emailMetrics: EmailDriverDeps['metrics'];
       emailSender: EmailDriverDeps['sender'];
+      smsMetrics: SmsDriverDeps['metrics'];
+      smsMaxSegments: SmsDriverDeps['maxSegments'];
     },
 ): ChannelDrivers {
   return {
@@ -22,7 +24,7 @@ export function createChannelDrivers(
       sender: deps.emailSender,
       metrics: deps.emailMetrics,
     }),
-    sms: createSmsDriver(deps),
+    sms: createSmsDriver({ sql: deps.sql, maxSegments: deps.smsMaxSegments, metrics: deps.smsMetrics }),
     webhook: createWebhookDriver(deps),
   };
 }

@@ -131,17 +131,26 @@ const smtpSettings = z.strictObject({
   connections: intBetween(1, 100).optional(),
 });
 
+/** An AWS region, credentials (both or neither: neither is the default chain) and another endpoint. */
+const awsFields = {
+  region: z
+    .string({ error: 'required' })
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-1'),
+  // Another endpoint: a VPC endpoint, or a test emulator.
+  endpoint: z.url({ error: 'must be a URL' }).optional(),
+  access_key_id: z.string().min(16, 'must be an access key id').max(128).optional(),
+  secret_access_key: secret().optional(),
+  session_token: secret().optional(),
+};
+const awsCredentialsPaired = {
+  check: (s: { access_key_id?: string | undefined; secret_access_key?: string | undefined }) =>
+    (s.access_key_id === undefined) === (s.secret_access_key === undefined),
+  rule: { message: 'access_key_id and secret_access_key go together', path: ['access_key_id'] },
+};
+
 const sesSettings = z
   .strictObject({
-    region: z
-      .string({ error: 'required' })
-      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-1'),
-    // Another endpoint: a VPC endpoint, or a test emulator.
-    endpoint: z.url({ error: 'must be a URL' }).optional(),
-    // Both or neither; neither: the AWS default credential chain (environment, shared files, instance role).
-    access_key_id: z.string().min(16, 'must be an access key id').max(128).optional(),
-    secret_access_key: secret().optional(),
-    session_token: secret().optional(),
+    ...awsFields,
     configuration_set: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a configuration set name')
@@ -149,10 +158,68 @@ const sesSettings = z
     from: mailbox(),
     reply_to: mailbox().optional(),
   })
-  .refine((s) => (s.access_key_id === undefined) === (s.secret_access_key === undefined), {
-    message: 'access_key_id and secret_access_key go together',
-    path: ['access_key_id'],
+  .refine(awsCredentialsPaired.check, awsCredentialsPaired.rule);
+
+const E164 = /^\+[1-9]\d{1,14}$/;
+/** An estimated price per SMS segment, optionally per number prefix, for herald_sms_cost_total. */
+const smsPrice = z
+  .strictObject({
+    currency: z.string({ error: 'required' }).regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD'),
+    per_segment: z.number({ error: 'must be a number' }).nonnegative('must not be negative').optional(),
+    by_prefix: z
+      .record(
+        z.string().regex(/^\+[1-9]\d{0,14}$/, 'must be a number prefix such as +49'),
+        z.number({ error: 'must be a number' }).nonnegative('must not be negative'),
+      )
+      .optional(),
+  })
+  .optional();
+
+const twilioSettings = z
+  .strictObject({
+    account_sid: z
+      .string({ error: 'required' })
+      .regex(/^AC[0-9a-f]{32}$/, 'must be a Twilio account SID (AC…)'),
+    auth_token: secret(),
+    // A number (E.164), a short code, or an alphanumeric sender ID; or a Messaging Service instead.
+    from: z
+      .string()
+      .regex(
+        /^(\+[1-9]\d{1,14}|\d{3,8}|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11})$/,
+        'must be an E.164 number, a short code or an alphanumeric sender ID',
+      )
+      .optional(),
+    messaging_service_sid: z
+      .string()
+      .regex(/^MG[0-9a-f]{32}$/, 'must be a Messaging Service SID (MG…)')
+      .optional(),
+    // Delivery reports to /webhooks/twilio/status (needs HERALD_PUBLIC_URL); on unless false.
+    status_callbacks: z.boolean({ error: 'must be true or false' }).optional(),
+    // Another API base than https://api.twilio.com: a test emulator.
+    api_base: z.url({ error: 'must be a URL' }).optional(),
+    price: smsPrice,
+  })
+  .refine((s) => (s.from === undefined) !== (s.messaging_service_sid === undefined), {
+    message: 'set exactly one of from and messaging_service_sid',
+    path: ['from'],
   });
+
+const snsSmsSettings = z
+  .strictObject({
+    ...awsFields,
+    sms_type: z
+      .enum(['Transactional', 'Promotional'], { error: 'must be Transactional or Promotional' })
+      .optional(),
+    sender_id: z
+      .string()
+      .regex(/^(?=.*[A-Za-z])[A-Za-z0-9-]{1,11}$/, 'must be an alphanumeric sender ID')
+      .optional(),
+    origination_number: z.string().regex(E164, 'must be an E.164 number').optional(),
+    // Ask SNS whether the number opted out of the account's SMS before each Publish.
+    check_opt_out: z.boolean({ error: 'must be true or false' }).optional(),
+    price: smsPrice,
+  })
+  .refine(awsCredentialsPaired.check, awsCredentialsPaired.rule);
 
 export const providerTypes: ProviderTypes = {
   webhook: { channels: ['webhook'], settings: webhookSettings },
@@ -162,4 +229,6 @@ export const providerTypes: ProviderTypes = {
   fcm: { channels: ['push'], settings: fcmSettings },
   smtp: { channels: ['email'], settings: smtpSettings },
   ses: { channels: ['email'], settings: sesSettings },
+  twilio: { channels: ['sms'], settings: twilioSettings },
+  sns: { channels: ['sms'], settings: snsSmsSettings },
 };

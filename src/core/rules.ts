@@ -5,7 +5,6 @@ const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 // WHATWG's e-mail rule, with a dot required in the domain: what browsers accept in <input type=email>.
 const EMAIL_PATTERN =
   /^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+$/;
-const E164_PATTERN = /^\+[1-9]\d{1,14}$/;
 const CLOCK_PATTERN = /^([01]\d|2[0-3]):[0-5]\d$/;
 const IANA_ZONE_PATTERN = /^(UTC|[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)+)$/;
 
@@ -38,10 +37,6 @@ export function checkEmail(value: string): string | undefined {
   const local = value.slice(0, value.indexOf('@'));
   if (local.length > 64) return 'must be a valid e-mail address';
   return undefined;
-}
-
-export function checkPhone(value: string): string | undefined {
-  return E164_PATTERN.test(value) ? undefined : 'must be an E.164 phone number such as +4915112345678';
 }
 
 export function checkTimezone(value: string): string | undefined {

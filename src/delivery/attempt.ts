@@ -82,7 +82,13 @@ export function createAttempter(options: AttemptOptions) {
           },
         };
       }
-      const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort);
+      const answer = await call(options, claim, task, driver, provider, signals.abort);
+      // A destination this provider cannot reach, with no other provider to try: nothing will reach it.
+      const nowhere = answer.outcome.kind === 'retry' && answer.outcome.elsewhere && providers.length === 1;
+      const outcome: Outcome = nowhere
+        ? { ...pick(answer.outcome), kind: 'failed', reason: (answer.outcome as { reason: string }).reason }
+        : answer.outcome;
+      const record = nowhere ? { ...answer.record, outcome: 'failed' as const } : answer.record;
       circuit.record(circuitResult(outcome), performance.now());
       if (outcome.kind === 'retry' && outcome.holdProviderMs)
         circuit.openFor(outcome.holdProviderMs, performance.now());
@@ -106,6 +112,11 @@ export function createAttempter(options: AttemptOptions) {
   }
 
   return attempt;
+}
+
+/** What an outcome says about the provider's answer, whatever its kind. */
+function pick(outcome: Outcome) {
+  return { statusCode: outcome.statusCode, code: outcome.code, response: outcome.response };
 }
 
 /** 'ok', 'stopping', or the wait when it is longer than worth holding the claim for. */
@@ -170,6 +181,7 @@ async function call(
       error: reason === null ? null : toStorableText(reason.slice(0, ERROR_KEPT_CHARS)),
       response: outcome.response ?? null,
       providerMessageId: outcome.kind === 'sent' ? outcome.providerMessageId : null,
+      segments: driver.segments?.(task.content) ?? null,
       startedAt,
     },
   };
@@ -189,7 +201,7 @@ async function afterAnswer(
   provider: string,
 ): Promise<void> {
   try {
-    await driver.attempted?.(claim, outcome, provider);
+    await driver.attempted?.(claim, outcome, provider, task);
     if (outcome.kind === 'invalid_destination') await driver.invalidate(claim, task.destination, outcome);
   } catch (error) {
     options.logger.error(

@@ -4,7 +4,7 @@
 // Drivers live beside their adapters in channels/ and are composed at the root, like the adapters.
 import type { ChannelName } from '../core/channels.js';
 import type { ClaimedDelivery } from '../store/deliveries.js';
-import type { Content, Destination, Outcome } from './provider.js';
+import type { Content, DeliveryTask, Destination, Outcome } from './provider.js';
 
 /** A gate's answer when the delivery must not be attempted now. */
 export type GateVerdict =
@@ -35,7 +35,9 @@ export interface ChannelDriver {
   /** The destination as the attempt log shows it: masked (core/destinations.ts). */
   describe(destination: Destination): string;
   /** After every attempt a provider answered (e.g. a webhook endpoint's failure clock), naming the provider. */
-  attempted?(claim: ClaimedDelivery, outcome: Outcome, provider: string): Promise<void>;
+  attempted?(claim: ClaimedDelivery, outcome: Outcome, provider: string, task: DeliveryTask): Promise<void>;
+  /** SMS: the segments the content takes, stored on the delivery once sent (what the provider bills). */
+  segments?(content: Content): number | null;
   /** The provider said the destination is gone: write the one record that says so. */
   invalidate(
     claim: ClaimedDelivery,

@@ -26,6 +26,7 @@ export interface EmailSenderOverride {
 interface Snapshot {
   rules: Map<string, RoutingRuleView>;
   emailSenders: Map<string, EmailSenderOverride>;
+  smsMaxSegments: Map<string, number>;
   enabledEndpoints: WebhookEndpointRow[];
   templates: Map<string, TemplateRow[]>;
 }
@@ -42,6 +43,8 @@ export interface ConfigCache {
   enabledEndpoints(): readonly WebhookEndpointRow[];
   /** The type's own e-mail sender, or null for the providers'. */
   emailSender(type: string): EmailSenderOverride | null;
+  /** The most segments the type's SMS may take (its routing rule's, else 1). */
+  smsMaxSegments(type: string): number;
   /** Reloads now; AdminService awaits it after each change. */
   refresh(): Promise<void>;
   close(): void;
@@ -93,6 +96,7 @@ export async function createConfigCache(
     templates: (type, channel) => snapshot.templates.get(`${type}\n${channel}`) ?? [],
     enabledEndpoints: () => snapshot.enabledEndpoints,
     emailSender: (type) => snapshot.emailSenders.get(type) ?? null,
+    smsMaxSegments: (type) => snapshot.smsMaxSegments.get(type) ?? 1,
     refresh,
     close: () => clearInterval(timer),
   };
@@ -127,6 +131,9 @@ async function load(database: Database): Promise<Snapshot> {
       rules
         .filter((r) => r.emailFrom || r.emailReplyTo)
         .map((r) => [r.type, { from: r.emailFrom, replyTo: r.emailReplyTo }]),
+    ),
+    smsMaxSegments: new Map(
+      rules.flatMap((r) => (r.smsMaxSegments ? [[r.type, r.smsMaxSegments] as const] : [])),
     ),
     enabledEndpoints: endpoints.filter((e) => e.enabled),
     templates: byKey,

@@ -58,7 +58,9 @@ export function stepForOutcome(outcome: Outcome, context: OutcomeContext): Step 
         random: context.random,
       });
       if (decision.kind === 'retry') {
-        return next({ status: 'queued', reason: `retry: ${outcome.reason}`, nextAttemptAt: decision.at });
+        // Another provider may reach it: that one goes next, now.
+        const at = outcome.elsewhere ? context.now : decision.at;
+        return next({ status: 'queued', reason: `retry: ${outcome.reason}`, nextAttemptAt: at });
       }
       if (decision.kind === 'expired')
         return next({ status: 'expired', reason: `expired: ${outcome.reason}` });
@@ -83,7 +85,7 @@ export function storableOutcome(outcome: Outcome): Outcome {
 /** Transient failures and refused credentials trip the provider's circuit; a bad message or address does not. */
 export function circuitResult(outcome: Outcome): 'success' | 'trip' | 'neutral' {
   if (outcome.kind === 'sent') return 'success';
-  if (outcome.kind === 'retry') return 'trip';
+  if (outcome.kind === 'retry') return outcome.elsewhere ? 'neutral' : 'trip';
   if (outcome.kind === 'failed' && outcome.credentials) return 'trip';
   return 'neutral';
 }

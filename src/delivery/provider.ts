@@ -87,18 +87,25 @@ interface OutcomeDetail {
 }
 
 export type Outcome =
-  /** Accepted by the provider. */
-  | ({ kind: 'sent'; providerMessageId: string | null } & OutcomeDetail)
+  /** Accepted by the provider. `cost`: what the provider's configured price makes of it (SMS). */
+  | ({
+      kind: 'sent';
+      providerMessageId: string | null;
+      cost?: { amount: number; currency: string } | undefined;
+    } & OutcomeDetail)
   /**
    * Transient (5xx, timeout, 429, throttling): counts toward the provider's circuit; try again later.
    * `holdProviderMs`: the provider itself takes nothing for this long (a daily quota): its circuit opens for
-   * it at once, and deliveries fail over to the next provider meanwhile.
+   * it at once, and deliveries fail over to the next provider meanwhile. `elsewhere`: this provider cannot
+   * reach the destination (an SMS region or carrier it does not serve), though it works: the next provider
+   * is tried at once, the circuit is untouched, and with no other provider the delivery fails.
    */
   | ({
       kind: 'retry';
       reason: string;
       retryAfterMs?: number | undefined;
       holdProviderMs?: number | undefined;
+      elsewhere?: boolean | undefined;
     } & OutcomeDetail)
   /**
    * Permanent for this message (payload, configuration). `credentials`: the provider refused our

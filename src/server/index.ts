@@ -16,6 +16,8 @@ import { createChannelDrivers } from '../channels/drivers.js';
 import { createEmailMetrics } from '../channels/email/metrics.js';
 import { createPushMetrics } from '../channels/push/metrics.js';
 import { startStaleTokenSweep } from '../channels/push/stale-tokens.js';
+import { createSmsMetrics } from '../channels/sms/metrics.js';
+import { twilioAccounts } from '../channels/sms/twilio.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
 import { type Config, ConfigError } from '../config.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
@@ -36,6 +38,7 @@ import { withPreferencesPage } from './preferences-page.js';
 import { closeProviders, linkSettingProblems, loadProviders } from './providers.js';
 import { createRpcHandler } from './rpc-handler.js';
 import { withSesFeedback } from './ses-feedback.js';
+import { withTwilioWebhooks } from './twilio-webhooks.js';
 import { withUnsubscribe } from './unsubscribe.js';
 import { attachWebSocketBridge, type WebSocketBridge } from './websocket.js';
 
@@ -120,7 +123,14 @@ export async function startHerald({
     let linkBase = config.publicUrl ?? `http://localhost:${config.port}`;
     const pushMetrics = createPushMetrics(metrics.registry, db.sql);
     const emailMetrics = createEmailMetrics(metrics.registry);
-    const providerDeps = { delivery: config.delivery, sql: db.sql, webhookGuard, logger };
+    const smsMetrics = createSmsMetrics(metrics.registry);
+    const providerDeps = {
+      delivery: config.delivery,
+      sql: db.sql,
+      webhookGuard,
+      logger,
+      publicUrl: config.publicUrl,
+    };
     const loaded = deliveryProviders
       ? ({ ok: true, providers: deliveryProviders, outboxChannels: [], summary: [] } as const)
       : loadProviders(providerDeps);
@@ -169,6 +179,8 @@ export async function startHerald({
             now,
           }),
           emailSender: (type) => cache.emailSender(type),
+          smsMetrics,
+          smsMaxSegments: (type) => cache.smsMaxSegments(type),
           disableAfterMs: config.delivery.webhookDisableAfterMs,
           refreshConfig: () => cache.refresh(),
         }),
@@ -270,7 +282,23 @@ export async function startHerald({
                 logger,
                 onEvent: (event, provider, type) => emailMetrics.count(event, provider, type),
               },
-              withOutboxPage(withInboxPage(rpc)),
+              withTwilioWebhooks(
+                {
+                  sql: db.sql,
+                  now,
+                  publicUrl: () => linkBase,
+                  accounts: () => twilioAccounts(delivery.providers().sms ?? []),
+                  statusEvents: (d, status, reason) =>
+                    statusEventsFor(
+                      { ...d, event: 'notification', channel: 'sms' },
+                      { status, reason, provider: d.provider },
+                      delivery.config.enabledEndpoints(),
+                    ),
+                  onEvent: (event, provider) => smsMetrics.event(event, provider),
+                  logger,
+                },
+                withOutboxPage(withInboxPage(rpc)),
+              ),
             ),
           ),
         ),

@@ -16,6 +16,9 @@ import {
 import { createApnsAdapter } from '../channels/push/apns.js';
 import { createFcmAdapter } from '../channels/push/fcm.js';
 import { createWebPushAdapter } from '../channels/push/webpush.js';
+import { smsPricing } from '../channels/sms/pricing.js';
+import { createSnsSmsAdapter } from '../channels/sms/sns.js';
+import { createTwilioAdapter } from '../channels/sms/twilio.js';
 import { createWebhookAdapter } from '../channels/webhook/adapter.js';
 import { type AddressGuard, createAddressGuard } from '../channels/webhook/address-guard.js';
 import type { DeliveryConfig } from '../config.js';
@@ -30,6 +33,8 @@ export interface ProviderDeps {
   webhookGuard: AddressGuard;
   env?: Record<string, string | undefined>;
   logger?: Logger | undefined;
+  /** HERALD_PUBLIC_URL: the base of provider callbacks (Twilio's status callback). */
+  publicUrl?: string | undefined;
 }
 
 export type LoadedProviders =
@@ -46,6 +51,10 @@ export type LoadedProviders =
 const OUTBOX_DEFAULT_CHANNELS = ['push', 'email', 'sms'] as const;
 /** An e-mail attempt's budget when the file sets no timeout_ms (SMTP: connect, TLS, AUTH and DATA). */
 const DEFAULT_EMAIL_TIMEOUT_MS = 30_000;
+/** Twilio and SNS answer an SMS request within seconds; a longer wait is a provider problem. */
+const DEFAULT_SMS_TIMEOUT_MS = 15_000;
+/** Where Twilio posts delivery reports (server/twilio-webhooks.ts). */
+export const TWILIO_STATUS_PATH = '/webhooks/twilio/status';
 /** A push attempt's budget when the file sets no timeout_ms. */
 const DEFAULT_PUSH_TIMEOUT_MS = 10_000;
 
@@ -124,6 +133,10 @@ function build(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
       return smtpAdapter(entry, deps);
     case 'ses':
       return sesAdapter(entry);
+    case 'twilio':
+      return twilioAdapter(entry, deps);
+    case 'sns':
+      return snsSmsAdapter(entry);
     default:
       // The file's validation knows the same types; reaching this is a bug, not a bad file.
       throw new Error(`no adapter for provider type ${entry.type}`);
@@ -157,22 +170,17 @@ function apnsAdapter(entry: ProviderEntry): ProviderAdapter {
   });
 }
 
-interface SesSettings {
+interface AwsSettings {
   region: string;
   endpoint?: string;
   access_key_id?: string;
   secret_access_key?: string;
   session_token?: string;
-  configuration_set?: string;
-  from: string;
-  reply_to?: string;
 }
 
-function sesAdapter(entry: ProviderEntry): ProviderAdapter {
-  const s = entry.settings as unknown as SesSettings;
-  return createSesAdapter({
-    name: entry.name,
-    timeoutMs: entry.timeoutMs ?? DEFAULT_EMAIL_TIMEOUT_MS,
+/** Region, endpoint and credentials (absent: the AWS default chain) of an AWS provider. */
+function awsClientOptions(s: AwsSettings) {
+  return {
     region: s.region,
     endpoint: s.endpoint,
     credentials:
@@ -183,8 +191,73 @@ function sesAdapter(entry: ProviderEntry): ProviderAdapter {
             sessionToken: s.session_token,
           }
         : undefined,
+  };
+}
+
+interface SesSettings extends AwsSettings {
+  configuration_set?: string;
+  from: string;
+  reply_to?: string;
+}
+
+function sesAdapter(entry: ProviderEntry): ProviderAdapter {
+  const s = entry.settings as unknown as SesSettings;
+  return createSesAdapter({
+    name: entry.name,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_EMAIL_TIMEOUT_MS,
+    ...awsClientOptions(s),
     configurationSet: s.configuration_set,
     sender: { from: s.from, replyTo: s.reply_to },
+  });
+}
+
+type PriceSetting = Parameters<typeof smsPricing>[0];
+
+interface TwilioSettings {
+  account_sid: string;
+  auth_token: string;
+  from?: string;
+  messaging_service_sid?: string;
+  status_callbacks?: boolean;
+  api_base?: string;
+  price?: PriceSetting;
+}
+
+function twilioAdapter(entry: ProviderEntry, deps: ProviderDeps): ProviderAdapter {
+  const s = entry.settings as unknown as TwilioSettings;
+  const callbacks = (s.status_callbacks ?? true) && deps.publicUrl !== undefined;
+  return createTwilioAdapter({
+    name: entry.name,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_SMS_TIMEOUT_MS,
+    accountSid: s.account_sid,
+    authToken: s.auth_token,
+    from: s.from,
+    messagingServiceSid: s.messaging_service_sid,
+    statusCallback: callbacks ? `${deps.publicUrl}${TWILIO_STATUS_PATH}` : null,
+    apiBase: s.api_base,
+    pricing: s.price ? smsPricing(s.price) : undefined,
+  });
+}
+
+interface SnsSmsSettings extends AwsSettings {
+  sms_type?: 'Transactional' | 'Promotional';
+  sender_id?: string;
+  origination_number?: string;
+  check_opt_out?: boolean;
+  price?: PriceSetting;
+}
+
+function snsSmsAdapter(entry: ProviderEntry): ProviderAdapter {
+  const s = entry.settings as unknown as SnsSmsSettings;
+  return createSnsSmsAdapter({
+    name: entry.name,
+    timeoutMs: entry.timeoutMs ?? DEFAULT_SMS_TIMEOUT_MS,
+    ...awsClientOptions(s),
+    smsType: s.sms_type ?? 'Transactional',
+    senderId: s.sender_id,
+    originationNumber: s.origination_number,
+    checkOptOut: s.check_opt_out ?? false,
+    pricing: s.price ? smsPricing(s.price) : undefined,
   });
 }
 

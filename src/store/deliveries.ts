@@ -186,6 +186,8 @@ export interface AttemptRecord {
   response: string | null;
   /** The provider's id of the message, for a sent attempt. */
   providerMessageId: string | null;
+  /** SMS: the segments the content takes (stored on the delivery when sent). */
+  segments: number | null;
   startedAt: Date;
 }
 
@@ -207,7 +209,8 @@ with input as (
     id uuid, lease timestamptz, status text, reason text, next_attempt_at timestamptz, provider text,
     provider_message_id text, last_error text, attempt_id uuid, attempt_provider text, attempt_destination text,
     outcome text,
-    status_code int, latency_ms int, error text, response text, attempt_message_id text, started_at timestamptz)
+    status_code int, latency_ms int, error text, response text, attempt_message_id text, segments int,
+    started_at timestamptz)
 ),
 attempts as (
   insert into delivery_attempts (id, delivery_id, provider, destination, outcome, status_code, latency_ms, error,
@@ -222,6 +225,7 @@ update deliveries d set
   next_attempt_at = coalesce(i.next_attempt_at, d.next_attempt_at),
   provider = coalesce(i.provider, d.provider),
   provider_message_id = coalesce(i.provider_message_id, d.provider_message_id),
+  sms_segments = case when i.outcome = 'sent' then coalesce(i.segments, d.sms_segments) else d.sms_segments end,
   last_error = coalesce(i.last_error, d.last_error),
   attempts = d.attempts + case when i.attempt_id is null then 0 else 1 end,
   first_attempt_at = case when i.attempt_id is null then d.first_attempt_at
@@ -266,6 +270,7 @@ export async function finishClaims(sql: SqlRunner, outcomes: readonly ClaimOutco
         error: attempt?.error ?? null,
         response: attempt?.response ?? null,
         attempt_message_id: attempt?.providerMessageId ?? null,
+        segments: attempt?.segments ?? null,
         started_at: attempt?.startedAt.toISOString() ?? null,
       })),
     ),

@@ -18,6 +18,7 @@ export async function putRoutingRule(
     critical: boolean;
     emailFrom: string | null;
     emailReplyTo: string | null;
+    smsMaxSegments: number | null;
   },
 ): Promise<RoutingRuleRow> {
   const [row] = await db
@@ -30,6 +31,7 @@ export async function putRoutingRule(
         critical: rule.critical,
         emailFrom: rule.emailFrom,
         emailReplyTo: rule.emailReplyTo,
+        smsMaxSegments: rule.smsMaxSegments,
         updatedAt: sql`now()`,
       },
     })

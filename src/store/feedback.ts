@@ -59,3 +59,21 @@ export async function markDelivered(sql: SqlRunner, deliveryId: string, reason: 
   );
   return rows.length > 0;
 }
+
+/**
+ * Sent → a provider's final report (an SMS delivery receipt): delivered, or failed with the reason. Only a
+ * delivery still `sent` moves, so the first final report wins and a late or duplicate one changes nothing.
+ */
+export async function markReported(
+  sql: SqlRunner,
+  deliveryId: string,
+  status: 'delivered' | 'failed',
+  reason: string,
+): Promise<boolean> {
+  const rows = await sql.query(
+    `update deliveries set status = $2, reason = $3, updated_at = now()
+     where id = $1::uuid and status = 'sent' returning id`,
+    [deliveryId, status, reason],
+  );
+  return rows.length > 0;
+}

@@ -102,6 +102,8 @@ export const deliveries = pgTable(
     leaseUntil: timestamptz('lease_until'),
     lastError: text('last_error'),
     providerMessageId: text('provider_message_id'),
+    // SMS: the segments the sent message took (what the provider bills).
+    smsSegments: integer('sms_segments'),
     createdAt: createdAt(),
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
   },
@@ -222,6 +224,8 @@ export const routingRules = pgTable('routing_rules', {
   // This type's e-mail sender, instead of the providers' (null: theirs).
   emailFrom: text('email_from'),
   emailReplyTo: text('email_reply_to'),
+  // The most segments this type's SMS may take (null: 1).
+  smsMaxSegments: integer('sms_max_segments'),
   createdAt: createdAt(),
   updatedAt: timestamptz('updated_at').notNull().defaultNow(),
 });

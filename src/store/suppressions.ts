@@ -103,3 +103,21 @@ export async function suppressAddress(
     [entry.channel, entry.address, entry.reason, entry.deliveryId],
   );
 }
+
+/** The reason an opt-out (a STOP reply, a provider's "unsubscribed recipient") is recorded with: its prefix. */
+export const OPT_OUT_REASON = 'opted_out';
+
+/**
+ * The recipient opted back in (START): lifts the address's suppression when it was an opt-out, never one an
+ * operator added or a hard failure caused. Answers whether one was lifted.
+ */
+export async function liftOptOut(
+  sql: SqlRunner,
+  entry: { channel: SuppressedChannel; address: string },
+): Promise<boolean> {
+  const rows = await sql.query(
+    `delete from suppressions where channel = $1 and address = $2 and reason like '${OPT_OUT_REASON}%' returning address`,
+    [entry.channel, entry.address],
+  );
+  return rows.length > 0;
+}

@@ -55,6 +55,10 @@ describe.runIf(chromiumAvailable)('the outbox page in headless Chromium', () => 
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
     trap = await startTrap();
     server = await startTestServer(pgliteEngine, { overrides: { HERALD_DISPATCH_POLL_MS: '200' } });
+    // Two segments allowed, so the page shows a concatenated SMS.
+    await server.adminService().putRoutingRule({
+      rule: { type: 'outbox.sms', steps: [{ channels: [Channel.SMS] }], smsMaxSegments: 2 },
+    });
     // Already in the outbox when the page opens.
     const seed = await server.admin().send({
       userId: 'outbox-seed',

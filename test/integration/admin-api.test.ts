@@ -138,6 +138,14 @@ const invalidRequests: [string, (s: Subject) => Promise<unknown>, string][] = [
     'rule.email_sender.reply_to: must be one address or "Name <address>" on one line',
   ],
   [
+    'PutRoutingRule with more SMS segments than a message may have',
+    (s) =>
+      s.admin.putRoutingRule({
+        rule: { type: 'bad.rule', steps: [step([Channel.SMS])], smsMaxSegments: 11 },
+      }),
+    'rule.sms_max_segments: must be 1..10 (0: 1)',
+  ],
+  [
     'PutRoutingRule with a negative delay',
     (s) => s.admin.putRoutingRule(rule([step([Channel.IN_APP]), step([Channel.EMAIL], -5)])),
     'rule.steps[1].delay_seconds: must be 0..2592000',

@@ -49,7 +49,11 @@ const invalidSends: [string, SendInit, string][] = [
   ['NaN deep in data', { data: { list: [1, Number.NaN] } }, 'data.list[1]: must be a finite number'],
   ['bad e-mail', { recipient: { email: 'not-an-email' } }, 'recipient.email: must be a valid e-mail'],
   ['e-mail without domain dot', { recipient: { email: 'a@localhost' } }, 'recipient.email:'],
-  ['phone not E.164', { recipient: { phone: '0151 1234' } }, 'recipient.phone: must be an E.164'],
+  [
+    'phone not E.164',
+    { recipient: { phone: '0151 1234' } },
+    'recipient.phone: must be a valid phone number in international form',
+  ],
   ['phone with leading zero', { recipient: { phone: '+0151123' } }, 'recipient.phone:'],
   ['unknown time zone', { recipient: { timezone: 'Mars/Olympus' } }, 'recipient.timezone: must be an IANA'],
   ['bad locale', { recipient: { locale: 'not a locale!' } }, 'recipient.locale: must be a BCP 47'],
@@ -107,7 +111,7 @@ describe.each(engines())('Send ($name)', (engine) => {
       );
       expect(error.code).toBe(Code.InvalidArgument);
       expect(error.rawMessage).toBe(
-        'requests[2].recipient.phone: must be an E.164 phone number such as +4915112345678',
+        'requests[2].recipient.phone: must be a valid phone number in international form, such as +4915112345678',
       );
       expect(await rowCounts(server.db.database.db)).toEqual(before);
     });
@@ -192,7 +196,7 @@ describe.each(engines())('Send ($name)', (engine) => {
         title: '🎉'.repeat(256),
         body: 'b'.repeat(4096),
         data: { blob: 'x'.repeat(60_000), deep: nested(31) },
-        recipient: { email: 'First.Last+tag@Sub.Example.co.uk', phone: '+491511234567', locale: 'de-AT' },
+        recipient: { email: 'First.Last+tag@Sub.Example.co.uk', phone: '+4915112345678', locale: 'de-AT' },
         priority: Priority.CRITICAL,
         sendAt: at(DAY),
         expiresAt: at(2 * DAY),
@@ -209,12 +213,14 @@ describe.each(engines())('Send ($name)', (engine) => {
     const planned = await herald.send(
       valid({
         userId: 'profile-user',
-        recipient: { phone: '+15551234567' },
+        recipient: { phone: '+1 (415) 555-0100' },
         channels: [Channel.EMAIL, Channel.SMS],
       }),
     );
-    // The e-mail from the first Send is kept; the phone from the second is added.
+    // The e-mail from the first Send is kept; the phone from the second is added, in E.164.
     expect(planned.deliveries.map((d) => d.status)).toEqual([DeliveryStatus.QUEUED, DeliveryStatus.QUEUED]);
+    const { notification } = await herald.getNotification({ notificationId: planned.notificationId });
+    expect(notification!.deliveries.map((d) => d.destination)).toEqual(['p***@example.com', '+14******100']);
     // Control: a recipient with neither address gets both deliveries skipped, each saying why.
     const unreachable = await herald.send(
       valid({ userId: 'profile-none', channels: [Channel.EMAIL, Channel.SMS] }),

@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { createChannelDrivers } from '../../src/channels/drivers.js';
 import { createEmailMetrics } from '../../src/channels/email/metrics.js';
 import { createPushMetrics } from '../../src/channels/push/metrics.js';
+import { createSmsMetrics } from '../../src/channels/sms/metrics.js';
 import type { ChannelDrivers } from '../../src/delivery/channel.js';
 import type { ConfigCache } from '../../src/delivery/config-cache.js';
 import { createMessageLinks } from '../../src/server/message-links.js';
@@ -23,6 +24,8 @@ export function testChannelDrivers(sql: SqlRunner, config: ConfigCache): Channel
       now: () => new Date(),
     }),
     emailSender: () => null,
+    smsMetrics: createSmsMetrics(new Registry()),
+    smsMaxSegments: () => 1,
     refreshConfig: () => config.refresh(),
   });
 }

@@ -202,14 +202,14 @@ describe('parseProvidersFile', () => {
       'an unknown type',
       email({ type: 'sendgrid' }),
       [
-        'channels.email[0].type: unknown type "sendgrid" (known: apns, fcm, outbox, ses, smtp, webhook, webpush)',
+        'channels.email[0].type: unknown type "sendgrid" (known: apns, fcm, outbox, ses, smtp, sns, twilio, webhook, webpush)',
       ],
     ],
     [
       'a type named like an Object property',
       email({ type: 'constructor' }),
       [
-        'channels.email[0].type: unknown type "constructor" (known: apns, fcm, outbox, ses, smtp, webhook, webpush)',
+        'channels.email[0].type: unknown type "constructor" (known: apns, fcm, outbox, ses, smtp, sns, twilio, webhook, webpush)',
       ],
     ],
     [
@@ -276,6 +276,70 @@ describe('parseProvidersFile', () => {
       'an SMTP sender that is not an address',
       email({ type: 'smtp', settings: { host: 'smtp.example.com', from: 'notifications' } }),
       ['channels.email[0].settings.from: must be one address or "Name <address>" on one line'],
+    ],
+    [
+      'a Twilio provider with both a number and a Messaging Service, and a bad account SID',
+      {
+        channels: {
+          sms: [
+            {
+              type: 'twilio',
+              settings: {
+                account_sid: 'AC123',
+                auth_token: { env: 'TWILIO_AUTH_TOKEN' },
+                from: '+15005550006',
+                messaging_service_sid: `MG${'0'.repeat(32)}`,
+              },
+            },
+          ],
+        },
+      },
+      [
+        'channels.sms[0].settings.account_sid: must be a Twilio account SID (AC…)',
+        'channels.sms[0].settings.from: set exactly one of from and messaging_service_sid',
+      ],
+    ],
+    [
+      'an SMS price in no currency, negative, for a prefix that is not one',
+      {
+        channels: {
+          sms: [
+            {
+              type: 'sns',
+              settings: {
+                region: 'us-east-1',
+                price: { currency: 'dollars', per_segment: -1, by_prefix: { '49': 0.08 } },
+              },
+            },
+          ],
+        },
+      },
+      [
+        'channels.sms[0].settings.price.currency: must be an ISO 4217 code such as USD',
+        'channels.sms[0].settings.price.per_segment: must not be negative',
+        'channels.sms[0].settings.price.by_prefix.49: has an invalid key',
+      ],
+    ],
+    [
+      'SNS credentials without their secret, and a sender ID too long',
+      {
+        channels: {
+          sms: [
+            {
+              type: 'sns',
+              settings: {
+                region: 'us-east-1',
+                access_key_id: 'AKIAHERALDTEST000003',
+                sender_id: 'ExampleShopLtd',
+              },
+            },
+          ],
+        },
+      },
+      [
+        'channels.sms[0].settings.access_key_id: access_key_id and secret_access_key go together',
+        'channels.sms[0].settings.sender_id: must be an alphanumeric sender ID',
+      ],
     ],
     [
       'an FCM provider without projects',

@@ -9,6 +9,8 @@
 import { SESClient, SendRawEmailCommand } from '@aws-sdk/client-ses';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
+import { channelAdapter } from '../adapter.js';
+import { classifyAwsError } from '../aws-errors.js';
 import { withinBudget } from '../budget.js';
 import { type EmailSender, mailOptions } from './message.js';
 
@@ -29,18 +31,11 @@ export interface SesAdapterOptions {
 /** A daily quota frees up over a rolling day: the provider is tried again after this. */
 const DAILY_QUOTA_HOLD_MS = 3_600_000;
 const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'TooManyRequestsException']);
-/** The credentials, the account or the sender refused as a whole: the provider's problem (trips the circuit). */
+/** The account or the sender refused as a whole (besides any service's refused credentials). */
 const CREDENTIALS = new Set([
   'AccountSendingPausedException',
   'ConfigurationSetSendingPausedException',
   'MailFromDomainNotVerifiedException',
-  'SignatureDoesNotMatch',
-  'InvalidClientTokenId',
-  'UnrecognizedClientException',
-  'AccessDenied',
-  'AccessDeniedException',
-  'ExpiredToken',
-  'CredentialsProviderError',
 ]);
 const PERMANENT = new Set(['MessageRejected', 'ConfigurationSetDoesNotExist']);
 
@@ -83,35 +78,30 @@ export function createSesAdapter(options: SesAdapterOptions): ProviderAdapter {
     return withinBudget(attempt, options.timeoutMs, signal);
   }
 
-  return {
+  return channelAdapter('email', {
     name,
-    channel: 'email',
     timeoutMs: options.timeoutMs,
-    accepts: (task) => task.destination.channel === 'email' && task.content.channel === 'email',
-    circuitKey: () => name,
     send,
     close: async () => client.destroy(),
-  };
+  });
 }
 
 function classify(error: unknown): Outcome {
-  const e = (error ?? {}) as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-  const code = e.name ?? 'Error';
-  const status = e.$metadata?.httpStatusCode;
-  const said = `SES ${code}: ${e.message ?? ''}`.slice(0, 500);
-  const detail = { statusCode: status, code };
-  if (THROTTLING.has(code) && /daily message quota/i.test(e.message ?? '')) {
-    return { kind: 'retry', reason: said, holdProviderMs: DAILY_QUOTA_HOLD_MS, ...detail };
-  }
-  if (THROTTLING.has(code)) return { kind: 'retry', reason: said, ...detail };
-  // "Email address is not verified" names our sender (sandbox or an unverified identity), not the recipient.
-  if (CREDENTIALS.has(code) || (code === 'MessageRejected' && /not verified/i.test(e.message ?? ''))) {
-    return { kind: 'failed', reason: said, credentials: true, ...detail };
-  }
-  if (PERMANENT.has(code)) return { kind: 'failed', reason: said, ...detail };
-  if (status !== undefined && status >= 400 && status < 500)
-    return { kind: 'failed', reason: said, ...detail };
-  return { kind: 'retry', reason: said, ...detail };
+  return classifyAwsError(
+    error,
+    { label: 'SES', throttling: THROTTLING, credentials: CREDENTIALS },
+    (e, said) => {
+      if (THROTTLING.has(e.code) && /daily message quota/i.test(e.message)) {
+        return { kind: 'retry', reason: said, holdProviderMs: DAILY_QUOTA_HOLD_MS };
+      }
+      // "Email address is not verified" names our sender (sandbox or an unverified identity), not the recipient.
+      if (e.code === 'MessageRejected' && /not verified/i.test(e.message)) {
+        return { kind: 'failed', reason: said, credentials: true };
+      }
+      if (PERMANENT.has(e.code)) return { kind: 'failed', reason: said };
+      return undefined;
+    },
+  );
 }
 
 /** SES tag values: letters, digits, "_" and "-", at most 256 characters. */

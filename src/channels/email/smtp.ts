@@ -7,6 +7,7 @@
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
+import { channelAdapter } from '../adapter.js';
 import { withinBudget } from '../budget.js';
 import { type EmailSender, mailOptions } from './message.js';
 
@@ -80,15 +81,12 @@ export function createSmtpAdapter(options: SmtpAdapterOptions): ProviderAdapter 
     }
   }
 
-  return {
+  return channelAdapter('email', {
     name,
-    channel: 'email',
     timeoutMs: options.timeoutMs,
-    accepts: (task) => task.destination.channel === 'email' && task.content.channel === 'email',
-    circuitKey: () => name,
     send,
     close: async () => transport.close(),
-  };
+  });
 }
 
 interface SmtpError {
