@@ -25,6 +25,7 @@ import {
   addSuppression,
   type Database,
   listSuppressions,
+  OPT_OUT_REASON,
   removeSuppression,
   type SuppressedChannel,
   type SuppressionCursor,
@@ -135,6 +136,13 @@ export function suppressionHandlers({ database }: { database: Database }) {
       const address = normalisedAddress(channel, req.address);
       const problem = req.reason === '' ? undefined : checkTextLength(req.reason, 1, MAX_REASON_CHARS);
       if (problem) throw invalidArgument('reason', problem);
+      // Opt-outs are the recipient's to lift (START), so an operator's entry never looks like one.
+      if (req.reason.startsWith(OPT_OUT_REASON)) {
+        throw invalidArgument(
+          'reason',
+          `must not start with "${OPT_OUT_REASON}" (kept for recipients' opt-outs)`,
+        );
+      }
       const { row, created } = await addSuppression(db, {
         channel,
         address,

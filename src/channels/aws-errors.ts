@@ -2,6 +2,7 @@
 // (the service's code), its HTTP status and message; throttling is retried, refused credentials trip the
 // circuit, another 4xx is permanent for the message, anything else (5xx, network, timeouts) is retried. Each
 // adapter adds the codes of its own service and the cases it reads differently.
+import { maskNumbersIn } from '../core/destinations.js';
 import type { Outcome } from '../delivery/provider.js';
 
 export interface AwsError {
@@ -32,7 +33,8 @@ export function classifyAwsError(
   special?: (e: AwsError, said: string) => Outcome | undefined,
 ): Outcome {
   const e = awsError(error);
-  const said = `${service.label} ${e.code}: ${e.message}`.slice(0, 500);
+  // A message may quote the recipient (SNS: "… PhoneNumber Reason: +1… is not valid"): never whole.
+  const said = maskNumbersIn(`${service.label} ${e.code}: ${e.message}`).slice(0, 500);
   const detail = { statusCode: e.status, code: e.code };
   const own = special?.(e, said);
   if (own) return { ...detail, ...own };

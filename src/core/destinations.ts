@@ -15,6 +15,11 @@ export function maskPhone(number: string): string {
   return `${number.slice(0, 3)}${'*'.repeat(number.length - 6)}${number.slice(-3)}`;
 }
 
+/** Every E.164 number in a provider's message masked, so reasons and attempt logs never hold one whole. */
+export function maskNumbersIn(text: string): string {
+  return text.replace(/\+[1-9]\d{6,14}/g, (number) => maskPhone(number));
+}
+
 /** A push token (or Web Push endpoint) by its last 8 characters. */
 export function maskToken(token: string): string {
   return `…${token.slice(-8)}`;

@@ -66,18 +66,36 @@ const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
  */
 export function fitSms(text: string, maxSegments: number): { text: string; truncated: boolean } {
   if (smsShape(text).segments <= maxSegments) return { text, truncated: false };
-  const ends = [...graphemes.segment(text)].map((g) => g.index + g.segment.length);
-  const candidate = (count: number) => {
-    const prefix = text.slice(0, count === 0 ? 0 : ends[count - 1]).trimEnd();
-    return `${prefix}${isGsm7(prefix) ? '...' : '…'}`;
-  };
+  const cut = longestFitting(
+    text,
+    [...graphemes.segment(text)].map((g) => g.index + g.segment.length),
+    maxSegments,
+  );
+  // Not even the first grapheme fits (a character under hundreds of combining marks): code points, then.
+  if (cut.trimEnd() !== '') return { text: withEllipsis(cut), truncated: true };
+  const ends: number[] = [];
+  let end = 0;
+  for (const char of text) {
+    end += char.length;
+    ends.push(end);
+  }
+  return { text: withEllipsis(longestFitting(text, ends, maxSegments)), truncated: true };
+}
+
+/** The longest prefix of `text` ending at one of `ends` that fits with its ellipsis (maybe empty). */
+function longestFitting(text: string, ends: readonly number[], maxSegments: number): string {
+  const prefix = (count: number) => text.slice(0, count === 0 ? 0 : ends[count - 1]).trimEnd();
   // Segments only grow with the prefix, so the longest one that fits is found by bisection.
   let low = 0;
   let high = ends.length - 1;
   while (low < high) {
     const mid = Math.ceil((low + high) / 2);
-    if (smsShape(candidate(mid)).segments <= maxSegments) low = mid;
+    if (smsShape(withEllipsis(prefix(mid))).segments <= maxSegments) low = mid;
     else high = mid - 1;
   }
-  return { text: candidate(low), truncated: true };
+  return prefix(low);
+}
+
+function withEllipsis(prefix: string): string {
+  return `${prefix.trimEnd()}${isGsm7(prefix) ? '...' : '…'}`;
 }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { ChannelName } from '../core/channels.js';
 import type { RetryPolicy } from '../core/retry-policy.js';
 import { toStorableText } from '../core/rules.js';
-import type { AttemptRecord, ClaimedDelivery } from '../store/deliveries.js';
+import type { AttemptRecord, ClaimedDelivery, DeliveryTransition } from '../store/deliveries.js';
 import type { ChannelDriver } from './channel.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
 import { circuitResult, type Step, stepForOutcome, storableOutcome } from './outcome.js';
@@ -61,6 +61,8 @@ export function createAttempter(options: AttemptOptions) {
     // The breakers keep their own monotonic time (performance.now), so a wall-clock step cannot hold a circuit
     // open or close it early; how long until one half-opens becomes a wait on the service's clock.
     let shortestWaitMs = Number.POSITIVE_INFINITY;
+    // Providers that answered they cannot reach this destination: the next one is asked at once.
+    const refused: { record: AttemptRecord; reason: string }[] = [];
     for (const provider of order) {
       const key = provider.circuitKey(task);
       const circuit = options.circuits.get(key);
@@ -73,40 +75,49 @@ export function createAttempter(options: AttemptOptions) {
       const token = await takeToken(options, provider, key, signals.stopping);
       if (token !== 'ok') {
         circuit.record('neutral', performance.now());
-        if (token === 'stopping') return { release: true, dueAt: options.now() };
-        return {
-          next: {
-            status: 'queued',
-            reason: `rate_limited: waiting for ${provider.name}`,
-            nextAttemptAt: new Date(options.now().getTime() + token.waitMs),
-          },
-        };
+        if (token === 'stopping' && refused.length === 0) return { release: true, dueAt: options.now() };
+        const waitMs = token === 'stopping' ? 0 : token.waitMs;
+        return withRefusals(refused, {
+          status: 'queued',
+          reason: `rate_limited: waiting for ${provider.name}`,
+          nextAttemptAt: new Date(options.now().getTime() + waitMs),
+        });
       }
-      const answer = await call(options, claim, task, driver, provider, signals.abort);
-      // A destination this provider cannot reach, with no other provider to try: nothing will reach it.
-      const nowhere = answer.outcome.kind === 'retry' && answer.outcome.elsewhere && providers.length === 1;
-      const outcome: Outcome = nowhere
-        ? { ...pick(answer.outcome), kind: 'failed', reason: (answer.outcome as { reason: string }).reason }
-        : answer.outcome;
-      const record = nowhere ? { ...answer.record, outcome: 'failed' as const } : answer.record;
+      const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort);
       circuit.record(circuitResult(outcome), performance.now());
       if (outcome.kind === 'retry' && outcome.holdProviderMs)
         circuit.openFor(outcome.holdProviderMs, performance.now());
       await afterAnswer(options, claim, task, driver, outcome, provider.name);
-      return stepForOutcome(outcome, {
+      if (outcome.kind === 'retry' && outcome.elsewhere) {
+        refused.push({ record, reason: outcome.reason });
+        continue;
+      }
+      const step = stepForOutcome(outcome, {
         claim,
         attempt: record,
         policy: provider.retry ?? options.retryPolicies[claim.channel],
         now: options.now(),
         random: options.random,
       });
+      return refused.length > 0 && 'next' in step ? { ...step, earlier: refused.map((r) => r.record) } : step;
+    }
+    const waitUntil = new Date(options.now().getTime() + shortestWaitMs);
+    if (refused.length > 0) {
+      const said = refused[refused.length - 1]!.reason;
+      // Every provider that could be asked cannot reach it; one whose circuit is open may, once it closes.
+      return withRefusals(
+        refused,
+        Number.isFinite(shortestWaitMs)
+          ? { status: 'queued', reason: `retry: ${said}`, nextAttemptAt: waitUntil }
+          : { status: 'failed', reason: `failed: no provider reaches the destination; last: ${said}` },
+      );
     }
     // Every provider's circuit is open: wait for the first to half-open; no attempt is used up.
     return {
       next: {
         status: 'queued',
         reason: `circuit_open: ${order.map((p) => p.name).join(', ')} unavailable`,
-        nextAttemptAt: new Date(options.now().getTime() + shortestWaitMs),
+        nextAttemptAt: waitUntil,
       },
     };
   }
@@ -114,9 +125,19 @@ export function createAttempter(options: AttemptOptions) {
   return attempt;
 }
 
-/** What an outcome says about the provider's answer, whatever its kind. */
-function pick(outcome: Outcome) {
-  return { statusCode: outcome.statusCode, code: outcome.code, response: outcome.response };
+/**
+ * A transition after providers refused the destination as out of their reach: their attempts are recorded
+ * with it (the last as the claim's attempt), the last one's provider remembered so the next claim starts after it.
+ */
+function withRefusals(refused: readonly { record: AttemptRecord }[], next: DeliveryTransition): Step {
+  if (refused.length === 0) return { next };
+  const records = refused.map((r) => r.record);
+  const last = records[records.length - 1]!;
+  return {
+    next: { ...next, provider: last.provider, lastError: last.error },
+    attempt: last,
+    earlier: records.slice(0, -1),
+  };
 }
 
 /** 'ok', 'stopping', or the wait when it is longer than worth holding the claim for. */

@@ -102,7 +102,7 @@ export function createDeliveryRunner(options: DeliveryRunnerOptions): DeliveryRu
     // The provider's slot is free once its answer is in; the outcome is written behind it (grouped with
     // others). Until that write commits the delivery stays leased, so a crash now means one more attempt,
     // never a lost delivery. Too many unwritten outcomes make the next run wait (the database is slow).
-    const write = record({ claim, next: step.next, attempt: step.attempt ?? null });
+    const write = record({ claim, next: step.next, attempt: step.attempt ?? null, earlier: step.earlier });
     unwritten.add(write);
     void write.finally(() => unwritten.delete(write));
     if (unwritten.size > MAX_UNWRITTEN) await write;

@@ -16,7 +16,12 @@ import type { Outcome } from './provider.js';
 
 /** Where a run leaves its claim: a next state (with the attempt made, if any), or handed back untouched. */
 export type Step =
-  | { next: DeliveryTransition; attempt?: AttemptRecord | undefined }
+  | {
+      next: DeliveryTransition;
+      attempt?: AttemptRecord | undefined;
+      /** Attempts made before `attempt` in the same claim (providers that could not reach the destination). */
+      earlier?: AttemptRecord[] | undefined;
+    }
   | { release: true; dueAt: Date };
 
 /** Status events Herald emits for deliveries reaching these states (never about status events themselves). */
@@ -58,9 +63,7 @@ export function stepForOutcome(outcome: Outcome, context: OutcomeContext): Step 
         random: context.random,
       });
       if (decision.kind === 'retry') {
-        // Another provider may reach it: that one goes next, now.
-        const at = outcome.elsewhere ? context.now : decision.at;
-        return next({ status: 'queued', reason: `retry: ${outcome.reason}`, nextAttemptAt: at });
+        return next({ status: 'queued', reason: `retry: ${outcome.reason}`, nextAttemptAt: decision.at });
       }
       if (decision.kind === 'expired')
         return next({ status: 'expired', reason: `expired: ${outcome.reason}` });

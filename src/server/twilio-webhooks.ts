@@ -15,9 +15,10 @@ import type { Logger } from 'pino';
 import twilio from 'twilio';
 import type { SmsEvent } from '../channels/sms/metrics.js';
 import type { TwilioAccount } from '../channels/sms/twilio.js';
-import { normalisePhone } from '../core/phone.js';
+import { providerNumber } from '../core/phone.js';
 import {
   type Database,
+  deliveryStatus,
   type FeedbackDelivery,
   findDeliveryByProviderMessageId,
   liftOptOut,
@@ -36,7 +37,7 @@ export interface TwilioWebhookDeps {
   /** The base URL Twilio calls Herald at (HERALD_PUBLIC_URL, else this server). */
   publicUrl: () => string;
   /** The Twilio accounts of the providers configured now, by account SID. */
-  accounts: () => ReadonlyMap<string, TwilioAccount>;
+  accounts: () => ReadonlyMap<string, readonly TwilioAccount[]>;
   statusEvents: (
     delivery: FeedbackDelivery,
     status: 'delivered' | 'failed',
@@ -73,8 +74,8 @@ export function withTwilioWebhooks(deps: TwilioWebhookDeps, next: RequestHandler
       .then(async (request) => {
         if (!request) return answer(res, 403);
         if (path === STATUS_PATH) {
-          await applyStatus(request.fields, request.account);
-          return answer(res, 204);
+          const applied = await applyStatus(request.fields, request.account, request.url);
+          return answer(res, applied ? 204 : 503);
         }
         await applyInbound(request.fields, request.account);
         return answer(res, 200, EMPTY_TWIML);
@@ -88,37 +89,48 @@ export function withTwilioWebhooks(deps: TwilioWebhookDeps, next: RequestHandler
   /** The form fields and the account they came from, when the signature holds; else null. */
   async function verified(
     req: Request,
-  ): Promise<{ fields: Record<string, string>; account: TwilioAccount } | null> {
+  ): Promise<{ fields: Record<string, string>; account: TwilioAccount; url: URL } | null> {
     const body = await readSmallBody(req, MAX_BODY_BYTES);
     const signature = req.headers['x-twilio-signature'];
     if (body === null || typeof signature !== 'string') return null;
     const fields: Record<string, string> = {};
     for (const [name, value] of new URLSearchParams(body)) fields[name] = value;
-    const account = deps.accounts().get(fields.AccountSid ?? '');
-    if (!account) return null;
     const url = `${deps.publicUrl()}${req.url ?? ''}`;
-    return twilio.validateRequest(account.authToken, signature, url, fields) ? { fields, account } : null;
+    const account = (deps.accounts().get(fields.AccountSid ?? '') ?? []).find((a) =>
+      twilio.validateRequest(a.authToken, signature, url, fields),
+    );
+    return account ? { fields, account, url: new URL(url) } : null;
   }
 
-  async function applyStatus(fields: Record<string, string>, account: TwilioAccount): Promise<void> {
+  /**
+   * Applies a receipt; false when it came before Herald recorded the message (the delivery its callback names is
+   * still being sent): answered 503, so a sender that retries comes back once the attempt is written.
+   */
+  async function applyStatus(
+    fields: Record<string, string>,
+    account: TwilioAccount,
+    url: URL,
+  ): Promise<boolean> {
     const status = fields.MessageStatus ?? fields.SmsStatus ?? '';
-    if (status !== 'delivered' && status !== 'undelivered' && status !== 'failed') return;
+    if (status !== 'delivered' && status !== 'undelivered' && status !== 'failed') return true;
     const sid = fields.MessageSid ?? fields.SmsSid ?? '';
     const delivery = sid ? await findDeliveryByProviderMessageId(deps.sql, 'sms', sid) : undefined;
+    if (!delivery) {
+      const named = url.searchParams.get('delivery');
+      if (named && (await deliveryStatus(deps.sql, named)) === 'sending') return false;
+    }
     const code = fields.ErrorCode ?? '';
-    if (code === OPTED_OUT_CODE && delivery) {
-      const number = normalisePhone(fields.To ?? '');
-      if ('number' in number) {
-        await suppressAddress(deps.sql, {
-          channel: 'sms',
-          address: number.number,
-          reason: `${OPT_OUT_REASON}: Twilio ${code}`,
-          deliveryId: delivery.id,
-        });
-      }
+    const number = providerNumber(fields.To ?? '');
+    if (code === OPTED_OUT_CODE && number) {
+      await suppressAddress(deps.sql, {
+        channel: 'sms',
+        address: number,
+        reason: `${OPT_OUT_REASON}: Twilio ${code}`,
+        deliveryId: delivery?.id ?? null,
+      });
     }
     deps.onEvent?.(status, delivery?.provider ?? account.name);
-    if (!delivery?.current) return;
+    if (!delivery?.current) return true;
     const reason =
       status === 'delivered'
         ? 'delivered: the carrier reported the handset received it'
@@ -129,6 +141,7 @@ export function withTwilioWebhooks(deps: TwilioWebhookDeps, next: RequestHandler
         await queueStatusEvents(tx, deps.statusEvents(delivery, final, reason), deps.now());
       }
     });
+    return true;
   }
 
   async function applyInbound(fields: Record<string, string>, account: TwilioAccount): Promise<void> {
@@ -138,17 +151,17 @@ export function withTwilioWebhooks(deps: TwilioWebhookDeps, next: RequestHandler
       .toUpperCase();
     const isStop = STOP.has(keyword);
     if (!isStop && !START.has(keyword)) return;
-    const number = normalisePhone(fields.From ?? '');
-    if ('problem' in number) return;
+    const number = providerNumber(fields.From ?? '');
+    if (!number) return;
     if (isStop) {
       await suppressAddress(deps.sql, {
         channel: 'sms',
-        address: number.number,
+        address: number,
         reason: `${OPT_OUT_REASON}: replied ${keyword}`,
         deliveryId: null,
       });
     } else {
-      await liftOptOut(deps.sql, { channel: 'sms', address: number.number });
+      await liftOptOut(deps.sql, { channel: 'sms', address: number });
     }
     deps.onEvent?.(isStop ? 'stop' : 'start', account.name);
   }

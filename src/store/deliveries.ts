@@ -202,22 +202,30 @@ export interface DeliveryTransition {
 }
 
 // Attempt rows and the deliveries' new states, for any number of claims, in one statement. Each update is
-// fenced by its claim's lease.
+// fenced by its claim's lease. $1: one row per claim (with its last attempt, if any); $2: the attempts a claim
+// made before its last one (providers that could not reach the destination).
+const ATTEMPT_COLUMNS = `attempt_id uuid, id uuid, attempt_provider text, attempt_destination text, outcome text,
+    status_code int, latency_ms int, error text, response text, attempt_message_id text, segments int,
+    started_at timestamptz`;
+const ATTEMPT_NAMES = `attempt_id, id, attempt_provider, attempt_destination, outcome, status_code, latency_ms,
+    error, response, attempt_message_id, started_at`;
 const FINISH = `
 with input as (
   select * from jsonb_to_recordset($1::text::jsonb) as t(
-    id uuid, lease timestamptz, status text, reason text, next_attempt_at timestamptz, provider text,
-    provider_message_id text, last_error text, attempt_id uuid, attempt_provider text, attempt_destination text,
-    outcome text,
-    status_code int, latency_ms int, error text, response text, attempt_message_id text, segments int,
-    started_at timestamptz)
+    lease timestamptz, status text, reason text, next_attempt_at timestamptz, provider text,
+    provider_message_id text, last_error text, earlier_attempts int, first_started_at timestamptz,
+    ${ATTEMPT_COLUMNS})
+),
+earlier as (
+  select * from jsonb_to_recordset($2::text::jsonb) as e(${ATTEMPT_COLUMNS})
 ),
 attempts as (
   insert into delivery_attempts (id, delivery_id, provider, destination, outcome, status_code, latency_ms, error,
                                  response, provider_message_id, started_at)
   select attempt_id, id, attempt_provider, attempt_destination, outcome, status_code, latency_ms, error, response,
          attempt_message_id, started_at
-  from input where attempt_id is not null
+  from (select ${ATTEMPT_NAMES} from input where attempt_id is not null
+        union all select ${ATTEMPT_NAMES} from earlier) a
 )
 update deliveries d set
   status = i.status,
@@ -227,9 +235,9 @@ update deliveries d set
   provider_message_id = coalesce(i.provider_message_id, d.provider_message_id),
   sms_segments = case when i.outcome = 'sent' then coalesce(i.segments, d.sms_segments) else d.sms_segments end,
   last_error = coalesce(i.last_error, d.last_error),
-  attempts = d.attempts + case when i.attempt_id is null then 0 else 1 end,
+  attempts = d.attempts + case when i.attempt_id is null then 0 else 1 end + i.earlier_attempts,
   first_attempt_at = case when i.attempt_id is null then d.first_attempt_at
-                          else coalesce(d.first_attempt_at, i.started_at) end,
+                          else coalesce(d.first_attempt_at, i.first_started_at) end,
   lease_until = null,
   updated_at = now()
 from input i
@@ -241,19 +249,20 @@ export interface ClaimOutcome {
   next: DeliveryTransition;
   /** The attempt made, or null when the claim ended without one (skipped, deferred, cancelled, ...). */
   attempt: AttemptRecord | null;
+  /** Attempts the claim made before `attempt` (providers that answered they cannot reach the destination). */
+  earlier?: readonly AttemptRecord[] | undefined;
 }
 
 /**
  * Ends claims: records their attempts and moves each delivery to its next state. Answers, per claim, whether
  * it still held its lease; a claim that lost it (another dispatcher claimed the delivery after it ran out)
- * changes nothing of the delivery, though its attempt is still logged.
+ * changes nothing of the delivery, though its attempts are still logged.
  */
 export async function finishClaims(sql: SqlRunner, outcomes: readonly ClaimOutcome[]): Promise<boolean[]> {
   if (outcomes.length === 0) return [];
   const rows = await sql.query<{ id: string }>(FINISH, [
     JSON.stringify(
-      outcomes.map(({ claim, next, attempt }) => ({
-        id: claim.id,
+      outcomes.map(({ claim, next, attempt, earlier = [] }) => ({
         lease: claim.lease,
         status: next.status,
         reason: next.reason,
@@ -261,22 +270,35 @@ export async function finishClaims(sql: SqlRunner, outcomes: readonly ClaimOutco
         provider: next.provider ?? null,
         provider_message_id: next.providerMessageId ?? null,
         last_error: next.lastError ?? null,
-        attempt_id: attempt ? newId() : null,
-        attempt_provider: attempt?.provider ?? null,
-        attempt_destination: attempt?.destination ?? null,
-        outcome: attempt?.outcome ?? null,
-        status_code: attempt?.statusCode ?? null,
-        latency_ms: attempt ? Math.round(attempt.latencyMs) : null,
-        error: attempt?.error ?? null,
-        response: attempt?.response ?? null,
-        attempt_message_id: attempt?.providerMessageId ?? null,
-        segments: attempt?.segments ?? null,
-        started_at: attempt?.startedAt.toISOString() ?? null,
+        earlier_attempts: earlier.length,
+        first_started_at: (earlier[0] ?? attempt)?.startedAt.toISOString() ?? null,
+        ...attemptRow(claim.id, attempt),
       })),
+    ),
+    JSON.stringify(
+      outcomes.flatMap(({ claim, earlier = [] }) => earlier.map((a) => attemptRow(claim.id, a))),
     ),
   ]);
   const kept = new Set(rows.map((r) => r.id));
   return outcomes.map(({ claim }) => kept.has(claim.id));
+}
+
+/** An attempt as FINISH's recordsets take it (all null for a claim that made none). */
+function attemptRow(deliveryId: string, attempt: AttemptRecord | null) {
+  return {
+    id: deliveryId,
+    attempt_id: attempt ? newId() : null,
+    attempt_provider: attempt?.provider ?? null,
+    attempt_destination: attempt?.destination ?? null,
+    outcome: attempt?.outcome ?? null,
+    status_code: attempt?.statusCode ?? null,
+    latency_ms: attempt ? Math.round(attempt.latencyMs) : null,
+    error: attempt?.error ?? null,
+    response: attempt?.response ?? null,
+    attempt_message_id: attempt?.providerMessageId ?? null,
+    segments: attempt?.segments ?? null,
+    started_at: attempt?.startedAt.toISOString() ?? null,
+  };
 }
 
 /** Puts claimed deliveries back as they were (queued, due now), for a dispatcher that is shutting down. */

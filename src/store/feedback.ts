@@ -1,6 +1,7 @@
 // What providers report after they took a message (SES bounces, complaints, deliveries), applied to the
 // delivery they concern, found by the provider's message id. Every change only moves a delivery forward:
 // a duplicate or a late event changes nothing.
+import { isUuid } from '../core/ids.js';
 import type { SqlRunner } from './database.js';
 
 export interface FeedbackDelivery {
@@ -76,4 +77,13 @@ export async function markReported(
     [deliveryId, status, reason],
   );
   return rows.length > 0;
+}
+
+/** A delivery's status by its id (null for an unknown or malformed id). */
+export async function deliveryStatus(sql: SqlRunner, deliveryId: string): Promise<string | null> {
+  if (!isUuid(deliveryId)) return null;
+  const rows = await sql.query<{ status: string }>('select status from deliveries where id = $1::uuid', [
+    deliveryId,
+  ]);
+  return rows[0]?.status ?? null;
 }

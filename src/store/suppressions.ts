@@ -116,8 +116,8 @@ export async function liftOptOut(
   entry: { channel: SuppressedChannel; address: string },
 ): Promise<boolean> {
   const rows = await sql.query(
-    `delete from suppressions where channel = $1 and address = $2 and reason like '${OPT_OUT_REASON}%' returning address`,
-    [entry.channel, entry.address],
+    'delete from suppressions where channel = $1 and address = $2 and starts_with(reason, $3) returning address',
+    [entry.channel, entry.address, OPT_OUT_REASON],
   );
   return rows.length > 0;
 }

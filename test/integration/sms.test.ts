@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Channel, type Delivery, DeliveryStatus, Priority } from '../../clients/node/index.js';
 import { type SnsSmsEmulator, startSnsSmsEmulator } from '../emulators/sns-sms.js';
-import { startTwilioEmulator, type TwilioEmulator } from '../emulators/twilio.js';
+import { startTwilioEmulator, type TwilioEmulator, twilioSignature } from '../emulators/twilio.js';
 import { engines } from '../support/engines.js';
 import { PUBLIC_URL, startWithProviders } from '../support/providers.js';
 import type { TestServer } from '../support/server.js';
@@ -178,22 +178,28 @@ describe.each(engines())('SMS through Twilio and SNS on $name', (engine) => {
     expect(d.providerMessageId).toBe(published!.messageId);
   });
 
-  it('moves a region Twilio does not reach to SNS at once', async () => {
+  it("moves a region Twilio does not reach to SNS, without counting against Twilio's circuit", async () => {
+    // As many refusals as it takes to open Twilio's circuit (HERALD_CIRCUIT_FAILURES), were they failures.
+    for (let i = 0; i < 3; i++) {
+      const to = nextNumber();
+      twilio.script(to, [
+        {
+          kind: 'error',
+          status: 400,
+          code: 21408,
+          message:
+            "Permission to send an SMS has not been enabled for the region indicated by the 'To' number",
+        },
+      ]);
+      const d = await sms(to);
+      expect([d.status, d.provider, d.attemptCount]).toEqual([DeliveryStatus.SENT, 'sns', 2]);
+      expect(d.attempts.map((a) => [a.provider, a.outcome])).toEqual([
+        ['twilio', 'retry'],
+        ['sns', 'sent'],
+      ]);
+    }
     const to = nextNumber();
-    twilio.script(to, [
-      {
-        kind: 'error',
-        status: 400,
-        code: 21408,
-        message: "Permission to send an SMS has not been enabled for the region indicated by the 'To' number",
-      },
-    ]);
-    const d = await sms(to);
-    expect([d.status, d.provider]).toEqual([DeliveryStatus.SENT, 'sns']);
-    expect(d.attempts.map((a) => [a.provider, a.outcome])).toEqual([
-      ['twilio', 'retry'],
-      ['sns', 'sent'],
-    ]);
+    expect((await sms(to)).provider).toBe('twilio');
   });
 
   it('suppresses a number Twilio says opted out (21610) and skips it next time, CRITICAL included', async () => {
@@ -229,6 +235,10 @@ describe.each(engines())('SMS through Twilio and SNS on $name', (engine) => {
     const d = await sms(to);
     expect([d.status, d.reason.split(':')[0]]).toEqual([DeliveryStatus.FAILED, 'invalid_destination']);
     expect(snsFor(to)).toEqual([]);
+    // Twilio's message quotes the number; what Herald keeps of it is masked like every destination.
+    const masked = `${to.slice(0, 3)}******${to.slice(-3)}`;
+    expect(d.reason).toContain(`The 'To' number ${masked} is not a valid phone number.`);
+    expect(d.attempts[0]!.error).not.toContain(to);
   });
 
   it('applies signed status callbacks, first final report wins; forged, tampered and foreign ones change nothing', async () => {
@@ -276,6 +286,36 @@ describe.each(engines())('SMS through Twilio and SNS on $name', (engine) => {
     ]);
   });
 
+  it('answers a signed receipt for a message it does not know with 204, changing nothing', async () => {
+    const fields = {
+      MessageSid: `SM${'0'.repeat(32)}`,
+      AccountSid: ACCOUNT_SID,
+      MessageStatus: 'delivered',
+      To: nextNumber(),
+      From: FROM,
+    };
+    const res = await fetch(`${server.url}/webhooks/twilio/status`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-twilio-signature': twilioSignature(AUTH_TOKEN, STATUS_URL, fields),
+      },
+      body: new URLSearchParams(fields).toString(),
+    });
+    expect(res.status).toBe(204);
+  });
+
+  it('suppresses the number of a receipt that says the recipient had opted out (21610)', async () => {
+    const to = nextNumber();
+    const d = await sms(to);
+    expect((await callback(d.providerMessageId, 'failed', 21610)).status).toBe(204);
+    const { suppressions } = await server
+      .adminService()
+      .listSuppressions({ channel: Channel.SMS, address: to });
+    expect(suppressions.map((s) => [s.reason, s.deliveryId])).toEqual([['opted_out: Twilio 21610', d.id]]);
+    expect((await sms(to)).status).toBe(DeliveryStatus.SKIPPED);
+  });
+
   it('suppresses a number that replies STOP, and lifts it on START', async () => {
     const to = nextNumber();
     const inbound = (body: string) =>
@@ -310,6 +350,24 @@ describe.each(engines())('SMS through Twilio and SNS on $name', (engine) => {
     expect((await inbound('START')).status).toBe(200);
     expect(await listed()).toEqual([]);
     expect((await sms(to)).status).toBe(DeliveryStatus.SENT);
+  });
+
+  it("lifts on START only an opt-out, never an operator's suppression; an operator cannot write one", async () => {
+    const to = nextNumber();
+    const admin = server.adminService();
+    await admin.addSuppression({ channel: Channel.SMS, address: to, reason: 'fraud report #12' });
+    const start = await twilio.sendInbound(
+      `${server.url}/webhooks/twilio/inbound`,
+      { from: to, to: FROM, body: 'START' },
+      { signedUrl: INBOUND_URL },
+    );
+    expect(start.status).toBe(200);
+    const { suppressions } = await admin.listSuppressions({ channel: Channel.SMS, address: to });
+    expect(suppressions.map((s) => s.reason)).toEqual(['fraud report #12']);
+    const refused = await admin
+      .addSuppression({ channel: Channel.SMS, address: nextNumber(), reason: 'opted_out: by hand' })
+      .catch((error: Error) => error.message);
+    expect(refused).toMatch(/reason: must not start with "opted_out"/);
   });
 
   it('sends a CRITICAL SMS to a user who turned SMS off, and not a normal one', async () => {
@@ -407,7 +465,7 @@ describe.each(engines())('SMS through Twilio alone on $name', (engine) => {
       StatusCallback: `${STATUS_URL}?delivery=${sentDelivery.id}`,
     });
     const d = await final(unreachable.notificationId);
-    expect([d.status, d.attempts.map((a) => a.outcome)]).toEqual([DeliveryStatus.FAILED, ['failed']]);
-    expect(d.reason).toMatch(/^failed: Twilio 21612: /);
+    expect([d.status, d.attempts.map((a) => a.outcome)]).toEqual([DeliveryStatus.FAILED, ['retry']]);
+    expect(d.reason).toMatch(/^failed: no provider reaches the destination; last: Twilio 21612: /);
   });
 });

@@ -61,6 +61,12 @@ describe('fitSms', () => {
     expect(cut).toBe('e\u0301'.repeat(cut.length / 2));
   });
 
+  it('cuts inside a grapheme only when not even the first one fits', () => {
+    const { text } = fitSms(`e${'\u0301'.repeat(200)}`, 1);
+    expect(text).toBe(`e${'\u0301'.repeat(68)}…`);
+    expect(smsShape(text)).toEqual({ encoding: 'UCS-2', units: 70, segments: 1 });
+  });
+
   it('falls back to GSM-7 when the cut drops the only UCS-2 character', () => {
     const { text } = fitSms(`${'a'.repeat(170)}ê`, 1);
     expect(text).toBe(`${'a'.repeat(157)}...`);

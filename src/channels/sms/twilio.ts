@@ -12,6 +12,7 @@
 // - anything else 4xx: permanent for the message.
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient.js';
+import { maskNumbersIn } from '../../core/destinations.js';
 import type { DeliveryTask, Outcome, ProviderAdapter } from '../../delivery/provider.js';
 import { channelAdapter } from '../adapter.js';
 import { withinBudget } from '../budget.js';
@@ -95,12 +96,15 @@ export interface TwilioAccount {
   name: string;
 }
 
-/** The Twilio accounts among the providers now configured, by account SID. */
-export function twilioAccounts(providers: Iterable<ProviderAdapter>): Map<string, TwilioAccount> {
-  const found = new Map<string, TwilioAccount>();
+/**
+ * The Twilio accounts among the providers now configured, by account SID; one SID may come with several auth
+ * tokens (two providers of one account while its token is rotated), and a webhook signed with any is valid.
+ */
+export function twilioAccounts(providers: Iterable<ProviderAdapter>): Map<string, TwilioAccount[]> {
+  const found = new Map<string, TwilioAccount[]>();
   for (const provider of providers) {
     const account = (provider as { [ACCOUNT]?: TwilioAccount })[ACCOUNT];
-    if (account && !found.has(account.accountSid)) found.set(account.accountSid, account);
+    if (account) found.set(account.accountSid, [...(found.get(account.accountSid) ?? []), account]);
   }
   return found;
 }
@@ -128,11 +132,9 @@ function classify(error: unknown): Outcome {
   const e = (error ?? {}) as { status?: unknown; code?: unknown; message?: string };
   const status = typeof e.status === 'number' ? e.status : undefined;
   const code = typeof e.code === 'number' ? e.code : undefined;
-  const said =
-    `Twilio ${code ?? status ?? (typeof e.code === 'string' ? e.code : 'error')}: ${e.message ?? ''}`.slice(
-      0,
-      500,
-    );
+  const label = code ?? status ?? (typeof e.code === 'string' ? e.code : 'error');
+  // Twilio's messages quote the number ("The 'To' number +1… is not valid"): never whole in a reason.
+  const said = maskNumbersIn(`Twilio ${label}: ${e.message ?? ''}`).slice(0, 500);
   const detail = { statusCode: status, code: code === undefined ? undefined : String(code) };
   if (status === undefined) return { kind: 'retry', reason: said, ...detail };
   if (code === OPTED_OUT) return { kind: 'invalid_destination', reason: `opted_out: ${said}`, ...detail };
