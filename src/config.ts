@@ -4,6 +4,7 @@ import net from 'node:net';
 import { type ChannelName, channelNames } from './core/channels.js';
 import { defaultRetryPolicies, type RetryPolicy } from './core/retry-policy.js';
 import type { RateLimit } from './delivery/rate-limiter.js';
+import type { CorsOrigins } from './server/cors.js';
 import type { ListenerLimits } from './server/listener.js';
 
 /** The push lane's concurrency, as a multiple of HERALD_DISPATCH_CONCURRENCY, unless set on its own. */
@@ -26,6 +27,8 @@ export interface Config {
   bootstrapAdminKey: boolean;
   apiKeyCacheTtlMs: number;
   maxRequestBytes: number;
+  /** gRPC server reflection (grpc.reflection.v1 and v1alpha), answered without credentials. */
+  reflection: boolean;
   shutdownTimeoutMs: number;
   logLevel: string;
   /** Server processes sharing the port (node:cluster); more than one needs DATABASE_URL. */
@@ -58,6 +61,8 @@ export interface Config {
     /** An extra CA (PEM file) for fetching from those hosts. */
     caFile: string | undefined;
   };
+  /** Browser origins that may call the RPCs and open /ws (CORS); unset: no CORS headers, /ws takes any. */
+  corsOrigins: CorsOrigins | undefined;
   /** Bounds on connections before authentication (the one-port listener); the README's Security section. */
   listener: ListenerLimits;
   delivery: DeliveryConfig;
@@ -172,9 +177,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bootstrapAdminKey: bool('HERALD_BOOTSTRAP_ADMIN_KEY', true),
     apiKeyCacheTtlMs: int('HERALD_API_KEY_CACHE_TTL_MS', 5_000, 0, 3_600_000),
     maxRequestBytes: int('HERALD_MAX_REQUEST_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    reflection: bool('HERALD_REFLECTION', true),
     shutdownTimeoutMs: int('HERALD_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     logLevel,
     publicUrl: publicUrl(str('HERALD_PUBLIC_URL'), problems),
+    corsOrigins: corsOrigins(str('HERALD_CORS_ORIGINS'), problems),
     linkSecret: str('HERALD_LINK_SECRET'),
     unsubscribeMailto: unsubscribeMailto(str('HERALD_UNSUBSCRIBE_MAILTO'), problems),
     sesFeedback: {
@@ -350,6 +357,38 @@ function networks(name: string, raw: string | undefined, problems: string[]): st
     }
   }
   return list;
+}
+
+/**
+ * `*` alone, or exact origins, comma-separated (`https://app.example.com,http://localhost:5173`), each kept as
+ * browsers send it in `Origin` (host lowercased, default port dropped).
+ */
+function corsOrigins(raw: string | undefined, problems: string[]): CorsOrigins | undefined {
+  if (raw === undefined) return undefined;
+  const entries = list(raw);
+  if (entries.length === 1 && entries[0] === '*') return '*';
+  if (entries.length === 0) problems.push('HERALD_CORS_ORIGINS names no origin (unset it for no CORS)');
+  const origins: string[] = [];
+  for (const entry of entries) {
+    const origin = exactOrigin(entry);
+    if (origin !== undefined) origins.push(origin);
+    else {
+      problems.push(
+        `HERALD_CORS_ORIGINS: "${entry}" is not an origin (http(s)://host[:port], no path; * only alone)`,
+      );
+    }
+  }
+  return origins;
+}
+
+/** The origin `raw` names when it is just scheme://host[:port] (no path, query or credentials). */
+function exactOrigin(raw: string): string | undefined {
+  if (!/^https?:\/\/[^/?#@\s\\]+$/i.test(raw)) return undefined;
+  try {
+    return new URL(raw).origin;
+  } catch {
+    return undefined;
+  }
 }
 
 /** An http(s) base URL without a query, fragment or trailing slash. */

@@ -69,8 +69,12 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   };
 }
 
-/** Services that answer without credentials (load balancer health probes). */
-const publicServices = new Set(['grpc.health.v1.Health']);
+/** Services that answer without credentials: load balancer health probes, and reflection (the schema is public). */
+const publicServices = new Set([
+  'grpc.health.v1.Health',
+  'grpc.reflection.v1.ServerReflection',
+  'grpc.reflection.v1alpha.ServerReflection',
+]);
 
 export function authInterceptor(authenticate: Authenticator): Interceptor {
   return (next) => async (req) => {

@@ -15,6 +15,7 @@ import { notificationHandlers } from './notifications.js';
 import { outboxHandlers } from './outbox.js';
 import { preferenceHandlers } from './preferences.js';
 import { pushTokenHandlers } from './push-tokens.js';
+import { registerReflection } from './reflection.js';
 import { suppressionHandlers } from './suppressions.js';
 
 export {
@@ -44,6 +45,8 @@ export interface ApiDeps {
   /** Aborted when shutdown starts. */
   closing: AbortSignal;
   credentials: CredentialWatch;
+  /** Serve gRPC server reflection (v1 and v1alpha), describing the services registered here. */
+  reflection: boolean;
 }
 
 export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
@@ -60,5 +63,6 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
       ...outboxHandlers(deps),
     });
     router.service(Health, healthHandlers(deps.isReady));
+    if (deps.reflection) registerReflection(router, [NotificationService, AdminService, Health]);
   };
 }

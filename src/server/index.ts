@@ -29,6 +29,7 @@ import { createMemoryBus, createRealtime } from '../realtime/index.js';
 import { createRedisBus } from '../realtime/redis-bus.js';
 import { createGroupCommitWriter, type Database, openDatabase } from '../store/index.js';
 import { bootstrapAdminKey } from './bootstrap.js';
+import { withCors } from './cors.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { withInboxPage } from './inbox-page.js';
 import { connectionCap, createListener, descriptorLimit } from './listener.js';
@@ -223,6 +224,7 @@ export async function startHerald({
         credentials,
         now,
         isReady,
+        reflection: config.reflection,
       }),
       interceptors: [metrics.interceptor, errorMappingInterceptor(logger), authInterceptor(authenticate)],
       readMaxBytes: config.maxRequestBytes,
@@ -297,7 +299,7 @@ export async function startHerald({
                   onEvent: (event, provider) => smsMetrics.event(event, provider),
                   logger,
                 },
-                withOutboxPage(withInboxPage(rpc)),
+                withOutboxPage(withInboxPage(withCors(config.corsOrigins, rpc))),
               ),
             ),
           ),
@@ -308,7 +310,12 @@ export async function startHerald({
     const websockets = attachWebSocketBridge(
       listener.http1,
       { authenticate, credentials, realtime, database: db, logger, now },
-      { path: '/ws', heartbeatMs: config.streamHeartbeatMs, ...config.websocket },
+      {
+        path: '/ws',
+        heartbeatMs: config.streamHeartbeatMs,
+        allowedOrigins: config.corsOrigins,
+        ...config.websocket,
+      },
     );
     const port = await listener.listen(config.port, config.host);
     const displayHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;

@@ -12,6 +12,10 @@
 // connection stays; a protocol ping every `pingMs`, and a connection that misses two pongs is closed; a
 // connection whose unsent data passes `maxBufferedBytes` is closed with 1013 so one slow consumer cannot grow
 // the server's memory; at most `maxConnectionsPerUser` connections per user, on all instances together.
+//
+// Origins: with HERALD_CORS_ORIGINS set, an upgrade whose Origin is not allowed is refused with 403 before the
+// handshake, so a page on another origin cannot ride a user's token into the bridge; a client that sends no
+// Origin (not a browser) is taken. Unset: every Origin is taken.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -33,6 +37,7 @@ import { isUuid } from '../core/ids.js';
 import type { Logger } from '../observability/logger.js';
 import type { InboxSession, Realtime, SessionEvent, SystemEvent } from '../realtime/index.js';
 import { type Database, latestInboxSeq, type MarkAction } from '../store/index.js';
+import { type CorsOrigins, createOriginCheck } from './cors.js';
 
 export interface WebSocketOptions {
   path: string;
@@ -41,6 +46,8 @@ export interface WebSocketOptions {
   maxBufferedBytes: number;
   maxConnectionsPerUser: number;
   heartbeatMs: number;
+  /** Browser origins taken (HERALD_CORS_ORIGINS); undefined: any. */
+  allowedOrigins?: CorsOrigins | undefined;
 }
 
 export interface WebSocketBridge {
@@ -77,6 +84,7 @@ export function attachWebSocketBridge(
   options: WebSocketOptions,
 ): WebSocketBridge {
   const { realtime, database, logger } = deps;
+  const isAllowedOrigin = options.allowedOrigins ? createOriginCheck(options.allowedOrigins) : () => true;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_FRAME_BYTES,
@@ -119,6 +127,11 @@ export function attachWebSocketBridge(
     const url = new URL(req.url ?? '/', 'http://herald');
     if (url.pathname !== options.path) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !isAllowedOrigin(origin)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     // Only these two strings outlive the handshake: a connection must not keep its request (headers, token)
