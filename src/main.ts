@@ -7,6 +7,7 @@ import {
   Channel,
   createHeraldAdminClient,
   createHeraldClient,
+  type DateShape,
   type OutboxMessage,
   SendRequestSchema,
   SendResponseSchema,
@@ -282,8 +283,8 @@ async function outbox(config: Config, args: string[]): Promise<void> {
   }
 }
 
-function printOutboxMessage(m: OutboxMessage): void {
-  const at = m.createdAt ? new Date(Number(m.createdAt.seconds) * 1000).toISOString() : '';
+function printOutboxMessage(m: DateShape<OutboxMessage>): void {
+  const at = m.createdAt?.toISOString() ?? '';
   const channel = Channel[m.channel].toLowerCase();
   process.stdout.write(
     `${at}  ${channel}  ${m.provider}  ${m.destination}  (notification ${m.notificationId})\n` +

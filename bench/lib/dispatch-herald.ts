@@ -4,10 +4,12 @@
 // too); webhook-id = the delivery id SendBatch returns per notification.
 import { create } from '@bufbuild/protobuf';
 import {
+  AdminService,
   Channel,
-  createHeraldAdminClient,
-  createHeraldClient,
+  createClient,
+  createHeraldTransport,
   DeliveryStatus,
+  NotificationService,
   type SendBatchResponse,
   SendRequestSchema,
 } from '../../clients/node/index.js';
@@ -84,12 +86,14 @@ export async function heraldPhase(
   cleanup.add('stop Herald', () => server.stop());
   try {
     const options = { baseUrl: server.url, apiKey: server.apiKey, defaultTimeoutMs: RPC_TIMEOUT_MS };
-    const { secret } = await createHeraldAdminClient(options).createWebhookEndpoint({
-      url: setup.receiver.url,
-      description: 'dispatch benchmark receiver',
-      eventTypes: [NOTIFICATION_TYPE],
-    });
-    const herald = createHeraldClient(options);
+    const { secret } = await createClient(AdminService, createHeraldTransport(options)).createWebhookEndpoint(
+      {
+        url: setup.receiver.url,
+        description: 'dispatch benchmark receiver',
+        eventTypes: [NOTIFICATION_TYPE],
+      },
+    );
+    const herald = createClient(NotificationService, createHeraldTransport(options));
     const workload = new Workload(setup.users);
     const log = new SendLog();
     setup.receiver.expect(secret, setup.notifications, setup.verifyEvery);

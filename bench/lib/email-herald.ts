@@ -12,8 +12,10 @@ import { create } from '@bufbuild/protobuf';
 import postgres from 'postgres';
 import {
   Channel,
-  createHeraldClient,
+  createClient,
+  createHeraldTransport,
   DeliveryStatus,
+  NotificationService,
   type SendBatchResponse,
   SendRequestSchema,
 } from '../../clients/node/index.js';
@@ -160,11 +162,14 @@ export async function heraldEmailPhase(
     }).finally(restore);
     cleanup.add('stop Herald', () => server.stop());
     try {
-      const herald = createHeraldClient({
-        baseUrl: server.url,
-        apiKey: server.apiKey,
-        defaultTimeoutMs: RPC_TIMEOUT_MS,
-      });
+      const herald = createClient(
+        NotificationService,
+        createHeraldTransport({
+          baseUrl: server.url,
+          apiKey: server.apiKey,
+          defaultTimeoutMs: RPC_TIMEOUT_MS,
+        }),
+      );
       const log = new PushSendLog();
       setup.emulator.expect(n);
       const endCpu = startCpuWindow(

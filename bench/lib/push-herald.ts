@@ -14,8 +14,10 @@ import postgres from 'postgres';
 import webPush from 'web-push';
 import {
   Channel,
-  createHeraldClient,
+  createClient,
+  createHeraldTransport,
   DeliveryStatus,
+  NotificationService,
   Priority,
   type SendBatchResponse,
   SendRequestSchema,
@@ -224,11 +226,14 @@ export async function heraldPushPhase(
     }).finally(restore);
     cleanup.add('stop Herald', () => server.stop());
     try {
-      const herald = createHeraldClient({
-        baseUrl: server.url,
-        apiKey: server.apiKey,
-        defaultTimeoutMs: RPC_TIMEOUT_MS,
-      });
+      const herald = createClient(
+        NotificationService,
+        createHeraldTransport({
+          baseUrl: server.url,
+          apiKey: server.apiKey,
+          defaultTimeoutMs: RPC_TIMEOUT_MS,
+        }),
+      );
       const log = new PushSendLog();
       setup.emulators.expect(platform, n);
       const endCpu = startCpuWindow(

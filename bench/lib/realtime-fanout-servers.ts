@@ -4,8 +4,10 @@
 import path from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import {
+  AdminService,
   Channel,
-  createHeraldAdminClient,
+  createClient,
+  createHeraldTransport,
   NotificationService,
   SendBatchRequestSchema,
   SendBatchResponseSchema,
@@ -94,7 +96,10 @@ export async function startHeraldFanoutServer(options: HeraldFanoutOptions): Pro
     { length: options.senders },
     () => new RawGrpcClient(child.url, `Bearer ${child.apiKey}`),
   );
-  const admin = createHeraldAdminClient({ baseUrl: child.url, apiKey: child.apiKey });
+  const admin = createClient(
+    AdminService,
+    createHeraldTransport({ baseUrl: child.url, apiKey: child.apiKey }),
+  );
 
   async function unicast(
     count: number,

@@ -2,7 +2,12 @@
 // every notification recorded with its arrival time (epoch ms, taken as the frame or message is handed over).
 
 import type { WebSocket } from 'ws';
-import { createHeraldClient, type HeraldClient } from '../../clients/node/index.js';
+import {
+  createClient,
+  createHeraldTransport,
+  NotificationService,
+  type NotificationServiceClient,
+} from '../../clients/node/index.js';
 import { epochNow } from './dispatch-child.js';
 import { dataInteger, type InboxFrame } from './realtime-frames.js';
 import { openAll, openInboxSocket } from './realtime-inbox-socket.js';
@@ -65,7 +70,7 @@ async function openWebSocket(command: OpenCommand, userId: string, token: string
 }
 
 /** Resolves once the stream's first unread_count (the end of the replay) arrived. */
-function openStream(client: HeraldClient, userId: string, timeoutMs: number): Promise<void> {
+function openStream(client: NotificationServiceClient, userId: string, timeoutMs: number): Promise<void> {
   const controller = new AbortController();
   streams.push(controller);
   return new Promise((resolve, reject) => {
@@ -104,7 +109,10 @@ async function open(command: OpenCommand): Promise<OpenedReply> {
   const sign = userTokenSigner(command.jwtSecret);
   // One client per HTTP/2 connection; streams are spread over them round-robin.
   const clients = Array.from({ length: Math.max(1, command.connections) }, () =>
-    createHeraldClient({ baseUrl: command.baseUrl, apiKey: command.apiKey }),
+    createClient(
+      NotificationService,
+      createHeraldTransport({ baseUrl: command.baseUrl, apiKey: command.apiKey }),
+    ),
   );
   const result = await openAll(command.users.length, command.concurrency, async (i) => {
     const userId = command.users[i]!;

@@ -155,6 +155,12 @@ export function registerReflection(router: ConnectRouter, services: readonly Des
   });
 }
 
+/**
+ * Questions one stream may ask. Tools ask a few dozen (list, then a file per service and its dependencies);
+ * the cap keeps one unauthenticated stream from keeping a core busy answering.
+ */
+export const MAX_QUESTIONS_PER_STREAM = 1_000;
+
 /** The bidi handler: one response per request, in order, with one `sent` set per stream. */
 function answerEach<Req extends { messageRequest: ReflectionQuestion }, Res>(
   reflector: Reflector,
@@ -162,8 +168,16 @@ function answerEach<Req extends { messageRequest: ReflectionQuestion }, Res>(
 ): (requests: AsyncIterable<Req>) => AsyncGenerator<Res> {
   return async function* (requests) {
     const sent = new Set<string>();
-    for await (const request of requests)
+    let asked = 0;
+    for await (const request of requests) {
+      if (++asked > MAX_QUESTIONS_PER_STREAM) {
+        throw new ConnectError(
+          `a reflection stream answers at most ${MAX_QUESTIONS_PER_STREAM} requests; open another`,
+          Code.ResourceExhausted,
+        );
+      }
       yield respond(request, reflector.answer(request.messageRequest, sent));
+    }
   };
 }
 

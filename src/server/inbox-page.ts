@@ -1,7 +1,11 @@
-// The demo inbox page (`GET /inbox`) and the browser client bundle it loads (`GET /inbox/herald-web.js`,
-// clients/web bundled as ESM by esbuild on first request). The quickstart's way to watch a notification
-// arrive: open /inbox#user=u1&token=<API key with read, or a user JWT>[&transport=websocket]. The page's
-// script is served as /inbox/page.js so the page runs under a strict Content-Security-Policy.
+// The demo inbox page (`GET /inbox`), built on the <herald-inbox> element, and the two browser bundles it and
+// other pages load, each clients/web/src bundled as minified ESM by esbuild on first request:
+// `/inbox/herald-inbox.js` (the element and the client) and `/inbox/herald-web.js` (the client alone). The
+// quickstart's way to watch a notification arrive: open /inbox#user=u1&token=<API key with read, or a user
+// JWT>[&transport=websocket]; the credential stays in the fragment, which is never sent to the server, and is
+// handed to the element as a property. The page's script is served as /inbox/page.js so the page runs under a
+// strict Content-Security-Policy; the element styles its shadow root with a constructed stylesheet, which that
+// policy allows.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,21 +14,23 @@ import type { RequestHandler } from './listener.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-function findClientEntry(): string | null {
+function findClientSource(file: string): string | null {
   for (let dir = here; ; dir = path.dirname(dir)) {
-    const candidate = path.join(dir, 'clients', 'web', 'index.ts');
+    const candidate = path.join(dir, 'clients', 'web', 'src', file);
     if (existsSync(candidate)) return candidate;
     if (path.dirname(dir) === dir) return null;
   }
 }
 
-let bundle: Promise<string> | null = null;
+const bundles = new Map<string, Promise<string>>();
 
-/** The browser client as one ESM file (built once per process). */
-export function webClientBundle(): Promise<string> {
-  bundle ??= (async () => {
-    const entry = findClientEntry();
-    if (!entry) throw new Error('clients/web/index.ts not found');
+/** clients/web/src/<file> and everything it imports as one minified ESM file (built once per process). */
+function bundleOf(file: string): Promise<string> {
+  let bundle = bundles.get(file);
+  if (bundle) return bundle;
+  bundle = (async () => {
+    const entry = findClientSource(file);
+    if (!entry) throw new Error(`clients/web/src/${file} not found`);
     const result = await build({
       entryPoints: [entry],
       bundle: true,
@@ -37,17 +43,27 @@ export function webClientBundle(): Promise<string> {
     });
     return result.outputFiles[0]!.text;
   })();
-  bundle.catch(() => {
-    bundle = null;
-  });
+  bundles.set(file, bundle);
+  bundle.catch(() => bundles.delete(file));
   return bundle;
 }
 
+/** The browser client as one ESM file. */
+export const webClientBundle = (): Promise<string> => bundleOf('index.ts');
+
+/** The <herald-inbox> element with the browser client, as one ESM file that registers the element. */
+export const inboxElementBundle = (): Promise<string> => bundleOf('inbox-element.ts');
+
+const SCRIPTS: Record<string, () => Promise<string>> = {
+  '/inbox/herald-web.js': webClientBundle,
+  '/inbox/herald-inbox.js': inboxElementBundle,
+};
+
 export function withInboxPage(next: RequestHandler): RequestHandler {
   return (req, res) => {
-    const pathname = (req.url ?? '/').split('?', 1)[0];
-    const known =
-      pathname === '/inbox' || pathname === '/inbox/page.js' || pathname === '/inbox/herald-web.js';
+    const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const bundle = Object.hasOwn(SCRIPTS, pathname) ? SCRIPTS[pathname] : undefined;
+    const known = pathname === '/inbox' || pathname === '/inbox/page.js' || bundle !== undefined;
     if (req.method !== 'GET' || !known) {
       next(req, res);
       return;
@@ -62,12 +78,12 @@ export function withInboxPage(next: RequestHandler): RequestHandler {
       res.end(PAGE);
       return;
     }
-    if (pathname === '/inbox/page.js') {
+    if (!bundle) {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' });
       res.end(PAGE_SCRIPT);
       return;
     }
-    webClientBundle().then(
+    bundle().then(
       (code) => {
         res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' });
         res.end(code);
@@ -81,46 +97,28 @@ export function withInboxPage(next: RequestHandler): RequestHandler {
 }
 
 const PAGE_SCRIPT = `
-import { createHeraldWebClient } from '/inbox/herald-web.js';
+import '/inbox/herald-inbox.js';
 const params = new URLSearchParams(location.hash.slice(1));
 const token = params.get('token');
+const status = document.getElementById('status');
+const inbox = document.querySelector('herald-inbox');
 if (!token) {
-  document.getElementById('status').textContent = 'Open /inbox#user=USER_ID&token=API_KEY_OR_JWT';
+  status.textContent = 'Open /inbox#user=USER_ID&token=API_KEY_OR_JWT';
 } else {
-  const herald = createHeraldWebClient({
-    baseUrl: location.origin,
-    token,
-    userId: params.get('user') ?? undefined,
-    transport: params.get('transport') ?? 'auto',
-    baseDelayMs: 200,
-    maxDelayMs: 2000,
+  const states = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', idle: '' };
+  inbox.addEventListener('herald-connection', (event) => {
+    const { state, transport } = event.detail;
+    status.textContent = state === 'live' ? 'live (' + transport + ')' : states[state];
   });
-  const list = document.getElementById('list');
-  herald.subscribe((event) => {
-    if (event.type === 'connected') document.getElementById('status').textContent = 'live (' + event.transport + ')';
-    if (event.type === 'disconnected') document.getElementById('status').textContent = 'reconnecting…';
-    if (event.type === 'unread_count') document.getElementById('unread').textContent = '(' + event.unread_count.count + ')';
-    if (event.type === 'system') {
-      const box = document.getElementById('system');
-      box.style.display = 'block';
-      box.textContent = event.system.type;
-    }
-    if (event.type === 'notification') {
-      const n = event.notification;
-      const item = document.createElement('li');
-      item.dataset.seq = n.seq;
-      item.dataset.id = n.id;
-      if (!n.readAt) item.className = 'unread';
-      const title = document.createElement('div');
-      title.className = 'title';
-      title.textContent = n.title || n.type;
-      const body = document.createElement('div');
-      body.className = 'body';
-      body.textContent = n.body || '';
-      item.append(title, body);
-      list.prepend(item);
-    }
+  inbox.addEventListener('herald-system', (event) => {
+    const box = document.getElementById('system');
+    box.hidden = false;
+    box.textContent = event.detail.system.type;
   });
+  if (params.get('user')) inbox.userId = params.get('user');
+  inbox.transport = params.get('transport') ?? 'auto';
+  inbox.token = token;
+  inbox.open = true;
 }
 `;
 
@@ -128,22 +126,22 @@ const PAGE = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Herald inbox</title>
 <style>
-  body { font: 15px/1.4 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; color: #222; }
-  #status { color: #666; font-size: 13px; }
-  #unread { font-weight: 600; }
-  li { padding: .5rem 0; border-bottom: 1px solid #eee; list-style: none; }
-  li.unread .title { font-weight: 600; }
-  .body { color: #555; }
-  #system { background: #fff6d6; padding: .25rem .5rem; display: none; }
+  :root { color-scheme: light dark; }
+  body { font: 15px/1.4 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }
+  header { display: flex; align-items: center; justify-content: space-between; }
+  h1 { margin: 0; font-size: 1.5rem; }
+  #status { color: GrayText; font-size: 13px; }
+  #system { background: #fff6d6; color: #222; padding: .25rem .5rem; }
+  herald-inbox { --herald-panel-width: min(28rem, calc(100vw - 2rem)); }
 </style>
 </head>
 <body>
-<h1>Inbox <span id="unread"></span></h1>
+<header><h1>Inbox</h1><herald-inbox></herald-inbox></header>
 <p id="status">connecting…</p>
-<p id="system"></p>
-<ul id="list"></ul>
+<p id="system" hidden></p>
 <script type="module" src="/inbox/page.js"></script>
 </body>
 </html>

@@ -13,14 +13,15 @@
 // connection whose unsent data passes `maxBufferedBytes` is closed with 1013 so one slow consumer cannot grow
 // the server's memory; at most `maxConnectionsPerUser` connections per user, on all instances together.
 //
-// Origins: with HERALD_CORS_ORIGINS set, an upgrade whose Origin is not allowed is refused with 403 before the
-// handshake, so a page on another origin cannot ride a user's token into the bridge; a client that sends no
-// Origin (not a browser) is taken. Unset: every Origin is taken.
+// Origins: with HERALD_CORS_ORIGINS set, an upgrade whose Origin is neither listed nor Herald's own host (its
+// own pages, e.g. /inbox) is refused with 403 before the handshake, so a page on another origin cannot ride a
+// user's token into the bridge; a client that sends no Origin (not a browser) is taken. Unset: every Origin
+// is taken.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { toJson } from '@bufbuild/protobuf';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { eventJson, frameOf } from '../../clients/web/src/frames.js';
 import { StreamNotificationsResponseSchema } from '../../gen/herald/v1/notification_service_pb.js';
 import {
   type Authenticator,
@@ -32,7 +33,6 @@ import {
   sessionEventToProto,
 } from '../api/index.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
-import { frameOf } from '../core/frames.js';
 import { isUuid } from '../core/ids.js';
 import type { Logger } from '../observability/logger.js';
 import type { InboxSession, Realtime, SessionEvent, SystemEvent } from '../realtime/index.js';
@@ -130,7 +130,7 @@ export function attachWebSocketBridge(
       return;
     }
     const origin = req.headers.origin;
-    if (origin !== undefined && !isAllowedOrigin(origin)) {
+    if (origin !== undefined && !isAllowedOrigin(origin) && !isSameOrigin(origin, req.headers.host)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
@@ -360,10 +360,7 @@ export function attachWebSocketBridge(
 }
 
 function encodeProtoFrame(event: SessionEvent): string {
-  const json = toJson(StreamNotificationsResponseSchema, sessionEventToProto(event), {
-    alwaysEmitImplicit: true,
-  });
-  return JSON.stringify(frameOf(json));
+  return JSON.stringify(frameOf(eventJson(StreamNotificationsResponseSchema, sessionEventToProto(event))));
 }
 
 function parseFrame(data: Buffer): Record<string, unknown> | null {
@@ -385,4 +382,14 @@ function uuids(value: unknown, field: string): string[] {
     if (typeof id !== 'string' || !isUuid(id)) throw invalidArgument(`${field}[${i}]`, 'must be a UUID');
     return id.toLowerCase();
   });
+}
+
+/** The page came from the host the upgrade is addressed to (Herald's own pages; a proxy keeps Host). */
+function isSameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    return new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
 }

@@ -13,7 +13,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Channel, type HeraldClient, Platform } from '../../clients/node/index.js';
+import { Channel, type NotificationServiceClient, Platform } from '../../clients/node/index.js';
 import { chromiumArgs, chromiumAvailable, chromiumPath } from '../support/browser.js';
 import { pgliteEngine } from '../support/engines.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -149,7 +149,7 @@ describe.runIf(chromiumAvailable)('the outbox page in headless Chromium', () => 
     });
 
     // One Send at a time, each seen on the page before the next, so the order is the order of sending.
-    const sends: Parameters<HeraldClient['send']>[0][] = [
+    const sends: Parameters<NotificationServiceClient['send']>[0][] = [
       {
         userId: 'outbox-mail',
         type: 'outbox.plain',

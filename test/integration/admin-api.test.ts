@@ -7,13 +7,13 @@ import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type AdminServiceClient,
   Channel,
   createHeraldAdminClient,
   DeliveryStatus,
   EscalationCondition,
-  type HeraldAdminClient,
-  type HeraldClient,
   ListWebhookEndpointsResponseSchema,
+  type NotificationServiceClient,
   type RoutingStepSchema,
 } from '../../clients/node/index.js';
 import { engines } from '../support/engines.js';
@@ -42,8 +42,8 @@ const template = (overrides: { locale?: string; body?: string } = {}) => ({
 
 /** What a bad-input case may call: the admin-keyed clients and an existing endpoint to aim updates at. */
 interface Subject {
-  admin: HeraldAdminClient;
-  herald: HeraldClient;
+  admin: AdminServiceClient;
+  herald: NotificationServiceClient;
   endpointId: string;
 }
 
@@ -336,8 +336,8 @@ const CONFIG_TABLES = ['routing_rules', 'templates', 'webhook_endpoints', 'deliv
 
 describe.each(engines())('AdminService and CancelNotification ($name)', (engine) => {
   let server: TestServer;
-  let admin: HeraldAdminClient;
-  let herald: HeraldClient;
+  let admin: AdminServiceClient;
+  let herald: NotificationServiceClient;
 
   beforeAll(async () => {
     server = await startTestServer(engine, { overrides: SETTINGS });

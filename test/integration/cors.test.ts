@@ -321,8 +321,9 @@ describe('CORS with exact origins', () => {
     expect(await openWebSocket(server, token, EVIL)).toBe(403);
   });
 
-  it('takes a /ws upgrade from an allowed origin, or without Origin (not a browser)', async () => {
+  it("takes a /ws upgrade from an allowed origin, Herald's own pages, or without Origin (not a browser)", async () => {
     expect(await openWebSocket(server, token, APP)).toBe('acknowledged');
+    expect(await openWebSocket(server, token, server.url)).toBe('acknowledged');
     expect(await openWebSocket(server, token)).toBe('acknowledged');
   });
 });

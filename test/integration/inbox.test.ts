@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Channel,
   DeliveryStatus,
-  type HeraldClient,
   MarkAction,
+  type NotificationServiceClient,
   type StreamNotificationsResponse,
 } from '../../clients/node/index.js';
 import { engines } from '../support/engines.js';
@@ -16,7 +16,7 @@ import { startTestServer, type TestServer } from '../support/server.js';
 import { until } from '../support/until.js';
 
 /** A running StreamNotifications call that collects its events. */
-function follow(client: HeraldClient, userId: string, afterSeq = 0n) {
+function follow(client: NotificationServiceClient, userId: string, afterSeq = 0n) {
   const events: StreamNotificationsResponse[] = [];
   const controller = new AbortController();
   const done = (async () => {

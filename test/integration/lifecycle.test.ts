@@ -5,7 +5,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHeraldClient, type HeraldClient } from '../../clients/node/index.js';
+import {
+  createHeraldTransport,
+  NotificationService,
+  type NotificationServiceClient,
+} from '../../clients/node/index.js';
 import {
   Health,
   HealthCheckResponse_ServingStatus as ServingStatus,
@@ -30,8 +34,14 @@ import { TcpProxy } from './lifecycle-proxy.js';
 
 const SEND = 'herald.v1.NotificationService/Send';
 
-function client(baseUrl: string, apiKey?: string): HeraldClient {
-  return createHeraldClient({ baseUrl, ...(apiKey ? { apiKey } : {}), defaultTimeoutMs: 10_000 });
+/** The generated client, one attempt per call: what the server answers is what the test sees. */
+function client(baseUrl: string, apiKey?: string): NotificationServiceClient {
+  const transport = createHeraldTransport({
+    baseUrl,
+    ...(apiKey ? { apiKey } : {}),
+    defaultTimeoutMs: 10_000,
+  });
+  return createClient(NotificationService, transport);
 }
 
 /** The error code of a plain HTTP request that cannot connect (ECONNREFUSED), or its status. */

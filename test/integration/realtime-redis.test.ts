@@ -5,13 +5,17 @@
 // available on this machine).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { Channel, type HeraldClient, type StreamNotificationsResponse } from '../../clients/node/index.js';
+import {
+  Channel,
+  type NotificationServiceClient,
+  type StreamNotificationsResponse,
+} from '../../clients/node/index.js';
 import { postgresEngine, type TestDatabase } from '../support/engines.js';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { until } from '../support/until.js';
 
-function follow(client: HeraldClient, userId: string, afterSeq = 0n) {
+function follow(client: NotificationServiceClient, userId: string, afterSeq = 0n) {
   const events: StreamNotificationsResponse[] = [];
   const controller = new AbortController();
   const done = (async () => {

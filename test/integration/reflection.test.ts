@@ -15,6 +15,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as v1 from '../../gen/grpc/reflection/v1/reflection_pb.js';
 import * as v1alpha from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
+import { MAX_QUESTIONS_PER_STREAM } from '../../src/api/reflection.js';
 import { pgliteEngine } from '../support/engines.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -233,6 +234,23 @@ describe('gRPC server reflection (HERALD_REFLECTION default)', () => {
       (e: unknown) => ConnectError.from(e),
     );
     expect(error?.code).toBe(Code.InvalidArgument);
+  });
+
+  it('answers at most MAX_QUESTIONS_PER_STREAM questions on one stream, then RESOURCE_EXHAUSTED', async () => {
+    const list = { case: 'listServices' as const, value: '' };
+    const fine = await ask(
+      server.url,
+      Array.from({ length: MAX_QUESTIONS_PER_STREAM }, () => list),
+    );
+    expect(fine).toHaveLength(MAX_QUESTIONS_PER_STREAM);
+    const error = await ask(
+      server.url,
+      Array.from({ length: MAX_QUESTIONS_PER_STREAM + 1 }, () => list),
+    ).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(error?.code).toBe(Code.ResourceExhausted);
   });
 });
 

@@ -5,7 +5,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HeraldClient, SendRequestSchema } from '../../clients/node/index.js';
+import type { NotificationServiceClient, SendRequestSchema } from '../../clients/node/index.js';
 import { Channel, DeliveryStatus, Priority } from '../../clients/node/index.js';
 import { idempotencyKeys, notifications } from '../../src/store/schema.js';
 import { engines } from '../support/engines.js';
@@ -79,7 +79,7 @@ const invalidSends: [string, SendInit, string][] = [
 
 describe.each(engines())('Send ($name)', (engine) => {
   let server: TestServer;
-  let herald: HeraldClient;
+  let herald: NotificationServiceClient;
   beforeAll(async () => {
     server = await startTestServer(engine);
     herald = server.admin();

@@ -4,7 +4,12 @@ import { createECDH, randomBytes } from 'node:crypto';
 import { Code } from '@connectrpc/connect';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Channel, DeliveryStatus, type HeraldClient, Platform } from '../../clients/node/index.js';
+import {
+  Channel,
+  DeliveryStatus,
+  type NotificationServiceClient,
+  Platform,
+} from '../../clients/node/index.js';
 import { pushTokens } from '../../src/store/schema.js';
 import { engines } from '../support/engines.js';
 import { rejection as rejected } from '../support/errors.js';
@@ -19,7 +24,7 @@ function webPushKeys() {
 
 describe.each(engines())('push tokens and preferences ($name)', (engine) => {
   let server: TestServer;
-  let herald: HeraldClient;
+  let herald: NotificationServiceClient;
   beforeAll(async () => {
     server = await startTestServer(engine);
     herald = server.admin();

@@ -2,11 +2,13 @@
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import {
-  createHeraldAdminClient,
-  createHeraldClient,
-  type HeraldAdminClient,
-  type HeraldClient,
-  type HeraldClientOptions,
+  AdminService,
+  type AdminServiceClient,
+  createClient,
+  createHeraldTransport,
+  type HeraldTransportOptions,
+  NotificationService,
+  type NotificationServiceClient,
 } from '../../clients/node/index.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { ApiKeyScope } from '../../src/core/api-key.js';
@@ -35,14 +37,15 @@ export interface TestServer {
   url: string;
   adminKey: string;
   logs: LogCapture;
-  /** A client speaking gRPC (default), Connect or gRPC-Web. */
+  /** The generated client (protobuf messages as they are, one attempt per call) over the Node client's transport,
+   * speaking gRPC (default), Connect or gRPC-Web. */
   client(
     credential: { apiKey?: string; token?: string },
-    protocol?: HeraldClientOptions['protocol'],
-  ): HeraldClient;
-  admin(protocol?: HeraldClientOptions['protocol']): HeraldClient;
+    protocol?: HeraldTransportOptions['protocol'],
+  ): NotificationServiceClient;
+  admin(protocol?: HeraldTransportOptions['protocol']): NotificationServiceClient;
   /** AdminService with the admin key (or another key). */
-  adminService(apiKey?: string): HeraldAdminClient;
+  adminService(apiKey?: string): AdminServiceClient;
   keyWith(...scopes: ApiKeyScope[]): Promise<string>;
   userToken(userId: string, options?: { expiresIn?: string; secret?: string }): Promise<string>;
   stop(): Promise<void>;
@@ -93,7 +96,7 @@ export async function startTestServer(
   const adminKey = herald.bootstrapKey ?? (await createApiKey(db.database.db, 'test-admin', ['admin'])).key;
   const url = `http://127.0.0.1:${herald.port}`;
   const client: TestServer['client'] = (credential, protocol = 'grpc') =>
-    createHeraldClient({ baseUrl: url, protocol, ...credential });
+    createClient(NotificationService, createHeraldTransport({ baseUrl: url, protocol, ...credential }));
   return {
     herald,
     db,
@@ -102,7 +105,8 @@ export async function startTestServer(
     logs,
     client,
     admin: (protocol) => client({ apiKey: adminKey }, protocol),
-    adminService: (apiKey = adminKey) => createHeraldAdminClient({ baseUrl: url, apiKey }),
+    adminService: (apiKey = adminKey) =>
+      createClient(AdminService, createHeraldTransport({ baseUrl: url, apiKey })),
     async keyWith(...scopes) {
       return (await createApiKey(db.database.db, `test-${scopes.join('-')}`, scopes)).key;
     },
