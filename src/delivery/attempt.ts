@@ -24,7 +24,20 @@ export interface AttemptOptions {
   now: () => Date;
   random: () => number;
   logger: Logger;
-  onAttempt?: ((channel: ChannelName, provider: string, outcome: Outcome['kind']) => void) | undefined;
+  onAttempt?: ((attempt: AttemptReport) => void) | undefined;
+}
+
+/** What the engine's metrics hear of each provider call. */
+export interface AttemptReport {
+  channel: ChannelName;
+  provider: string;
+  outcome: Outcome['kind'];
+  latencyMs: number;
+  /**
+   * A first step's first attempt: how long after its notification was due (send_at, or when it was stored)
+   * it began, deferrals (quiet hours, rate limits, open circuits) included; null for any other attempt.
+   */
+  firstAttemptDelayMs: number | null;
 }
 
 export interface AttemptSignals {
@@ -180,7 +193,19 @@ async function call(
   }
   outcome = storableOutcome(outcome);
   const latencyMs = performance.now() - started;
-  options.onAttempt?.(claim.channel, provider.name, outcome.kind);
+  options.onAttempt?.({
+    channel: claim.channel,
+    provider: provider.name,
+    outcome: outcome.kind,
+    latencyMs,
+    firstAttemptDelayMs:
+      claim.attempts === 0 && claim.step === 0
+        ? Math.max(
+            0,
+            startedAt.getTime() - Math.max(claim.send_at.getTime(), claim.notification_created_at.getTime()),
+          )
+        : null,
+  });
   const reason = outcome.kind === 'sent' ? null : outcome.reason;
   options.logger.debug(
     {

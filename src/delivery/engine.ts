@@ -6,7 +6,7 @@
 // closed after its last attempt.
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { type DeliveryConfig, MAX_TOKEN_WAIT_MS } from '../config.js';
 import { type ChannelName, channelNames } from '../core/channels.js';
 import type { Database } from '../store/database.js';
@@ -15,6 +15,7 @@ import { CircuitBreakers } from './circuit-breaker.js';
 import { type ConfigCache, createConfigCache } from './config-cache.js';
 import { createDeliveryRunner } from './delivery-run.js';
 import { createDispatcher, type Dispatcher } from './dispatcher.js';
+import { createEngineMetrics } from './metrics.js';
 import type { ProviderSet } from './provider.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limiter.js';
 
@@ -67,17 +68,12 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     : null;
   redis?.on('error', (error) => logger.warn({ err: error.message }, 'redis (rate limits) unavailable'));
   const rateLimiter = redis ? createRedisRateLimiter(redis) : createMemoryRateLimiter();
-  const attempts = new Counter({
-    name: 'herald_delivery_attempts_total',
-    help: 'Provider calls made by the dispatcher, by channel, provider and outcome.',
-    labelNames: ['channel', 'provider', 'outcome'] as const,
-    registers: [options.registry],
-  });
-  const misfires = new Counter({
-    name: 'herald_delivery_deferral_misfires_total',
-    help: 'Deferrals that were not in the future of their claim and were backed off (a bug: see the error log).',
-    labelNames: ['channel'] as const,
-    registers: [options.registry],
+  const metrics = createEngineMetrics({
+    registry: options.registry,
+    sql: options.database.sql,
+    circuits,
+    providers: pool.current,
+    channels,
   });
 
   const runner = createDeliveryRunner({
@@ -93,8 +89,8 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     now: options.now,
     random: Math.random,
     logger,
-    onAttempt: (channel, provider, outcome) => attempts.inc({ channel, provider, outcome }),
-    onMisfire: (channel) => misfires.inc({ channel }),
+    onAttempt: metrics.attempt,
+    onMisfire: metrics.misfire,
   });
   const dispatcher = config.dispatcher
     ? createDispatcher({
