@@ -74,8 +74,8 @@ export function createAttempter(options: AttemptOptions) {
     // The breakers keep their own monotonic time (performance.now), so a wall-clock step cannot hold a circuit
     // open or close it early; how long until one half-opens becomes a wait on the service's clock.
     let shortestWaitMs = Number.POSITIVE_INFINITY;
-    // Providers that answered they cannot reach this destination: the next one is asked at once.
-    const refused: { record: AttemptRecord; reason: string }[] = [];
+    // Attempts of providers that answered they cannot reach this destination: the next is asked at once.
+    const refused: AttemptRecord[] = [];
     for (const provider of order) {
       const key = provider.circuitKey(task);
       const circuit = options.circuits.get(key);
@@ -96,13 +96,14 @@ export function createAttempter(options: AttemptOptions) {
           nextAttemptAt: new Date(options.now().getTime() + waitMs),
         });
       }
-      const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort);
+      const first = claim.attempts === 0 && refused.length === 0;
+      const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort, first);
       circuit.record(circuitResult(outcome), performance.now());
       if (outcome.kind === 'retry' && outcome.holdProviderMs)
         circuit.openFor(outcome.holdProviderMs, performance.now());
       await afterAnswer(options, claim, task, driver, outcome, provider.name);
       if (outcome.kind === 'retry' && outcome.elsewhere) {
-        refused.push({ record, reason: outcome.reason });
+        refused.push(record);
         continue;
       }
       const step = stepForOutcome(outcome, {
@@ -112,11 +113,11 @@ export function createAttempter(options: AttemptOptions) {
         now: options.now(),
         random: options.random,
       });
-      return refused.length > 0 && 'next' in step ? { ...step, earlier: refused.map((r) => r.record) } : step;
+      return refused.length > 0 && 'next' in step ? { ...step, earlier: refused } : step;
     }
     const waitUntil = new Date(options.now().getTime() + shortestWaitMs);
     if (refused.length > 0) {
-      const said = refused[refused.length - 1]!.reason;
+      const said = refused[refused.length - 1]!.error ?? '';
       // Every provider that could be asked cannot reach it; one whose circuit is open may, once it closes.
       return withRefusals(
         refused,
@@ -140,16 +141,16 @@ export function createAttempter(options: AttemptOptions) {
 
 /**
  * A transition after providers refused the destination as out of their reach: their attempts are recorded
- * with it (the last as the claim's attempt), the last one's provider remembered so the next claim starts after it.
+ * with it (the last as the claim's attempt), the last one's provider remembered so the next claim starts
+ * after it.
  */
-function withRefusals(refused: readonly { record: AttemptRecord }[], next: DeliveryTransition): Step {
-  if (refused.length === 0) return { next };
-  const records = refused.map((r) => r.record);
-  const last = records[records.length - 1]!;
+function withRefusals(refused: readonly AttemptRecord[], next: DeliveryTransition): Step {
+  const last = refused[refused.length - 1];
+  if (!last) return { next };
   return {
     next: { ...next, provider: last.provider, lastError: last.error },
     attempt: last,
-    earlier: records.slice(0, -1),
+    earlier: refused.slice(0, -1),
   };
 }
 
@@ -179,6 +180,8 @@ async function call(
   driver: ChannelDriver,
   provider: ProviderAdapter,
   abort: AbortSignal,
+  /** The delivery's first call (its first attempt, no provider asked before it in this claim). */
+  first: boolean,
 ): Promise<{ outcome: Outcome; record: AttemptRecord }> {
   const startedAt = options.now();
   const started = performance.now();
@@ -199,7 +202,7 @@ async function call(
     outcome: outcome.kind,
     latencyMs,
     firstAttemptDelayMs:
-      claim.attempts === 0 && claim.step === 0
+      first && claim.step === 0
         ? Math.max(
             0,
             startedAt.getTime() - Math.max(claim.send_at.getTime(), claim.notification_created_at.getTime()),

@@ -9,6 +9,7 @@ import {
   listRoutingRules,
   listTemplates,
   listWebhookEndpoints,
+  type RoutingRuleRow,
   type TemplateRow,
   type WebhookEndpointRow,
 } from '../store/delivery-config.js';
@@ -25,8 +26,8 @@ export interface EmailSenderOverride {
 
 interface Snapshot {
   rules: Map<string, RoutingRuleView>;
-  emailSenders: Map<string, EmailSenderOverride>;
-  smsMaxSegments: Map<string, number>;
+  /** The rules as stored, for the per-type settings a delivery reads (sender, SMS length). */
+  ruleRows: Map<string, RoutingRuleRow>;
   enabledEndpoints: WebhookEndpointRow[];
   templates: Map<string, TemplateRow[]>;
 }
@@ -95,8 +96,11 @@ export async function createConfigCache(
     },
     templates: (type, channel) => snapshot.templates.get(`${type}\n${channel}`) ?? [],
     enabledEndpoints: () => snapshot.enabledEndpoints,
-    emailSender: (type) => snapshot.emailSenders.get(type) ?? null,
-    smsMaxSegments: (type) => snapshot.smsMaxSegments.get(type) ?? 1,
+    emailSender(type) {
+      const row = snapshot.ruleRows.get(type);
+      return row?.emailFrom || row?.emailReplyTo ? { from: row.emailFrom, replyTo: row.emailReplyTo } : null;
+    },
+    smsMaxSegments: (type) => snapshot.ruleRows.get(type)?.smsMaxSegments ?? 1,
     refresh,
     close: () => clearInterval(timer),
   };
@@ -127,14 +131,7 @@ async function load(database: Database): Promise<Snapshot> {
         },
       ]),
     ),
-    emailSenders: new Map(
-      rules
-        .filter((r) => r.emailFrom || r.emailReplyTo)
-        .map((r) => [r.type, { from: r.emailFrom, replyTo: r.emailReplyTo }]),
-    ),
-    smsMaxSegments: new Map(
-      rules.flatMap((r) => (r.smsMaxSegments ? [[r.type, r.smsMaxSegments] as const] : [])),
-    ),
+    ruleRows: new Map(rules.map((r) => [r.type, r])),
     enabledEndpoints: endpoints.filter((e) => e.enabled),
     templates: byKey,
   };

@@ -19,7 +19,7 @@ import {
   type FeedbackDelivery,
   findDeliveryByProviderMessageId,
   markBounced,
-  markDelivered,
+  markReported,
   queueStatusEvents,
   type StatusEventDelivery,
   suppressAddress,
@@ -194,7 +194,7 @@ export function withSesFeedback(deps: SesFeedbackDeps, next: RequestHandler): Re
       const moved =
         status === 'failed'
           ? await markBounced(tx, delivery.id, reason)
-          : await markDelivered(tx, delivery.id, reason);
+          : await markReported(tx, delivery.id, 'delivered', reason);
       if (moved) await queueStatusEvents(tx, deps.statusEvents(delivery, status, reason), deps.now());
     });
   }

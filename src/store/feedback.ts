@@ -51,19 +51,10 @@ export async function markBounced(sql: SqlRunner, deliveryId: string, reason: st
   return rows.length > 0;
 }
 
-/** Sent → delivered (the provider handed it to the recipient's server); a failed delivery stays failed. */
-export async function markDelivered(sql: SqlRunner, deliveryId: string, reason: string): Promise<boolean> {
-  const rows = await sql.query(
-    `update deliveries set status = 'delivered', reason = $2, updated_at = now()
-     where id = $1::uuid and status = 'sent' returning id`,
-    [deliveryId, reason],
-  );
-  return rows.length > 0;
-}
-
 /**
- * Sent → a provider's final report (an SMS delivery receipt): delivered, or failed with the reason. Only a
- * delivery still `sent` moves, so the first final report wins and a late or duplicate one changes nothing.
+ * Sent → a provider's final report (an SMS receipt, an SES delivery): delivered, or failed with the reason.
+ * Only a delivery still `sent` moves, so the first final report wins and a late or duplicate one changes
+ * nothing (a failed delivery stays failed).
  */
 export async function markReported(
   sql: SqlRunner,

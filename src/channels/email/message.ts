@@ -1,7 +1,7 @@
 // The one message both e-mail providers send: the sender's from and reply-to (the type's own, else the
-// provider's), the recipient, subject, HTML,
-// text and the content's headers, and a Message-ID made of the delivery id. SMTP hands it to nodemailer's
-// transport; SES composes the same options into raw MIME, so the two carry the same headers.
+// provider's), the recipient, subject, HTML, text and the content's headers, and a Message-ID made of the
+// delivery id. SMTP hands it to nodemailer's transport; SES composes the same options into raw MIME, so the
+// two carry the same headers.
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { DeliveryTask } from '../../delivery/provider.js';
 
