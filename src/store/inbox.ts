@@ -154,7 +154,13 @@ export function markInbox(
        where user_id = $1 and inbox and ${NOT_YET[action]}
          and ${byIds ? 'id in (select jsonb_array_elements_text($2::text::jsonb)::uuid)' : 'seq <= ($2::text)::bigint'}
        returning id::text as id, read_at, seen_at, archived_at`,
-      [userId, byIds ? JSON.stringify(target.ids) : String(target.upToSeq ?? 0), at.toISOString()],
+      // unread and unarchived clear a time instead of setting one: they take no $3 (PostgreSQL refuses a
+      // parameter a statement never uses, as it cannot infer its type).
+      [
+        userId,
+        byIds ? JSON.stringify(target.ids) : String(target.upToSeq ?? 0),
+        ...(SET[action].includes('$3') ? [at.toISOString()] : []),
+      ],
     );
     const first = rows[0];
     return {

@@ -180,6 +180,19 @@ describe.each(engines())('inbox on $name', (engine) => {
     await laptop.stop();
     const unarchived = await server.admin().listNotifications({ userId, archived: true });
     expect(unarchived.notifications.map((n) => n.id)).toEqual([sent[4]!.notificationId]);
+
+    // The undoing marks clear a time rather than set one.
+    const back = await server.admin().markNotifications({
+      userId,
+      notificationIds: [sent[4]!.notificationId],
+      action: MarkAction.UNARCHIVED,
+    });
+    expect([back.updated, back.unreadCount]).toEqual([1n, 2n]);
+    const unread = await server
+      .admin()
+      .markNotifications({ userId, upToSeq: sent[2]!.seq, action: MarkAction.UNREAD });
+    expect([unread.updated, unread.unreadCount]).toEqual([3n, 5n]);
+    expect((await server.admin().listNotifications({ userId, archived: true })).notifications).toEqual([]);
   });
 
   it('keeps the live unread count exact while devices mark at once and Sends keep coming', async () => {
