@@ -66,6 +66,14 @@ export interface Config {
   /** Bounds on connections before authentication (the one-port listener); the README's Security section. */
   listener: ListenerLimits;
   delivery: DeliveryConfig;
+  /** OpenTelemetry traces; undefined when no OTLP endpoint is set (no tracing at all). */
+  tracing: TracingConfig | undefined;
+}
+
+export interface TracingConfig {
+  /** Where spans are POSTed (OTLP/HTTP, JSON). */
+  tracesUrl: string;
+  serviceName: string;
 }
 
 export interface DeliveryConfig {
@@ -262,6 +270,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       outboxMaxMessages: int('HERALD_OUTBOX_MAX_MESSAGES', 10_000, 1, 10_000_000),
       pushTokenStaleMs: int('HERALD_PUSH_TOKEN_STALE_DAYS', 270, 1, 3_650) * 86_400_000,
     },
+    tracing: tracingConfig(
+      str('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'),
+      str('OTEL_EXPORTER_OTLP_ENDPOINT'),
+      str('OTEL_SERVICE_NAME') ?? 'herald',
+      problems,
+    ),
   };
   // A claim must outlive its longest attempt (plus a rate-limit wait), or a second claim would start a
   // second attempt of the same delivery while the first is still running.
@@ -284,6 +298,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * The OpenTelemetry convention: the traces endpoint is used as it is; the base endpoint gets the signal's path
+ * (`http://collector:4318` -> `http://collector:4318/v1/traces`). Neither set: no tracing.
+ */
+function tracingConfig(
+  tracesEndpoint: string | undefined,
+  baseEndpoint: string | undefined,
+  serviceName: string,
+  problems: string[],
+): TracingConfig | undefined {
+  const name = tracesEndpoint ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
+  const raw = tracesEndpoint ?? baseEndpoint;
+  if (raw === undefined) return undefined;
+  try {
+    const url = new URL(raw);
+    if (url.protocol === 'http:' || url.protocol === 'https:') {
+      const tracesUrl = tracesEndpoint ? url.href : `${url.href.replace(/\/+$/, '')}/v1/traces`;
+      return { tracesUrl, serviceName };
+    }
+  } catch {
+    // Answered below.
+  }
+  problems.push(`${name} must be an http(s) URL (OTLP/HTTP)`);
+  return undefined;
 }
 
 function unsubscribeMailto(raw: string | undefined, problems: string[]): string | null {

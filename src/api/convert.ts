@@ -53,6 +53,13 @@ export function statusToProtoValue(status: string): DeliveryStatus {
   return statusToProto[status as DomainStatus] ?? DeliveryStatus.UNSPECIFIED;
 }
 
+const statusFromProtoMap = new Map(Object.entries(statusToProto).map(([k, v]) => [v, k as DomainStatus]));
+
+/** undefined for UNSPECIFIED or a number this server does not know. */
+export function statusFromProto(value: DeliveryStatus): DomainStatus | undefined {
+  return statusFromProtoMap.get(value);
+}
+
 export const platformNames = new Map<Platform, string>([
   [Platform.APNS, 'apns'],
   [Platform.FCM, 'fcm'],
@@ -147,6 +154,7 @@ function deliveryToProto(d: NotificationDetail['deliveries'][number]): Delivery 
     lastError: d.lastError ?? '',
     providerMessageId: d.providerMessageId ?? '',
     smsSegments: d.smsSegments ?? 0,
+    event: d.event,
     createdAt: ts(d.createdAt),
     updatedAt: ts(d.updatedAt),
     destination: maskDestination(d.channel as ChannelName, d.pushToken ?? d.destination ?? d.endpointId),

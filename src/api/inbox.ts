@@ -20,6 +20,7 @@ import { invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import { checkId } from '../core/rules.js';
 import type { Realtime, SessionEvent } from '../realtime/index.js';
+import type { InAppMetrics } from '../realtime/metrics.js';
 import {
   type Database,
   type MarkAction as DomainMarkAction,
@@ -39,6 +40,7 @@ export interface InboxDeps {
   closing: AbortSignal;
   /** Ends a stream whose credential expires or is revoked while it is open. */
   credentials: CredentialWatch;
+  inAppMetrics: InAppMetrics;
 }
 
 const CREDENTIAL_ENDED: Record<CredentialEnd, string> = {
@@ -109,7 +111,15 @@ function decodeCursor(cursor: string): number | null {
   return Number(seq);
 }
 
-export function inboxHandlers({ database, realtime, heartbeatMs, now, closing, credentials }: InboxDeps) {
+export function inboxHandlers({
+  database,
+  realtime,
+  heartbeatMs,
+  now,
+  closing,
+  credentials,
+  inAppMetrics,
+}: InboxDeps) {
   return {
     async *streamNotifications(
       req: StreamNotificationsRequest,
@@ -130,7 +140,10 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing, c
       const session = await realtime.openSession({
         userId,
         afterSeq: Number(req.afterSeq),
-        emit: (event) => push(sessionEventToProto(event)),
+        emit: (event) => {
+          if (event.kind === 'notification') inAppMetrics.written('stream');
+          push(sessionEventToProto(event));
+        },
       });
       const heartbeat = setInterval(() => {
         push(
@@ -147,6 +160,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing, c
       });
       ctx.signal.addEventListener('abort', onAbort);
       closing.addEventListener('abort', onAbort);
+      const streamClosed = inAppMetrics.streamOpened();
       try {
         for (;;) {
           if (credentialEnded)
@@ -169,6 +183,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing, c
           wake = null;
         }
       } finally {
+        streamClosed();
         unwatch();
         clearInterval(heartbeat);
         ctx.signal.removeEventListener('abort', onAbort);
@@ -230,6 +245,7 @@ export function inboxHandlers({ database, realtime, heartbeatMs, now, closing, c
         action,
         now(),
       );
+      inAppMetrics.marked(action, result.ids.length);
       return create(MarkNotificationsResponseSchema, {
         updated: BigInt(result.ids.length),
         unreadCount: BigInt(result.unread.count),

@@ -5,13 +5,16 @@ import { AdminService } from '../../gen/herald/v1/admin_service_pb.js';
 import { NotificationService } from '../../gen/herald/v1/notification_service_pb.js';
 import type { AddressGuard } from '../channels/webhook/address-guard.js';
 import type { ConfigCache } from '../delivery/config-cache.js';
+import type { ProviderHealthSource } from '../delivery/provider-health.js';
 import type { Realtime } from '../realtime/index.js';
+import type { InAppMetrics } from '../realtime/metrics.js';
 import type { Database, SendWriter } from '../store/index.js';
 import { adminHandlers } from './admin.js';
 import type { CredentialWatch } from './credential-watch.js';
 import { healthHandlers } from './health.js';
 import { inboxHandlers } from './inbox.js';
 import { notificationHandlers } from './notifications.js';
+import { operationsHandlers } from './operations.js';
 import { outboxHandlers } from './outbox.js';
 import { preferenceHandlers } from './preferences.js';
 import { pushTokenHandlers } from './push-tokens.js';
@@ -37,6 +40,8 @@ export interface ApiDeps {
   database: Database;
   writeSends: SendWriter;
   deliveryConfig: ConfigCache;
+  /** Each provider's rate limit and circuits, for AdminService.GetProviderHealth. */
+  providerHealth: ProviderHealthSource;
   webhookGuard: AddressGuard;
   now: () => Date;
   isReady: () => Promise<boolean>;
@@ -45,6 +50,7 @@ export interface ApiDeps {
   /** Aborted when shutdown starts. */
   closing: AbortSignal;
   credentials: CredentialWatch;
+  inAppMetrics: InAppMetrics;
   /** Serve gRPC server reflection (v1 and v1alpha), describing the services registered here. */
   reflection: boolean;
 }
@@ -61,6 +67,7 @@ export function createRoutes(deps: ApiDeps): (router: ConnectRouter) => void {
       ...adminHandlers(deps),
       ...suppressionHandlers(deps),
       ...outboxHandlers(deps),
+      ...operationsHandlers(deps),
     });
     router.service(Health, healthHandlers(deps.isReady));
     if (deps.reflection) registerReflection(router, [NotificationService, AdminService, Health]);

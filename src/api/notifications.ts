@@ -20,6 +20,7 @@ import { isUuid } from '../core/ids.js';
 import { limits } from '../core/rules.js';
 import type { ConfigCache } from '../delivery/config-cache.js';
 import { CRITICAL_PRIORITY } from '../delivery/config-cache.js';
+import { rpcTraceKey } from '../observability/tracing.js';
 import type { Realtime, WireInboxRow } from '../realtime/index.js';
 import {
   cancelNotification,
@@ -100,6 +101,7 @@ export function notificationHandlers({
   }
 
   async function store(
+    ctx: HandlerContext,
     senderKeyId: string,
     items: NewNotification[],
     fieldOf: (index: number) => string,
@@ -111,6 +113,8 @@ export function notificationHandlers({
         items,
         (item) => deliveryConfig.plan(item),
         writeSends,
+        // Tracing on: spans for the planning and the commit, and the traceparent its attempts join.
+        ctx.values.get(rpcTraceKey),
       );
       // Committed: live sessions may now read it. The answer does not wait for the bus, and a bus failure
       // loses no notification (sessions re-read Postgres), so it never fails the Send.
@@ -139,7 +143,7 @@ export function notificationHandlers({
     async send(req: SendRequest, ctx: HandlerContext): Promise<SendResponse> {
       const sender = requireServiceScope(ctx, 'send');
       const item = toNewNotification(req, '', now());
-      const [result] = await store(sender.keyId, [item], () => 'idempotency_key');
+      const [result] = await store(ctx, sender.keyId, [item], () => 'idempotency_key');
       return toSendResponse(result!);
     },
 
@@ -162,7 +166,7 @@ export function notificationHandlers({
         }
         firstUse.set(item.idempotencyKey, i);
       });
-      const results = await store(sender.keyId, items, (i) => `requests[${i}].idempotency_key`);
+      const results = await store(ctx, sender.keyId, items, (i) => `requests[${i}].idempotency_key`);
       return create(SendBatchResponseSchema, { results: results.map(toSendResponse) });
     },
 

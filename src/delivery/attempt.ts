@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ChannelName } from '../core/channels.js';
 import type { RetryPolicy } from '../core/retry-policy.js';
 import { toStorableText } from '../core/rules.js';
+import type { AttemptTracer } from '../observability/tracing.js';
 import type { AttemptRecord, ClaimedDelivery, DeliveryTransition } from '../store/deliveries.js';
 import type { ChannelDriver } from './channel.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
@@ -25,6 +26,8 @@ export interface AttemptOptions {
   random: () => number;
   logger: Logger;
   onAttempt?: ((attempt: AttemptReport) => void) | undefined;
+  /** A span per provider call, when tracing is on. */
+  tracing?: AttemptTracer | undefined;
 }
 
 /** What the engine's metrics hear of each provider call. */
@@ -96,8 +99,8 @@ export function createAttempter(options: AttemptOptions) {
           nextAttemptAt: new Date(options.now().getTime() + waitMs),
         });
       }
-      const first = claim.attempts === 0 && refused.length === 0;
-      const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort, first);
+      const number = claim.attempts + refused.length + 1;
+      const { outcome, record } = await call(options, claim, task, driver, provider, signals.abort, number);
       circuit.record(circuitResult(outcome), performance.now());
       if (outcome.kind === 'retry' && outcome.holdProviderMs)
         circuit.openFor(outcome.holdProviderMs, performance.now());
@@ -180,14 +183,16 @@ async function call(
   driver: ChannelDriver,
   provider: ProviderAdapter,
   abort: AbortSignal,
-  /** The delivery's first call (its first attempt, no provider asked before it in this claim). */
-  first: boolean,
+  /** The delivery's attempt this is, from 1 (earlier claims' attempts and this claim's refusals before it). */
+  number: number,
 ): Promise<{ outcome: Outcome; record: AttemptRecord }> {
+  const first = number === 1;
   const startedAt = options.now();
   const started = performance.now();
+  const span = options.tracing?.startAttempt(claim, provider.name, number);
   let outcome: Outcome;
   try {
-    outcome = await provider.send(task, abort);
+    outcome = await provider.send(span ? { ...task, traceParent: span.traceParent } : task, abort);
   } catch (error) {
     outcome = {
       kind: 'retry',
@@ -195,6 +200,7 @@ async function call(
     };
   }
   outcome = storableOutcome(outcome);
+  span?.end(outcome);
   const latencyMs = performance.now() - started;
   options.onAttempt?.({
     channel: claim.channel,

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type DeliveryConfig, MAX_TOKEN_WAIT_MS } from '../config.js';
 import { type ChannelName, channelNames } from '../core/channels.js';
+import type { AttemptTracer } from '../observability/tracing.js';
 import type { Database } from '../store/database.js';
 import type { ChannelDrivers } from './channel.js';
 import { CircuitBreakers } from './circuit-breaker.js';
@@ -17,6 +18,7 @@ import { createDeliveryRunner } from './delivery-run.js';
 import { createDispatcher, type Dispatcher } from './dispatcher.js';
 import { createEngineMetrics } from './metrics.js';
 import type { ProviderSet } from './provider.js';
+import { createProviderHealth, type ProviderHealthSource } from './provider-health.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limiter.js';
 
 /** How much longer than the longest attempt a lease lasts at least (writing the outcome, clock drift). */
@@ -27,6 +29,8 @@ export interface DeliveryEngine {
   /** Undefined when HERALD_DISPATCHER=false. */
   readonly dispatcher: Dispatcher | undefined;
   readonly circuits: CircuitBreakers;
+  /** Each provider's rate limit, and its circuit on every dispatching instance. */
+  readonly health: ProviderHealthSource;
   /** The providers new attempts use. */
   providers(): ProviderSet;
   /**
@@ -48,6 +52,8 @@ export interface DeliveryEngineOptions {
   providers: ProviderSet;
   /** Each channel's driver; built once the configuration cache exists (a webhook driver refreshes it). */
   drivers: (config: ConfigCache) => ChannelDrivers;
+  /** A span per provider call; undefined when tracing is off. */
+  tracing?: AttemptTracer | undefined;
 }
 
 export async function startDeliveryEngine(options: DeliveryEngineOptions): Promise<DeliveryEngine> {
@@ -91,6 +97,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
     logger,
     onAttempt: metrics.attempt,
     onMisfire: metrics.misfire,
+    tracing: options.tracing,
   });
   const dispatcher = config.dispatcher
     ? createDispatcher({
@@ -106,12 +113,21 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
       })
     : undefined;
   await dispatcher?.start();
+  const health = createProviderHealth({
+    circuits,
+    providers: pool.current,
+    rateLimits: config.rateLimits,
+    dispatching: dispatcher !== undefined,
+    redis,
+    onError: (error) => logger.warn({ err: (error as Error).message }, 'redis (provider health) unavailable'),
+  });
   let closed = false;
 
   return {
     config: cache,
     dispatcher,
     circuits,
+    health,
     providers: pool.current,
     replaceProviders(next) {
       if (closed) throw new Error('the delivery engine is closed');
@@ -122,6 +138,7 @@ export async function startDeliveryEngine(options: DeliveryEngineOptions): Promi
       closed = true;
       await dispatcher?.stop(deadlineMs);
       cache.close();
+      await health.close();
       await rateLimiter.close();
       redis?.disconnect();
       await pool.close();

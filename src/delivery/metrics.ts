@@ -8,6 +8,7 @@ import type { SqlRunner } from '../store/index.js';
 import type { AttemptReport } from './attempt.js';
 import type { CircuitBreakers, CircuitState } from './circuit-breaker.js';
 import type { ProviderSet } from './provider.js';
+import { providerCircuitStates } from './provider-health.js';
 
 /** A scrape within this long of the last reuses its queue figures. */
 export const QUEUE_CACHE_MS = 5_000;
@@ -59,17 +60,12 @@ export function createEngineMetrics(deps: EngineMetricsDeps): {
     registers: [registry],
     collect() {
       this.reset();
-      const states = deps.circuits.states(performance.now());
-      for (const [channel, providers] of Object.entries(deps.providers())) {
-        for (const provider of providers ?? []) {
-          let worst = 0;
-          for (const [key, state] of Object.entries(states)) {
-            if (key === provider.name || key.startsWith(`${provider.name}:`)) {
-              worst = Math.max(worst, CIRCUIT_VALUES[state]);
-            }
-          }
-          this.set({ channel, provider: provider.name }, worst);
-        }
+      for (const { channel, provider, state } of providerCircuitStates(
+        deps.circuits,
+        deps.providers(),
+        performance.now(),
+      )) {
+        this.set({ channel, provider }, CIRCUIT_VALUES[state]);
       }
     },
   });

@@ -75,6 +75,8 @@ export interface DeliveryTask {
   expiresAt: Date | null;
   destination: Destination;
   content: Content;
+  /** The attempt's W3C traceparent when tracing is on; a provider that can carry it on sends it (webhooks). */
+  traceParent?: string | undefined;
 }
 
 interface OutcomeDetail {

@@ -20,8 +20,9 @@ function fromWire(row: WireInboxRow): InboxRow {
     readAt: null,
     seenAt: null,
     archivedAt: null,
-    // Push presentation is not part of an inbox row.
+    // Push presentation and the trace are not part of an inbox row.
     pushOptions: null,
+    traceParent: null,
     sendAt: new Date(row.sendAt),
     expiresAt: row.expiresAt ? new Date(row.expiresAt) : null,
     createdAt: new Date(row.createdAt),

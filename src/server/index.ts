@@ -19,16 +19,20 @@ import { startStaleTokenSweep } from '../channels/push/stale-tokens.js';
 import { createSmsMetrics } from '../channels/sms/metrics.js';
 import { twilioAccounts } from '../channels/sms/twilio.js';
 import { createAddressGuard } from '../channels/webhook/address-guard.js';
+import { createWebhookMetrics } from '../channels/webhook/metrics.js';
 import { type Config, ConfigError } from '../config.js';
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from '../delivery/engine.js';
 import { statusEventsFor } from '../delivery/outcome.js';
 import type { ProviderSet } from '../delivery/provider.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
+import { startTracing, type Tracing } from '../observability/tracing.js';
 import { createMemoryBus, createRealtime } from '../realtime/index.js';
+import { createInAppMetrics } from '../realtime/metrics.js';
 import { createRedisBus } from '../realtime/redis-bus.js';
 import { createGroupCommitWriter, type Database, openDatabase } from '../store/index.js';
 import { bootstrapAdminKey } from './bootstrap.js';
+import { withConsolePage } from './console-page.js';
 import { withCors } from './cors.js';
 import { withPlainEndpoints } from './http-endpoints.js';
 import { withInboxPage } from './inbox-page.js';
@@ -96,6 +100,7 @@ export async function startHerald({
   // What a failed start must close: the providers once built, the delivery engine (which then owns them).
   let startedProviders: ProviderSet | undefined;
   let engine: DeliveryEngine | undefined;
+  let tracing: Tracing | undefined;
   try {
     if (config.migrateOnStart) await db.migrate();
     const bootstrapKey = config.bootstrapAdminKey ? await bootstrapAdminKey(db.db) : undefined;
@@ -125,6 +130,8 @@ export async function startHerald({
     const pushMetrics = createPushMetrics(metrics.registry, db.sql);
     const emailMetrics = createEmailMetrics(metrics.registry);
     const smsMetrics = createSmsMetrics(metrics.registry);
+    createWebhookMetrics(metrics.registry, db.sql);
+    const inAppMetrics = createInAppMetrics(metrics.registry);
     const providerDeps = {
       delivery: config.delivery,
       sql: db.sql,
@@ -158,6 +165,8 @@ export async function startHerald({
           logger,
         })
       : undefined;
+    // Only with an OTLP endpoint: without one no span is made anywhere.
+    tracing = config.tracing ? await startTracing(config.tracing) : undefined;
     const delivery = await startDeliveryEngine({
       config: config.delivery,
       redisUrl: config.redisUrl,
@@ -185,6 +194,7 @@ export async function startHerald({
           disableAfterMs: config.delivery.webhookDisableAfterMs,
           refreshConfig: () => cache.refresh(),
         }),
+      tracing,
     });
     engine = delivery;
     const bus = config.redisUrl
@@ -217,16 +227,23 @@ export async function startHerald({
           maxItems: 1_000,
         }),
         deliveryConfig: delivery.config,
+        providerHealth: delivery.health,
         webhookGuard,
         realtime,
         streamHeartbeatMs: config.streamHeartbeatMs,
         closing: streamsClosing.signal,
         credentials,
+        inAppMetrics,
         now,
         isReady,
         reflection: config.reflection,
       }),
-      interceptors: [metrics.interceptor, errorMappingInterceptor(logger), authInterceptor(authenticate)],
+      interceptors: [
+        ...(tracing ? [tracing.interceptor] : []),
+        metrics.interceptor,
+        errorMappingInterceptor(logger),
+        authInterceptor(authenticate),
+      ],
       readMaxBytes: config.maxRequestBytes,
       shutdownSignal: shutdown.signal,
       onHandlerError: (method, error) =>
@@ -299,7 +316,7 @@ export async function startHerald({
                   onEvent: (event, provider) => smsMetrics.event(event, provider),
                   logger,
                 },
-                withOutboxPage(withInboxPage(withCors(config.corsOrigins, rpc))),
+                withConsolePage(withOutboxPage(withInboxPage(withCors(config.corsOrigins, rpc)))),
               ),
             ),
           ),
@@ -309,7 +326,7 @@ export async function startHerald({
     );
     const websockets = attachWebSocketBridge(
       listener.http1,
-      { authenticate, credentials, realtime, database: db, logger, now },
+      { authenticate, credentials, realtime, database: db, logger, now, inAppMetrics },
       {
         path: '/ws',
         heartbeatMs: config.streamHeartbeatMs,
@@ -381,6 +398,8 @@ export async function startHerald({
           await realtime.close();
           credentials.close();
           staleTokens?.close();
+          // Every span has ended (RPCs drained, attempts finished): the last ones are exported now.
+          await tracing?.shutdown();
           if (!database) await db.close();
           logger.info('stopped');
         })();
@@ -391,6 +410,7 @@ export async function startHerald({
     // Providers built before the failure hold connections, timers and (FCM over an endpoint) key files.
     if (engine) await engine.close(0).catch(() => {});
     else if (startedProviders) await closeProviders(startedProviders).catch(() => {});
+    await tracing?.shutdown();
     if (!database) await db.close().catch(() => {});
     throw error;
   }

@@ -36,6 +36,7 @@ import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import type { Logger } from '../observability/logger.js';
 import type { InboxSession, Realtime, SessionEvent, SystemEvent } from '../realtime/index.js';
+import type { InAppMetrics } from '../realtime/metrics.js';
 import { type Database, latestInboxSeq, type MarkAction } from '../store/index.js';
 import { type CorsOrigins, createOriginCheck } from './cors.js';
 
@@ -80,6 +81,7 @@ export function attachWebSocketBridge(
     database: Database;
     logger: Logger;
     now: () => Date;
+    inAppMetrics: InAppMetrics;
   },
   options: WebSocketOptions,
 ): WebSocketBridge {
@@ -307,7 +309,10 @@ export function attachWebSocketBridge(
           session = await realtime.openSession({
             userId,
             afterSeq,
-            emit: (event) => send(ws, encode(event)),
+            emit: (event) => {
+              if (event.kind === 'notification') deps.inAppMetrics.written('websocket');
+              send(ws, encode(event));
+            },
           });
           if (ws.readyState !== ws.OPEN) await session.close();
           return;
@@ -345,11 +350,14 @@ export function attachWebSocketBridge(
 
   async function markAndAnnounce(userId: string, ids: string[], action: MarkAction): Promise<void> {
     if (ids.length === 0) throw invalidArgument('ids', 'must name at least one notification');
-    await realtime.mark(userId, { ids, upToSeq: null }, action, deps.now());
+    const result = await realtime.mark(userId, { ids, upToSeq: null }, action, deps.now());
+    deps.inAppMetrics.marked(action, result.ids.length);
   }
 
+  const connections = () => [...live.keys()].filter((ws) => ws.readyState === ws.OPEN).length;
+  deps.inAppMetrics.countWebSockets(connections);
   return {
-    connections: () => [...live.keys()].filter((ws) => ws.readyState === ws.OPEN).length,
+    connections,
     async close() {
       clearInterval(pinger);
       clearInterval(heartbeat);

@@ -81,6 +81,8 @@ export interface ClaimedDelivery extends Record<string, unknown> {
   push_user_id: string | null;
   /** The delivery's destination is on its channel's suppression list. */
   suppressed: boolean;
+  /** The W3C traceparent of the Send that made the notification: its attempts' spans are children of it. */
+  trace_parent: string | null;
 }
 
 const CLAIM = `
@@ -101,7 +103,7 @@ select c.id::text as id, c.notification_id::text as notification_id, c.user_id, 
        c.cancel_unless, c.endpoint_id::text as endpoint_id, c.destination, c.push_token_id::text as push_token_id,
        c.event, c.payload, c.provider, c.attempts,
        c.first_attempt_at, c.lease_until::text as lease,
-       n.type, n.priority, n.critical, n.data, n.title, n.body, n.push_options, n.seq::text as seq,
+       n.type, n.priority, n.critical, n.data, n.title, n.body, n.push_options, n.seq::text as seq, n.trace_parent,
        case when c.channel = 'push' and n.push_options->'badge' is null
                  and not coalesce((n.push_options->>'dataOnly')::boolean, false) then (
          select count(*)::int from notifications u
@@ -220,10 +222,10 @@ earlier as (
   select * from jsonb_to_recordset($2::text::jsonb) as e(${ATTEMPT_COLUMNS})
 ),
 attempts as (
-  insert into delivery_attempts (id, delivery_id, provider, destination, outcome, status_code, latency_ms, error,
-                                 response, provider_message_id, started_at)
-  select attempt_id, id, attempt_provider, attempt_destination, outcome, status_code, latency_ms, error, response,
-         attempt_message_id, started_at
+  insert into delivery_attempts (id, delivery_id, channel, provider, destination, outcome, status_code, latency_ms,
+                                 error, response, provider_message_id, started_at)
+  select attempt_id, id, (select channel from deliveries where deliveries.id = a.id), attempt_provider,
+         attempt_destination, outcome, status_code, latency_ms, error, response, attempt_message_id, started_at
   from (select ${ATTEMPT_NAMES} from input where attempt_id is not null
         union all select ${ATTEMPT_NAMES} from earlier) a
 )

@@ -1,5 +1,6 @@
 // The store's public face: the Database adapters and the repositories.
 export * from './api-keys.js';
+export * from './console.js';
 export * from './data-dir-lock.js';
 export * from './database.js';
 export * from './deliveries.js';

@@ -20,6 +20,16 @@ export async function getNotificationDetail(
 ): Promise<NotificationDetail | undefined> {
   const [notification] = await db.select().from(notifications).where(eq(notifications.id, id));
   if (!notification) return undefined;
+  return (await withDeliveries(db, [notification], { attempts: true }))[0];
+}
+
+/** Each notification with its deliveries (in step order), and their attempts when asked for. */
+export async function withDeliveries(
+  db: Executor,
+  rows: NotificationRow[],
+  { attempts }: { attempts: boolean },
+): Promise<NotificationDetail[]> {
+  if (rows.length === 0) return [];
   const ds = await db
     .select({ delivery: deliveries, pushToken: pushTokens.token })
     .from(deliveries)
@@ -28,10 +38,15 @@ export async function getNotificationDetail(
       pushTokens,
       and(eq(pushTokens.id, deliveries.pushTokenId), eq(pushTokens.userId, deliveries.userId)),
     )
-    .where(eq(deliveries.notificationId, id))
+    .where(
+      inArray(
+        deliveries.notificationId,
+        rows.map((n) => n.id),
+      ),
+    )
     .orderBy(asc(deliveries.step), asc(deliveries.id));
-  const attempts =
-    ds.length === 0
+  const log =
+    !attempts || ds.length === 0
       ? []
       : await db
           .select()
@@ -43,12 +58,14 @@ export async function getNotificationDetail(
             ),
           )
           .orderBy(asc(deliveryAttempts.startedAt));
-  return {
+  return rows.map((notification) => ({
     notification,
-    deliveries: ds.map(({ delivery, pushToken }) => ({
-      ...delivery,
-      pushToken,
-      attemptLog: attempts.filter((a) => a.deliveryId === delivery.id),
-    })),
-  };
+    deliveries: ds
+      .filter(({ delivery }) => delivery.notificationId === notification.id)
+      .map(({ delivery, pushToken }) => ({
+        ...delivery,
+        pushToken,
+        attemptLog: log.filter((a) => a.deliveryId === delivery.id),
+      })),
+  }));
 }

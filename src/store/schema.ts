@@ -57,6 +57,9 @@ export const notifications = pgTable(
     // In the user's in-app inbox (and stream): it has an in-app delivery that was not skipped.
     inbox: boolean('inbox').notNull().default(false),
     cancelledAt: timestamptz('cancelled_at'),
+    // The W3C traceparent of the Send that made it (null when tracing is off): its delivery attempts join
+    // that trace, whichever instance dispatches them.
+    traceParent: text('trace_parent'),
     createdAt: createdAt(),
     readAt: timestamptz('read_at'),
     seenAt: timestamptz('seen_at'),
@@ -66,6 +69,9 @@ export const notifications = pgTable(
     uniqueIndex('notifications_user_seq').on(t.userId, t.seq),
     // Exact unread counts without scanning the inbox.
     index('notifications_unread').on(t.userId).where(sql`inbox and read_at is null and archived_at is null`),
+    // The console's activity view: newest first across all users, or for one user (cursor: created_at, id).
+    index('notifications_created').on(t.createdAt, t.id),
+    index('notifications_user_created').on(t.userId, t.createdAt, t.id),
   ],
 );
 
@@ -112,6 +118,8 @@ export const deliveries = pgTable(
     // The dispatcher's claim query scans only what is due, and leases that ran out (a dispatcher died).
     index('deliveries_due').on(t.nextAttemptAt).where(sql`status = 'queued'`),
     index('deliveries_leased').on(t.leaseUntil).where(sql`status = 'sending'`),
+    // Delivery statistics by minute read only the window asked for.
+    index('deliveries_created').on(t.createdAt),
   ],
 );
 
@@ -122,6 +130,9 @@ export const deliveryAttempts = pgTable(
     deliveryId: uuid('delivery_id')
       .notNull()
       .references(() => deliveries.id, { onDelete: 'cascade' }),
+    // The delivery's channel, so figures over a window of attempts need not visit each delivery (null on
+    // attempts recorded before migration 0012).
+    channel: text('channel'),
     provider: text('provider').notNull(),
     // The destination this attempt used, masked (an attempt log never holds a whole address).
     destination: text('destination'),
@@ -138,6 +149,8 @@ export const deliveryAttempts = pgTable(
   },
   (t) => [
     index('delivery_attempts_delivery').on(t.deliveryId),
+    // Delivery statistics (attempts and latency by minute) and provider health read only a recent window.
+    index('delivery_attempts_started').on(t.startedAt),
     index('delivery_attempts_provider_message_id')
       .on(t.providerMessageId)
       .where(sql`provider_message_id is not null`),

@@ -80,6 +80,21 @@ const WAKE_HORIZON_MS = 1_000;
 export type SendWriter = (prepared: PreparedSend[]) => Promise<StoredSend[]>;
 
 /**
+ * A traced Send (observability/tracing.ts): spans around its planning and its commit, and the traceparent its
+ * notifications keep so their delivery attempts join its trace.
+ */
+export interface SendTrace {
+  readonly traceParent: string | null;
+  /** Planning the deliveries (synchronous: the planner only reads the configuration cache). */
+  planning<T>(work: () => T): T;
+  /** Writing the rows: waiting for a group commit, the statement, the commit. */
+  commit<T>(work: () => Promise<T>): Promise<T>;
+}
+
+/** Tracing off: the work runs as it is. */
+const untraced: SendTrace = { traceParent: null, planning: (work) => work(), commit: (work) => work() };
+
+/**
  * Stores a batch of notifications and returns one result per item, in order. Items whose idempotency key
  * `senderKeyId` used within 24 hours for the same request are answered from the original notification and
  * write nothing; a different request throws IdempotencyConflictError and rolls everything back.
@@ -90,26 +105,32 @@ export async function storeNotifications(
   items: readonly NewNotification[],
   plan: Planner,
   write: SendWriter = (prepared) => executeSends(database.sql, prepared),
+  trace: SendTrace = untraced,
 ): Promise<StoredSend[]> {
   const ids = items.map(() => newId());
+  const prepare = (item: NewNotification, index: number) =>
+    prepareSend(item, ids[index]!, senderKeyId, plan, trace.traceParent);
   if (!senderKeyId || items.every((item) => item.idempotencyKey === null)) {
-    return write(items.map((item, index) => prepareSend(item, ids[index]!, senderKeyId, plan)));
+    const prepared = trace.planning(() => items.map(prepare));
+    return trace.commit(() => write(prepared));
   }
   // Keyed Sends claim their keys and insert in one transaction of their own, never grouped with others: a
   // key conflict must fail only its own request.
-  return database.sql.transaction(async (tx) => {
-    const results: (StoredSend | undefined)[] = new Array(items.length);
-    await claimIdempotencyKeys(tx, senderKeyId, items, ids, results);
-    const fresh = items.flatMap((item, index) => (results[index] ? [] : [{ item, index }]));
-    const stored = await executeSends(
-      tx,
-      fresh.map(({ item, index }) => prepareSend(item, ids[index]!, senderKeyId, plan)),
-    );
-    fresh.forEach(({ index }, i) => {
-      results[index] = stored[i];
-    });
-    return results.map((r) => r!);
-  });
+  return trace.commit(() =>
+    database.sql.transaction(async (tx) => {
+      const results: (StoredSend | undefined)[] = new Array(items.length);
+      await claimIdempotencyKeys(tx, senderKeyId, items, ids, results);
+      const fresh = items.flatMap((item, index) => (results[index] ? [] : [{ item, index }]));
+      const stored = await executeSends(
+        tx,
+        trace.planning(() => fresh.map(({ item, index }) => prepare(item, index))),
+      );
+      fresh.forEach(({ index }, i) => {
+        results[index] = stored[i];
+      });
+      return results.map((r) => r!);
+    }),
+  );
 }
 
 // Takes every key; an existing key older than the window is taken over. A concurrent Send with the same key
@@ -185,7 +206,7 @@ with input as (
   select * from jsonb_to_recordset($1::text::jsonb) as t(
     idx int, id uuid, user_id text, type text, priority smallint, critical boolean, data jsonb, title text,
     body text, sender_key_id uuid, send_at timestamptz, expires_at timestamptz, idempotency_key text,
-    push_options jsonb)
+    push_options jsonb, trace_parent text)
 ),
 upserted as (
   insert into recipients as r (user_id, email, phone, locale, timezone, last_seq)
@@ -248,11 +269,12 @@ planned as (
 ),
 notified as (
   insert into notifications (id, user_id, seq, type, priority, critical, inbox, data, title, body,
-                             sender_key_id, idempotency_key, send_at, expires_at, push_options)
+                             sender_key_id, idempotency_key, send_at, expires_at, push_options, trace_parent)
   select n.id, n.user_id, n.seq, n.type, n.priority, n.critical,
          exists (select 1 from planned p where p.notification_id = n.id and p.channel = 'in_app'
                  and p.skip_reason is null),
-         n.data, n.title, n.body, n.sender_key_id, n.idempotency_key, n.send_at, n.expires_at, n.push_options
+         n.data, n.title, n.body, n.sender_key_id, n.idempotency_key, n.send_at, n.expires_at, n.push_options,
+         n.trace_parent
   from numbered n
   returning id, created_at, send_at
 ),
@@ -301,6 +323,7 @@ export interface PreparedSend {
     expires_at: string | null;
     idempotency_key: string | null;
     push_options: PushOptions | null;
+    trace_parent: string | null;
   };
   recipient: RecipientProfile;
   deliveries: {
@@ -320,6 +343,8 @@ export function prepareSend(
   id: string,
   senderKeyId: string | null,
   plan: Planner,
+  /** The traced Send's W3C traceparent; null when tracing is off. */
+  traceParent: string | null = null,
 ): PreparedSend {
   const now = item.acceptedAt.getTime();
   const sendAt = item.sendAt ?? item.acceptedAt;
@@ -341,6 +366,7 @@ export function prepareSend(
       expires_at: item.expiresAt?.toISOString() ?? null,
       idempotency_key: item.idempotencyKey,
       push_options: item.push,
+      trace_parent: traceParent,
     },
     recipient: item.recipient,
     deliveries: deliveries.map((p) => ({

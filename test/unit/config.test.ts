@@ -111,4 +111,26 @@ describe('loadConfig', () => {
       loadConfig({ HERALD_DELIVERY_LEASE_MS: '4000', HERALD_WEBHOOK_TIMEOUT_MS: '2000' }).delivery.leaseMs,
     ).toBe(4000);
   });
+
+  it('traces only with an OTLP endpoint, reading it as OpenTelemetry defines it', () => {
+    expect(loadConfig({}).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing).toEqual({
+      tracesUrl: 'http://collector:4318/v1/traces',
+      serviceName: 'herald',
+    });
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.com/ingest/' }).tracing?.tracesUrl,
+    ).toBe('https://otel.example.com/ingest/v1/traces');
+    // The signal's own endpoint is taken as it is, and wins.
+    expect(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom',
+        OTEL_SERVICE_NAME: 'herald-eu',
+      }).tracing,
+    ).toEqual({ tracesUrl: 'http://traces:9999/custom', serviceName: 'herald-eu' });
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/,
+    );
+  });
 });

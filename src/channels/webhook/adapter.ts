@@ -76,17 +76,21 @@ export function createWebhookAdapter(options: WebhookAdapterOptions): ProviderAd
     const onShutdown = () => attempt.abort();
     signal.addEventListener('abort', onShutdown, { once: true });
     try {
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'user-agent': 'Herald-Webhooks/1',
+        'webhook-id': task.deliveryId,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signWebhook(hook.secrets, task.deliveryId, timestamp, body),
+      };
+      // The endpoint's own trace can continue the Send's. Unsigned: Standard Webhooks signs the id, the
+      // timestamp and the body, so receivers verify as before.
+      if (task.traceParent) headers.traceparent = task.traceParent;
       const res = await request(url, {
         method: 'POST',
         dispatcher: agent,
         signal: attempt.signal,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Herald-Webhooks/1',
-          'webhook-id': task.deliveryId,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signWebhook(hook.secrets, task.deliveryId, timestamp, body),
-        },
+        headers,
         body,
       });
       const response = await readStart(res.body);

@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { StructJson, Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Channel, ChannelJson, Delivery, DeliveryJson, Recipient, RecipientJson } from "./types_pb.js";
+import type { Channel, ChannelJson, Delivery, DeliveryJson, DeliveryStatus, DeliveryStatusJson, Notification, NotificationJson, Recipient, RecipientJson } from "./types_pb.js";
 import { file_herald_v1_types } from "./types_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/admin_service.proto.
  */
 export const file_herald_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1oZXJhbGQvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJaGVyYWxkLnYxIoEBCgtSb3V0aW5nU3RlcBIkCghjaGFubmVscxgBIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhUKDWRlbGF5X3NlY29uZHMYAiABKAUSNQoNY2FuY2VsX3VubGVzcxgDIAEoDjIeLmhlcmFsZC52MS5Fc2NhbGF0aW9uQ29uZGl0aW9uIswBCgtSb3V0aW5nUnVsZRIMCgR0eXBlGAEgASgJEiUKBXN0ZXBzGAIgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdTdGVwEhAKCGNyaXRpY2FsGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKDGVtYWlsX3NlbmRlchgFIAEoCzIWLmhlcmFsZC52MS5FbWFpbFNlbmRlchIYChBzbXNfbWF4X3NlZ21lbnRzGAYgASgFIi0KC0VtYWlsU2VuZGVyEgwKBGZyb20YASABKAkSEAoIcmVwbHlfdG8YAiABKAkiPQoVUHV0Um91dGluZ1J1bGVSZXF1ZXN0EiQKBHJ1bGUYASABKAsyFi5oZXJhbGQudjEuUm91dGluZ1J1bGUiPgoWUHV0Um91dGluZ1J1bGVSZXNwb25zZRIkCgRydWxlGAEgASgLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIiUKFUdldFJvdXRpbmdSdWxlUmVxdWVzdBIMCgR0eXBlGAEgASgJIj4KFkdldFJvdXRpbmdSdWxlUmVzcG9uc2USJAoEcnVsZRgBIAEoCzIWLmhlcmFsZC52MS5Sb3V0aW5nUnVsZSIZChdMaXN0Um91dGluZ1J1bGVzUmVxdWVzdCJBChhMaXN0Um91dGluZ1J1bGVzUmVzcG9uc2USJQoFcnVsZXMYASADKAsyFi5oZXJhbGQudjEuUm91dGluZ1J1bGUiKAoYRGVsZXRlUm91dGluZ1J1bGVSZXF1ZXN0EgwKBHR5cGUYASABKAkiGwoZRGVsZXRlUm91dGluZ1J1bGVSZXNwb25zZSLFAQoIVGVtcGxhdGUSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJEhIKBXRpdGxlGAQgASgJSACIAQESDAoEYm9keRgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgR0ZXh0GAcgASgJSAGIAQFCCAoGX3RpdGxlQgcKBV90ZXh0IjsKElB1dFRlbXBsYXRlUmVxdWVzdBIlCgh0ZW1wbGF0ZRgBIAEoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSI8ChNQdXRUZW1wbGF0ZVJlc3BvbnNlEiUKCHRlbXBsYXRlGAEgASgLMhMuaGVyYWxkLnYxLlRlbXBsYXRlIiQKFExpc3RUZW1wbGF0ZXNSZXF1ZXN0EgwKBHR5cGUYASABKAkiPwoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEiYKCXRlbXBsYXRlcxgBIAMoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSJaChVEZWxldGVUZW1wbGF0ZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJIhgKFkRlbGV0ZVRlbXBsYXRlUmVzcG9uc2Ui5QEKFlByZXZpZXdUZW1wbGF0ZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJEiUKBGRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKCXJlY2lwaWVudBgFIAEoCzIULmhlcmFsZC52MS5SZWNpcGllbnQSEgoFdGl0bGUYBiABKAlIAIgBARIRCgRib2R5GAcgASgJSAGIAQFCCAoGX3RpdGxlQgcKBV9ib2R5ImIKF1ByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlEg4KBmxvY2FsZRgBIAEoCRINCgV0aXRsZRgCIAEoCRIMCgRib2R5GAMgASgJEgwKBGh0bWwYBCABKAkSDAoEdGV4dBgFIAEoCSKRAgoPV2ViaG9va0VuZHBvaW50EgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRITCgtldmVudF90eXBlcxgEIAMoCRIPCgdlbmFibGVkGAUgASgIEhcKD2Rpc2FibGVkX3JlYXNvbhgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1mYWlsaW5nX3NpbmNlGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ3ChxDcmVhdGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0EgsKA3VybBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRITCgtldmVudF90eXBlcxgDIAMoCRIUCgdlbmFibGVkGAQgASgISACIAQFCCgoIX2VuYWJsZWQiXQodQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USLAoIZW5kcG9pbnQYASABKAsyGi5oZXJhbGQudjEuV2ViaG9va0VuZHBvaW50Eg4KBnNlY3JldBgCIAEoCSIdChtMaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QiTQocTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZRItCgllbmRwb2ludHMYASADKAsyGi5oZXJhbGQudjEuV2ViaG9va0VuZHBvaW50IsIBChxVcGRhdGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhAKA3VybBgCIAEoCUgAiAEBEhgKC2Rlc2NyaXB0aW9uGAMgASgJSAGIAQESEwoLZXZlbnRfdHlwZXMYBCADKAkSGwoTcmVwbGFjZV9ldmVudF90eXBlcxgFIAEoCBIUCgdlbmFibGVkGAYgASgISAKIAQFCBgoEX3VybEIOCgxfZGVzY3JpcHRpb25CCgoIX2VuYWJsZWQiTQodVXBkYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USLAoIZW5kcG9pbnQYASABKAsyGi5oZXJhbGQudjEuV2ViaG9va0VuZHBvaW50IioKHERlbGV0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkiHwodRGVsZXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2UiQQoaUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QSCgoCaWQYASABKAkSFwoPb3ZlcmxhcF9zZWNvbmRzGAIgASgFIm0KG1JvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRIOCgZzZWNyZXQYASABKAkSPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiwKFVJlcGxheURlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCSI/ChZSZXBsYXlEZWxpdmVyeVJlc3BvbnNlEiUKCGRlbGl2ZXJ5GAEgASgLMhMuaGVyYWxkLnYxLkRlbGl2ZXJ5IlQKHUJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXF1ZXN0EgwKBHR5cGUYASABKAkSJQoEZGF0YRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiIAoeQnJvYWRjYXN0U3lzdGVtTWVzc2FnZVJlc3BvbnNlIpgBCgtTdXBwcmVzc2lvbhIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDwoHYWRkcmVzcxgCIAEoCRIOCgZyZWFzb24YAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZGVsaXZlcnlfaWQYBSABKAkibgoXTGlzdFN1cHByZXNzaW9uc1JlcXVlc3QSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg8KB2FkZHJlc3MYAiABKAkSDQoFbGltaXQYAyABKAUSDgoGY3Vyc29yGAQgASgJIl0KGExpc3RTdXBwcmVzc2lvbnNSZXNwb25zZRIsCgxzdXBwcmVzc2lvbnMYASADKAsyFi5oZXJhbGQudjEuU3VwcHJlc3Npb24SEwoLbmV4dF9jdXJzb3IYAiABKAkiXQoVQWRkU3VwcHJlc3Npb25SZXF1ZXN0EiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIPCgdhZGRyZXNzGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJWChZBZGRTdXBwcmVzc2lvblJlc3BvbnNlEisKC3N1cHByZXNzaW9uGAEgASgLMhYuaGVyYWxkLnYxLlN1cHByZXNzaW9uEg8KB2NyZWF0ZWQYAiABKAgiUAoYUmVtb3ZlU3VwcHJlc3Npb25SZXF1ZXN0EiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIPCgdhZGRyZXNzGAIgASgJIiwKGVJlbW92ZVN1cHByZXNzaW9uUmVzcG9uc2USDwoHcmVtb3ZlZBgBIAEoCCKAAgoNT3V0Ym94TWVzc2FnZRIKCgJpZBgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSEAoIcHJvdmlkZXIYAyABKAkSEwoLZGVsaXZlcnlfaWQYBCABKAkSFwoPbm90aWZpY2F0aW9uX2lkGAUgASgJEg8KB3VzZXJfaWQYBiABKAkSEwoLZGVzdGluYXRpb24YByABKAkSKAoHbWVzc2FnZRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicQoZTGlzdE91dGJveE1lc3NhZ2VzUmVxdWVzdBIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDQoFbGltaXQYAiABKAUSDgoGY3Vyc29yGAMgASgJEhAKCGFmdGVyX2lkGAQgASgJIl0KGkxpc3RPdXRib3hNZXNzYWdlc1Jlc3BvbnNlEioKCG1lc3NhZ2VzGAEgAygLMhguaGVyYWxkLnYxLk91dGJveE1lc3NhZ2USEwoLbmV4dF9jdXJzb3IYAiABKAkiJQoXR2V0T3V0Ym94TWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAkiRQoYR2V0T3V0Ym94TWVzc2FnZVJlc3BvbnNlEikKB21lc3NhZ2UYASABKAsyGC5oZXJhbGQudjEuT3V0Ym94TWVzc2FnZSp5ChNFc2NhbGF0aW9uQ29uZGl0aW9uEiQKIEVTQ0FMQVRJT05fQ09ORElUSU9OX1VOU1BFQ0lGSUVEEAASHQoZRVNDQUxBVElPTl9DT05ESVRJT05fUkVBRBABEh0KGUVTQ0FMQVRJT05fQ09ORElUSU9OX1NFRU4QAjL5DgoMQWRtaW5TZXJ2aWNlElUKDlB1dFJvdXRpbmdSdWxlEiAuaGVyYWxkLnYxLlB1dFJvdXRpbmdSdWxlUmVxdWVzdBohLmhlcmFsZC52MS5QdXRSb3V0aW5nUnVsZVJlc3BvbnNlElUKDkdldFJvdXRpbmdSdWxlEiAuaGVyYWxkLnYxLkdldFJvdXRpbmdSdWxlUmVxdWVzdBohLmhlcmFsZC52MS5HZXRSb3V0aW5nUnVsZVJlc3BvbnNlElsKEExpc3RSb3V0aW5nUnVsZXMSIi5oZXJhbGQudjEuTGlzdFJvdXRpbmdSdWxlc1JlcXVlc3QaIy5oZXJhbGQudjEuTGlzdFJvdXRpbmdSdWxlc1Jlc3BvbnNlEl4KEURlbGV0ZVJvdXRpbmdSdWxlEiMuaGVyYWxkLnYxLkRlbGV0ZVJvdXRpbmdSdWxlUmVxdWVzdBokLmhlcmFsZC52MS5EZWxldGVSb3V0aW5nUnVsZVJlc3BvbnNlEkwKC1B1dFRlbXBsYXRlEh0uaGVyYWxkLnYxLlB1dFRlbXBsYXRlUmVxdWVzdBoeLmhlcmFsZC52MS5QdXRUZW1wbGF0ZVJlc3BvbnNlElIKDUxpc3RUZW1wbGF0ZXMSHy5oZXJhbGQudjEuTGlzdFRlbXBsYXRlc1JlcXVlc3QaIC5oZXJhbGQudjEuTGlzdFRlbXBsYXRlc1Jlc3BvbnNlElUKDkRlbGV0ZVRlbXBsYXRlEiAuaGVyYWxkLnYxLkRlbGV0ZVRlbXBsYXRlUmVxdWVzdBohLmhlcmFsZC52MS5EZWxldGVUZW1wbGF0ZVJlc3BvbnNlElgKD1ByZXZpZXdUZW1wbGF0ZRIhLmhlcmFsZC52MS5QcmV2aWV3VGVtcGxhdGVSZXF1ZXN0GiIuaGVyYWxkLnYxLlByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlEmoKFUNyZWF0ZVdlYmhvb2tFbmRwb2ludBInLmhlcmFsZC52MS5DcmVhdGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0GiguaGVyYWxkLnYxLkNyZWF0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEmcKFExpc3RXZWJob29rRW5kcG9pbnRzEiYuaGVyYWxkLnYxLkxpc3RXZWJob29rRW5kcG9pbnRzUmVxdWVzdBonLmhlcmFsZC52MS5MaXN0V2ViaG9va0VuZHBvaW50c1Jlc3BvbnNlEmoKFVVwZGF0ZVdlYmhvb2tFbmRwb2ludBInLmhlcmFsZC52MS5VcGRhdGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0GiguaGVyYWxkLnYxLlVwZGF0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEmoKFURlbGV0ZVdlYmhvb2tFbmRwb2ludBInLmhlcmFsZC52MS5EZWxldGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0GiguaGVyYWxkLnYxLkRlbGV0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEmQKE1JvdGF0ZVdlYmhvb2tTZWNyZXQSJS5oZXJhbGQudjEuUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QaJi5oZXJhbGQudjEuUm90YXRlV2ViaG9va1NlY3JldFJlc3BvbnNlEm0KFkJyb2FkY2FzdFN5c3RlbU1lc3NhZ2USKC5oZXJhbGQudjEuQnJvYWRjYXN0U3lzdGVtTWVzc2FnZVJlcXVlc3QaKS5oZXJhbGQudjEuQnJvYWRjYXN0U3lzdGVtTWVzc2FnZVJlc3BvbnNlElUKDlJlcGxheURlbGl2ZXJ5EiAuaGVyYWxkLnYxLlJlcGxheURlbGl2ZXJ5UmVxdWVzdBohLmhlcmFsZC52MS5SZXBsYXlEZWxpdmVyeVJlc3BvbnNlElsKEExpc3RTdXBwcmVzc2lvbnMSIi5oZXJhbGQudjEuTGlzdFN1cHByZXNzaW9uc1JlcXVlc3QaIy5oZXJhbGQudjEuTGlzdFN1cHByZXNzaW9uc1Jlc3BvbnNlElUKDkFkZFN1cHByZXNzaW9uEiAuaGVyYWxkLnYxLkFkZFN1cHByZXNzaW9uUmVxdWVzdBohLmhlcmFsZC52MS5BZGRTdXBwcmVzc2lvblJlc3BvbnNlEl4KEVJlbW92ZVN1cHByZXNzaW9uEiMuaGVyYWxkLnYxLlJlbW92ZVN1cHByZXNzaW9uUmVxdWVzdBokLmhlcmFsZC52MS5SZW1vdmVTdXBwcmVzc2lvblJlc3BvbnNlEmEKEkxpc3RPdXRib3hNZXNzYWdlcxIkLmhlcmFsZC52MS5MaXN0T3V0Ym94TWVzc2FnZXNSZXF1ZXN0GiUuaGVyYWxkLnYxLkxpc3RPdXRib3hNZXNzYWdlc1Jlc3BvbnNlElsKEEdldE91dGJveE1lc3NhZ2USIi5oZXJhbGQudjEuR2V0T3V0Ym94TWVzc2FnZVJlcXVlc3QaIy5oZXJhbGQudjEuR2V0T3V0Ym94TWVzc2FnZVJlc3BvbnNlQpABCg1kZXYuaGVyYWxkLnYxQhFBZG1pblNlcnZpY2VQcm90b1ABWjlnaXRodWIuY29tL2hlcmFsZC1ub3RpZnkvaGVyYWxkL2dlbi9nby9oZXJhbGQvdjE7aGVyYWxkdjGiAgNIUkyqAglIZXJhbGQuVjG6AgNIUkzKAglIZXJhbGRcVjHqAgpIZXJhbGQ6OlYxYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_herald_v1_types]);
+  fileDesc("Ch1oZXJhbGQvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJaGVyYWxkLnYxIoEBCgtSb3V0aW5nU3RlcBIkCghjaGFubmVscxgBIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhUKDWRlbGF5X3NlY29uZHMYAiABKAUSNQoNY2FuY2VsX3VubGVzcxgDIAEoDjIeLmhlcmFsZC52MS5Fc2NhbGF0aW9uQ29uZGl0aW9uIswBCgtSb3V0aW5nUnVsZRIMCgR0eXBlGAEgASgJEiUKBXN0ZXBzGAIgAygLMhYuaGVyYWxkLnYxLlJvdXRpbmdTdGVwEhAKCGNyaXRpY2FsGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKDGVtYWlsX3NlbmRlchgFIAEoCzIWLmhlcmFsZC52MS5FbWFpbFNlbmRlchIYChBzbXNfbWF4X3NlZ21lbnRzGAYgASgFIi0KC0VtYWlsU2VuZGVyEgwKBGZyb20YASABKAkSEAoIcmVwbHlfdG8YAiABKAkiPQoVUHV0Um91dGluZ1J1bGVSZXF1ZXN0EiQKBHJ1bGUYASABKAsyFi5oZXJhbGQudjEuUm91dGluZ1J1bGUiPgoWUHV0Um91dGluZ1J1bGVSZXNwb25zZRIkCgRydWxlGAEgASgLMhYuaGVyYWxkLnYxLlJvdXRpbmdSdWxlIiUKFUdldFJvdXRpbmdSdWxlUmVxdWVzdBIMCgR0eXBlGAEgASgJIj4KFkdldFJvdXRpbmdSdWxlUmVzcG9uc2USJAoEcnVsZRgBIAEoCzIWLmhlcmFsZC52MS5Sb3V0aW5nUnVsZSIZChdMaXN0Um91dGluZ1J1bGVzUmVxdWVzdCJBChhMaXN0Um91dGluZ1J1bGVzUmVzcG9uc2USJQoFcnVsZXMYASADKAsyFi5oZXJhbGQudjEuUm91dGluZ1J1bGUiKAoYRGVsZXRlUm91dGluZ1J1bGVSZXF1ZXN0EgwKBHR5cGUYASABKAkiGwoZRGVsZXRlUm91dGluZ1J1bGVSZXNwb25zZSLFAQoIVGVtcGxhdGUSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJEhIKBXRpdGxlGAQgASgJSACIAQESDAoEYm9keRgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgR0ZXh0GAcgASgJSAGIAQFCCAoGX3RpdGxlQgcKBV90ZXh0IjsKElB1dFRlbXBsYXRlUmVxdWVzdBIlCgh0ZW1wbGF0ZRgBIAEoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSI8ChNQdXRUZW1wbGF0ZVJlc3BvbnNlEiUKCHRlbXBsYXRlGAEgASgLMhMuaGVyYWxkLnYxLlRlbXBsYXRlIiQKFExpc3RUZW1wbGF0ZXNSZXF1ZXN0EgwKBHR5cGUYASABKAkiPwoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEiYKCXRlbXBsYXRlcxgBIAMoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSJaChVEZWxldGVUZW1wbGF0ZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJIhgKFkRlbGV0ZVRlbXBsYXRlUmVzcG9uc2Ui5QEKFlByZXZpZXdUZW1wbGF0ZVJlcXVlc3QSDAoEdHlwZRgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDgoGbG9jYWxlGAMgASgJEiUKBGRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKCXJlY2lwaWVudBgFIAEoCzIULmhlcmFsZC52MS5SZWNpcGllbnQSEgoFdGl0bGUYBiABKAlIAIgBARIRCgRib2R5GAcgASgJSAGIAQFCCAoGX3RpdGxlQgcKBV9ib2R5ImIKF1ByZXZpZXdUZW1wbGF0ZVJlc3BvbnNlEg4KBmxvY2FsZRgBIAEoCRINCgV0aXRsZRgCIAEoCRIMCgRib2R5GAMgASgJEgwKBGh0bWwYBCABKAkSDAoEdGV4dBgFIAEoCSKRAgoPV2ViaG9va0VuZHBvaW50EgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRITCgtldmVudF90eXBlcxgEIAMoCRIPCgdlbmFibGVkGAUgASgIEhcKD2Rpc2FibGVkX3JlYXNvbhgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1mYWlsaW5nX3NpbmNlGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ3ChxDcmVhdGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0EgsKA3VybBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRITCgtldmVudF90eXBlcxgDIAMoCRIUCgdlbmFibGVkGAQgASgISACIAQFCCgoIX2VuYWJsZWQiXQodQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USLAoIZW5kcG9pbnQYASABKAsyGi5oZXJhbGQudjEuV2ViaG9va0VuZHBvaW50Eg4KBnNlY3JldBgCIAEoCSIdChtMaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QiTQocTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZRItCgllbmRwb2ludHMYASADKAsyGi5oZXJhbGQudjEuV2ViaG9va0VuZHBvaW50IsIBChxVcGRhdGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhAKA3VybBgCIAEoCUgAiAEBEhgKC2Rlc2NyaXB0aW9uGAMgASgJSAGIAQESEwoLZXZlbnRfdHlwZXMYBCADKAkSGwoTcmVwbGFjZV9ldmVudF90eXBlcxgFIAEoCBIUCgdlbmFibGVkGAYgASgISAKIAQFCBgoEX3VybEIOCgxfZGVzY3JpcHRpb25CCgoIX2VuYWJsZWQiTQodVXBkYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USLAoIZW5kcG9pbnQYASABKAsyGi5oZXJhbGQudjEuV2ViaG9va0VuZHBvaW50IioKHERlbGV0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkiHwodRGVsZXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2UiQQoaUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QSCgoCaWQYASABKAkSFwoPb3ZlcmxhcF9zZWNvbmRzGAIgASgFIm0KG1JvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRIOCgZzZWNyZXQYASABKAkSPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiwKFVJlcGxheURlbGl2ZXJ5UmVxdWVzdBITCgtkZWxpdmVyeV9pZBgBIAEoCSI/ChZSZXBsYXlEZWxpdmVyeVJlc3BvbnNlEiUKCGRlbGl2ZXJ5GAEgASgLMhMuaGVyYWxkLnYxLkRlbGl2ZXJ5IlQKHUJyb2FkY2FzdFN5c3RlbU1lc3NhZ2VSZXF1ZXN0EgwKBHR5cGUYASABKAkSJQoEZGF0YRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiIAoeQnJvYWRjYXN0U3lzdGVtTWVzc2FnZVJlc3BvbnNlIpgBCgtTdXBwcmVzc2lvbhIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDwoHYWRkcmVzcxgCIAEoCRIOCgZyZWFzb24YAyABKAkSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZGVsaXZlcnlfaWQYBSABKAkibgoXTGlzdFN1cHByZXNzaW9uc1JlcXVlc3QSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg8KB2FkZHJlc3MYAiABKAkSDQoFbGltaXQYAyABKAUSDgoGY3Vyc29yGAQgASgJIl0KGExpc3RTdXBwcmVzc2lvbnNSZXNwb25zZRIsCgxzdXBwcmVzc2lvbnMYASADKAsyFi5oZXJhbGQudjEuU3VwcHJlc3Npb24SEwoLbmV4dF9jdXJzb3IYAiABKAkiXQoVQWRkU3VwcHJlc3Npb25SZXF1ZXN0EiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIPCgdhZGRyZXNzGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJWChZBZGRTdXBwcmVzc2lvblJlc3BvbnNlEisKC3N1cHByZXNzaW9uGAEgASgLMhYuaGVyYWxkLnYxLlN1cHByZXNzaW9uEg8KB2NyZWF0ZWQYAiABKAgiUAoYUmVtb3ZlU3VwcHJlc3Npb25SZXF1ZXN0EiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIPCgdhZGRyZXNzGAIgASgJIiwKGVJlbW92ZVN1cHByZXNzaW9uUmVzcG9uc2USDwoHcmVtb3ZlZBgBIAEoCCKAAgoNT3V0Ym94TWVzc2FnZRIKCgJpZBgBIAEoCRIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSEAoIcHJvdmlkZXIYAyABKAkSEwoLZGVsaXZlcnlfaWQYBCABKAkSFwoPbm90aWZpY2F0aW9uX2lkGAUgASgJEg8KB3VzZXJfaWQYBiABKAkSEwoLZGVzdGluYXRpb24YByABKAkSKAoHbWVzc2FnZRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicQoZTGlzdE91dGJveE1lc3NhZ2VzUmVxdWVzdBIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDQoFbGltaXQYAiABKAUSDgoGY3Vyc29yGAMgASgJEhAKCGFmdGVyX2lkGAQgASgJIl0KGkxpc3RPdXRib3hNZXNzYWdlc1Jlc3BvbnNlEioKCG1lc3NhZ2VzGAEgAygLMhguaGVyYWxkLnYxLk91dGJveE1lc3NhZ2USEwoLbmV4dF9jdXJzb3IYAiABKAkiJQoXR2V0T3V0Ym94TWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAkiRQoYR2V0T3V0Ym94TWVzc2FnZVJlc3BvbnNlEikKB21lc3NhZ2UYASABKAsyGC5oZXJhbGQudjEuT3V0Ym94TWVzc2FnZSKjAgoaU2VhcmNoTm90aWZpY2F0aW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgR0eXBlGAIgASgJEiMKB2NoYW5uZWwYAyABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIpCgZzdGF0dXMYBCABKA4yGS5oZXJhbGQudjEuRGVsaXZlcnlTdGF0dXMSMQoNY3JlYXRlZF9hZnRlchgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAcgASgFEg4KBmN1cnNvchgIIAEoCRIQCghhZnRlcl9pZBgJIAEoCSJiChtTZWFyY2hOb3RpZmljYXRpb25zUmVzcG9uc2USLgoNbm90aWZpY2F0aW9ucxgBIAMoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24SEwoLbmV4dF9jdXJzb3IYAiABKAkiMgoYR2V0UHJvdmlkZXJIZWFsdGhSZXF1ZXN0EhYKDndpbmRvd19taW51dGVzGAEgASgFImMKD1Byb3ZpZGVyQ2lyY3VpdBIQCghpbnN0YW5jZRgBIAEoCRINCgVzdGF0ZRgCIAEoCRIvCgtyZXBvcnRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigQEKDVByb3ZpZGVyRXJyb3ISJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB291dGNvbWUYAiABKAkSEwoLc3RhdHVzX2NvZGUYAyABKAUSDQoFZXJyb3IYBCABKAkSEwoLZGVsaXZlcnlfaWQYBSABKAkiiAIKDlByb3ZpZGVySGVhbHRoEiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIQCghwcm92aWRlchgCIAEoCRIXCg9yYXRlX3Blcl9zZWNvbmQYAyABKAESDQoFYnVyc3QYBCABKAUSLAoIY2lyY3VpdHMYBSADKAsyGi5oZXJhbGQudjEuUHJvdmlkZXJDaXJjdWl0EhAKCGF0dGVtcHRzGAYgASgDEhAKCGZhaWx1cmVzGAcgASgDEhYKDnA5NV9sYXRlbmN5X21zGAggASgFEi0KC2xhc3RfZXJyb3JzGAkgAygLMhguaGVyYWxkLnYxLlByb3ZpZGVyRXJyb3IiXAoZR2V0UHJvdmlkZXJIZWFsdGhSZXNwb25zZRIsCglwcm92aWRlcnMYASADKAsyGS5oZXJhbGQudjEuUHJvdmlkZXJIZWFsdGgSEQoJaW5zdGFuY2VzGAIgAygJIjEKF0dldERlbGl2ZXJ5U3RhdHNSZXF1ZXN0EhYKDndpbmRvd19taW51dGVzGAEgASgFIr0BChJEZWxpdmVyeVN0YXRzUG9pbnQSKgoGbWludXRlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgdjaGFubmVsGAIgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSDwoHY3JlYXRlZBgDIAEoAxIMCgRzZW50GAQgASgDEg4KBmZhaWxlZBgFIAEoAxIPCgdyZXRyaWVkGAYgASgDEhYKDnA5NV9sYXRlbmN5X21zGAcgASgFIkkKGEdldERlbGl2ZXJ5U3RhdHNSZXNwb25zZRItCgZwb2ludHMYASADKAsyHS5oZXJhbGQudjEuRGVsaXZlcnlTdGF0c1BvaW50KnkKE0VzY2FsYXRpb25Db25kaXRpb24SJAogRVNDQUxBVElPTl9DT05ESVRJT05fVU5TUEVDSUZJRUQQABIdChlFU0NBTEFUSU9OX0NPTkRJVElPTl9SRUFEEAESHQoZRVNDQUxBVElPTl9DT05ESVRJT05fU0VFThACMpwRCgxBZG1pblNlcnZpY2USVQoOUHV0Um91dGluZ1J1bGUSIC5oZXJhbGQudjEuUHV0Um91dGluZ1J1bGVSZXF1ZXN0GiEuaGVyYWxkLnYxLlB1dFJvdXRpbmdSdWxlUmVzcG9uc2USVQoOR2V0Um91dGluZ1J1bGUSIC5oZXJhbGQudjEuR2V0Um91dGluZ1J1bGVSZXF1ZXN0GiEuaGVyYWxkLnYxLkdldFJvdXRpbmdSdWxlUmVzcG9uc2USWwoQTGlzdFJvdXRpbmdSdWxlcxIiLmhlcmFsZC52MS5MaXN0Um91dGluZ1J1bGVzUmVxdWVzdBojLmhlcmFsZC52MS5MaXN0Um91dGluZ1J1bGVzUmVzcG9uc2USXgoRRGVsZXRlUm91dGluZ1J1bGUSIy5oZXJhbGQudjEuRGVsZXRlUm91dGluZ1J1bGVSZXF1ZXN0GiQuaGVyYWxkLnYxLkRlbGV0ZVJvdXRpbmdSdWxlUmVzcG9uc2USTAoLUHV0VGVtcGxhdGUSHS5oZXJhbGQudjEuUHV0VGVtcGxhdGVSZXF1ZXN0Gh4uaGVyYWxkLnYxLlB1dFRlbXBsYXRlUmVzcG9uc2USUgoNTGlzdFRlbXBsYXRlcxIfLmhlcmFsZC52MS5MaXN0VGVtcGxhdGVzUmVxdWVzdBogLmhlcmFsZC52MS5MaXN0VGVtcGxhdGVzUmVzcG9uc2USVQoORGVsZXRlVGVtcGxhdGUSIC5oZXJhbGQudjEuRGVsZXRlVGVtcGxhdGVSZXF1ZXN0GiEuaGVyYWxkLnYxLkRlbGV0ZVRlbXBsYXRlUmVzcG9uc2USWAoPUHJldmlld1RlbXBsYXRlEiEuaGVyYWxkLnYxLlByZXZpZXdUZW1wbGF0ZVJlcXVlc3QaIi5oZXJhbGQudjEuUHJldmlld1RlbXBsYXRlUmVzcG9uc2USagoVQ3JlYXRlV2ViaG9va0VuZHBvaW50EicuaGVyYWxkLnYxLkNyZWF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaKC5oZXJhbGQudjEuQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USZwoUTGlzdFdlYmhvb2tFbmRwb2ludHMSJi5oZXJhbGQudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXF1ZXN0GicuaGVyYWxkLnYxLkxpc3RXZWJob29rRW5kcG9pbnRzUmVzcG9uc2USagoVVXBkYXRlV2ViaG9va0VuZHBvaW50EicuaGVyYWxkLnYxLlVwZGF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaKC5oZXJhbGQudjEuVXBkYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USagoVRGVsZXRlV2ViaG9va0VuZHBvaW50EicuaGVyYWxkLnYxLkRlbGV0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaKC5oZXJhbGQudjEuRGVsZXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USZAoTUm90YXRlV2ViaG9va1NlY3JldBIlLmhlcmFsZC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBomLmhlcmFsZC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USbQoWQnJvYWRjYXN0U3lzdGVtTWVzc2FnZRIoLmhlcmFsZC52MS5Ccm9hZGNhc3RTeXN0ZW1NZXNzYWdlUmVxdWVzdBopLmhlcmFsZC52MS5Ccm9hZGNhc3RTeXN0ZW1NZXNzYWdlUmVzcG9uc2USVQoOUmVwbGF5RGVsaXZlcnkSIC5oZXJhbGQudjEuUmVwbGF5RGVsaXZlcnlSZXF1ZXN0GiEuaGVyYWxkLnYxLlJlcGxheURlbGl2ZXJ5UmVzcG9uc2USWwoQTGlzdFN1cHByZXNzaW9ucxIiLmhlcmFsZC52MS5MaXN0U3VwcHJlc3Npb25zUmVxdWVzdBojLmhlcmFsZC52MS5MaXN0U3VwcHJlc3Npb25zUmVzcG9uc2USVQoOQWRkU3VwcHJlc3Npb24SIC5oZXJhbGQudjEuQWRkU3VwcHJlc3Npb25SZXF1ZXN0GiEuaGVyYWxkLnYxLkFkZFN1cHByZXNzaW9uUmVzcG9uc2USXgoRUmVtb3ZlU3VwcHJlc3Npb24SIy5oZXJhbGQudjEuUmVtb3ZlU3VwcHJlc3Npb25SZXF1ZXN0GiQuaGVyYWxkLnYxLlJlbW92ZVN1cHByZXNzaW9uUmVzcG9uc2USYQoSTGlzdE91dGJveE1lc3NhZ2VzEiQuaGVyYWxkLnYxLkxpc3RPdXRib3hNZXNzYWdlc1JlcXVlc3QaJS5oZXJhbGQudjEuTGlzdE91dGJveE1lc3NhZ2VzUmVzcG9uc2USWwoQR2V0T3V0Ym94TWVzc2FnZRIiLmhlcmFsZC52MS5HZXRPdXRib3hNZXNzYWdlUmVxdWVzdBojLmhlcmFsZC52MS5HZXRPdXRib3hNZXNzYWdlUmVzcG9uc2USZAoTU2VhcmNoTm90aWZpY2F0aW9ucxIlLmhlcmFsZC52MS5TZWFyY2hOb3RpZmljYXRpb25zUmVxdWVzdBomLmhlcmFsZC52MS5TZWFyY2hOb3RpZmljYXRpb25zUmVzcG9uc2USXgoRR2V0UHJvdmlkZXJIZWFsdGgSIy5oZXJhbGQudjEuR2V0UHJvdmlkZXJIZWFsdGhSZXF1ZXN0GiQuaGVyYWxkLnYxLkdldFByb3ZpZGVySGVhbHRoUmVzcG9uc2USWwoQR2V0RGVsaXZlcnlTdGF0cxIiLmhlcmFsZC52MS5HZXREZWxpdmVyeVN0YXRzUmVxdWVzdBojLmhlcmFsZC52MS5HZXREZWxpdmVyeVN0YXRzUmVzcG9uc2VCkAEKDWRldi5oZXJhbGQudjFCEUFkbWluU2VydmljZVByb3RvUAFaOWdpdGh1Yi5jb20vaGVyYWxkLW5vdGlmeS9oZXJhbGQvZ2VuL2dvL2hlcmFsZC92MTtoZXJhbGR2MaICA0hSTKoCCUhlcmFsZC5WMboCA0hSTMoCCUhlcmFsZFxWMeoCCkhlcmFsZDo6VjFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_herald_v1_types]);
 
 /**
  * A step of a routing rule: its channels are planned delay_seconds after send_at.
@@ -2128,6 +2128,712 @@ export const GetOutboxMessageResponseSchema: GenMessage<GetOutboxMessageResponse
   messageDesc(file_herald_v1_admin_service, 46);
 
 /**
+ * @generated from message herald.v1.SearchNotificationsRequest
+ */
+export type SearchNotificationsRequest = Message<"herald.v1.SearchNotificationsRequest"> & {
+  /**
+   * Each filter set narrows the result; none set: every notification.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * An exact notification type.
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * Only notifications with a delivery on this channel (with `status`: a delivery on this channel in it).
+   *
+   * @generated from field: herald.v1.Channel channel = 3;
+   */
+  channel: Channel;
+
+  /**
+   * Only notifications with a delivery in this status.
+   *
+   * @generated from field: herald.v1.DeliveryStatus status = 4;
+   */
+  status: DeliveryStatus;
+
+  /**
+   * Created at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_after = 5;
+   */
+  createdAfter?: Timestamp | undefined;
+
+  /**
+   * Created before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_before = 6;
+   */
+  createdBefore?: Timestamp | undefined;
+
+  /**
+   * 1..200; 0 means 50.
+   *
+   * @generated from field: int32 limit = 7;
+   */
+  limit: number;
+
+  /**
+   * next_cursor of the previous page; empty for the first (the newest).
+   *
+   * @generated from field: string cursor = 8;
+   */
+  cursor: string;
+
+  /**
+   * Only notifications created after this one (by creation time, then id), oldest first: a live tail.
+   * Not combined with cursor.
+   *
+   * @generated from field: string after_id = 9;
+   */
+  afterId: string;
+};
+
+/**
+ * @generated from message herald.v1.SearchNotificationsRequest
+ */
+export type SearchNotificationsRequestJson = {
+  /**
+   * Each filter set narrows the result; none set: every notification.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId?: string;
+
+  /**
+   * An exact notification type.
+   *
+   * @generated from field: string type = 2;
+   */
+  type?: string;
+
+  /**
+   * Only notifications with a delivery on this channel (with `status`: a delivery on this channel in it).
+   *
+   * @generated from field: herald.v1.Channel channel = 3;
+   */
+  channel?: ChannelJson;
+
+  /**
+   * Only notifications with a delivery in this status.
+   *
+   * @generated from field: herald.v1.DeliveryStatus status = 4;
+   */
+  status?: DeliveryStatusJson;
+
+  /**
+   * Created at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_after = 5;
+   */
+  createdAfter?: TimestampJson;
+
+  /**
+   * Created before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_before = 6;
+   */
+  createdBefore?: TimestampJson;
+
+  /**
+   * 1..200; 0 means 50.
+   *
+   * @generated from field: int32 limit = 7;
+   */
+  limit?: number;
+
+  /**
+   * next_cursor of the previous page; empty for the first (the newest).
+   *
+   * @generated from field: string cursor = 8;
+   */
+  cursor?: string;
+
+  /**
+   * Only notifications created after this one (by creation time, then id), oldest first: a live tail.
+   * Not combined with cursor.
+   *
+   * @generated from field: string after_id = 9;
+   */
+  afterId?: string;
+};
+
+/**
+ * Describes the message herald.v1.SearchNotificationsRequest.
+ * Use `create(SearchNotificationsRequestSchema)` to create a new message.
+ */
+export const SearchNotificationsRequestSchema: GenMessage<SearchNotificationsRequest, {jsonType: SearchNotificationsRequestJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 47);
+
+/**
+ * A search with type, channel or status examines at most 5,000 notifications per call (those the user,
+ * time range and cursor select, in order), so a rare match never scans the whole history: a page can then
+ * hold fewer than `limit` notifications, even none, with next_cursor set to go on from where it stopped.
+ *
+ * @generated from message herald.v1.SearchNotificationsResponse
+ */
+export type SearchNotificationsResponse = Message<"herald.v1.SearchNotificationsResponse"> & {
+  /**
+   * Newest first; oldest first with after_id. Deliveries come without attempts.
+   *
+   * @generated from field: repeated herald.v1.Notification notifications = 1;
+   */
+  notifications: Notification[];
+
+  /**
+   * Where the next call goes on: its cursor (or, when tailing, its after_id). Empty when nothing is left
+   * (when tailing: go on after the newest notification received, or the same after_id if none).
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * A search with type, channel or status examines at most 5,000 notifications per call (those the user,
+ * time range and cursor select, in order), so a rare match never scans the whole history: a page can then
+ * hold fewer than `limit` notifications, even none, with next_cursor set to go on from where it stopped.
+ *
+ * @generated from message herald.v1.SearchNotificationsResponse
+ */
+export type SearchNotificationsResponseJson = {
+  /**
+   * Newest first; oldest first with after_id. Deliveries come without attempts.
+   *
+   * @generated from field: repeated herald.v1.Notification notifications = 1;
+   */
+  notifications?: NotificationJson[];
+
+  /**
+   * Where the next call goes on: its cursor (or, when tailing, its after_id). Empty when nothing is left
+   * (when tailing: go on after the newest notification received, or the same after_id if none).
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor?: string;
+};
+
+/**
+ * Describes the message herald.v1.SearchNotificationsResponse.
+ * Use `create(SearchNotificationsResponseSchema)` to create a new message.
+ */
+export const SearchNotificationsResponseSchema: GenMessage<SearchNotificationsResponse, {jsonType: SearchNotificationsResponseJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 48);
+
+/**
+ * @generated from message herald.v1.GetProviderHealthRequest
+ */
+export type GetProviderHealthRequest = Message<"herald.v1.GetProviderHealthRequest"> & {
+  /**
+   * The window of attempts, failures and errors counted: 1..60 minutes; 0 means 15.
+   *
+   * @generated from field: int32 window_minutes = 1;
+   */
+  windowMinutes: number;
+};
+
+/**
+ * @generated from message herald.v1.GetProviderHealthRequest
+ */
+export type GetProviderHealthRequestJson = {
+  /**
+   * The window of attempts, failures and errors counted: 1..60 minutes; 0 means 15.
+   *
+   * @generated from field: int32 window_minutes = 1;
+   */
+  windowMinutes?: number;
+};
+
+/**
+ * Describes the message herald.v1.GetProviderHealthRequest.
+ * Use `create(GetProviderHealthRequestSchema)` to create a new message.
+ */
+export const GetProviderHealthRequestSchema: GenMessage<GetProviderHealthRequest, {jsonType: GetProviderHealthRequestJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 49);
+
+/**
+ * A provider's circuit as one instance sees it (circuits are kept per instance).
+ *
+ * @generated from message herald.v1.ProviderCircuit
+ */
+export type ProviderCircuit = Message<"herald.v1.ProviderCircuit"> & {
+  /**
+   * The instance that reported it (host name and process id).
+   *
+   * @generated from field: string instance = 1;
+   */
+  instance: string;
+
+  /**
+   * closed | half_open | open: the worst of the provider's circuits there (per webhook host, APNs environment).
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp reported_at = 3;
+   */
+  reportedAt?: Timestamp | undefined;
+};
+
+/**
+ * A provider's circuit as one instance sees it (circuits are kept per instance).
+ *
+ * @generated from message herald.v1.ProviderCircuit
+ */
+export type ProviderCircuitJson = {
+  /**
+   * The instance that reported it (host name and process id).
+   *
+   * @generated from field: string instance = 1;
+   */
+  instance?: string;
+
+  /**
+   * closed | half_open | open: the worst of the provider's circuits there (per webhook host, APNs environment).
+   *
+   * @generated from field: string state = 2;
+   */
+  state?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp reported_at = 3;
+   */
+  reportedAt?: TimestampJson;
+};
+
+/**
+ * Describes the message herald.v1.ProviderCircuit.
+ * Use `create(ProviderCircuitSchema)` to create a new message.
+ */
+export const ProviderCircuitSchema: GenMessage<ProviderCircuit, {jsonType: ProviderCircuitJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 50);
+
+/**
+ * An attempt that did not send, for the provider's latest errors.
+ *
+ * @generated from message herald.v1.ProviderError
+ */
+export type ProviderError = Message<"herald.v1.ProviderError"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 1;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * retry | failed | invalid_destination
+   *
+   * @generated from field: string outcome = 2;
+   */
+  outcome: string;
+
+  /**
+   * @generated from field: int32 status_code = 3;
+   */
+  statusCode: number;
+
+  /**
+   * @generated from field: string error = 4;
+   */
+  error: string;
+
+  /**
+   * @generated from field: string delivery_id = 5;
+   */
+  deliveryId: string;
+};
+
+/**
+ * An attempt that did not send, for the provider's latest errors.
+ *
+ * @generated from message herald.v1.ProviderError
+ */
+export type ProviderErrorJson = {
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 1;
+   */
+  at?: TimestampJson;
+
+  /**
+   * retry | failed | invalid_destination
+   *
+   * @generated from field: string outcome = 2;
+   */
+  outcome?: string;
+
+  /**
+   * @generated from field: int32 status_code = 3;
+   */
+  statusCode?: number;
+
+  /**
+   * @generated from field: string error = 4;
+   */
+  error?: string;
+
+  /**
+   * @generated from field: string delivery_id = 5;
+   */
+  deliveryId?: string;
+};
+
+/**
+ * Describes the message herald.v1.ProviderError.
+ * Use `create(ProviderErrorSchema)` to create a new message.
+ */
+export const ProviderErrorSchema: GenMessage<ProviderError, {jsonType: ProviderErrorJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 51);
+
+/**
+ * @generated from message herald.v1.ProviderHealth
+ */
+export type ProviderHealth = Message<"herald.v1.ProviderHealth"> & {
+  /**
+   * @generated from field: herald.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * @generated from field: string provider = 2;
+   */
+  provider: string;
+
+  /**
+   * The provider's rate limit in this instance's providers file (shared by every instance through Redis);
+   * 0 when it has none.
+   *
+   * @generated from field: double rate_per_second = 3;
+   */
+  ratePerSecond: number;
+
+  /**
+   * @generated from field: int32 burst = 4;
+   */
+  burst: number;
+
+  /**
+   * @generated from field: repeated herald.v1.ProviderCircuit circuits = 5;
+   */
+  circuits: ProviderCircuit[];
+
+  /**
+   * Over the window, by every instance.
+   *
+   * @generated from field: int64 attempts = 6;
+   */
+  attempts: bigint;
+
+  /**
+   * @generated from field: int64 failures = 7;
+   */
+  failures: bigint;
+
+  /**
+   * @generated from field: int32 p95_latency_ms = 8;
+   */
+  p95LatencyMs: number;
+
+  /**
+   * Newest first, at most 5.
+   *
+   * @generated from field: repeated herald.v1.ProviderError last_errors = 9;
+   */
+  lastErrors: ProviderError[];
+};
+
+/**
+ * @generated from message herald.v1.ProviderHealth
+ */
+export type ProviderHealthJson = {
+  /**
+   * @generated from field: herald.v1.Channel channel = 1;
+   */
+  channel?: ChannelJson;
+
+  /**
+   * @generated from field: string provider = 2;
+   */
+  provider?: string;
+
+  /**
+   * The provider's rate limit in this instance's providers file (shared by every instance through Redis);
+   * 0 when it has none.
+   *
+   * @generated from field: double rate_per_second = 3;
+   */
+  ratePerSecond?: number | "NaN" | "Infinity" | "-Infinity";
+
+  /**
+   * @generated from field: int32 burst = 4;
+   */
+  burst?: number;
+
+  /**
+   * @generated from field: repeated herald.v1.ProviderCircuit circuits = 5;
+   */
+  circuits?: ProviderCircuitJson[];
+
+  /**
+   * Over the window, by every instance.
+   *
+   * @generated from field: int64 attempts = 6;
+   */
+  attempts?: string;
+
+  /**
+   * @generated from field: int64 failures = 7;
+   */
+  failures?: string;
+
+  /**
+   * @generated from field: int32 p95_latency_ms = 8;
+   */
+  p95LatencyMs?: number;
+
+  /**
+   * Newest first, at most 5.
+   *
+   * @generated from field: repeated herald.v1.ProviderError last_errors = 9;
+   */
+  lastErrors?: ProviderErrorJson[];
+};
+
+/**
+ * Describes the message herald.v1.ProviderHealth.
+ * Use `create(ProviderHealthSchema)` to create a new message.
+ */
+export const ProviderHealthSchema: GenMessage<ProviderHealth, {jsonType: ProviderHealthJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 52);
+
+/**
+ * @generated from message herald.v1.GetProviderHealthResponse
+ */
+export type GetProviderHealthResponse = Message<"herald.v1.GetProviderHealthResponse"> & {
+  /**
+   * @generated from field: repeated herald.v1.ProviderHealth providers = 1;
+   */
+  providers: ProviderHealth[];
+
+  /**
+   * The instances whose circuits are included (only this one without Redis).
+   *
+   * @generated from field: repeated string instances = 2;
+   */
+  instances: string[];
+};
+
+/**
+ * @generated from message herald.v1.GetProviderHealthResponse
+ */
+export type GetProviderHealthResponseJson = {
+  /**
+   * @generated from field: repeated herald.v1.ProviderHealth providers = 1;
+   */
+  providers?: ProviderHealthJson[];
+
+  /**
+   * The instances whose circuits are included (only this one without Redis).
+   *
+   * @generated from field: repeated string instances = 2;
+   */
+  instances?: string[];
+};
+
+/**
+ * Describes the message herald.v1.GetProviderHealthResponse.
+ * Use `create(GetProviderHealthResponseSchema)` to create a new message.
+ */
+export const GetProviderHealthResponseSchema: GenMessage<GetProviderHealthResponse, {jsonType: GetProviderHealthResponseJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 53);
+
+/**
+ * @generated from message herald.v1.GetDeliveryStatsRequest
+ */
+export type GetDeliveryStatsRequest = Message<"herald.v1.GetDeliveryStatsRequest"> & {
+  /**
+   * 1..1440 minutes back from now; 0 means 60.
+   *
+   * @generated from field: int32 window_minutes = 1;
+   */
+  windowMinutes: number;
+};
+
+/**
+ * @generated from message herald.v1.GetDeliveryStatsRequest
+ */
+export type GetDeliveryStatsRequestJson = {
+  /**
+   * 1..1440 minutes back from now; 0 means 60.
+   *
+   * @generated from field: int32 window_minutes = 1;
+   */
+  windowMinutes?: number;
+};
+
+/**
+ * Describes the message herald.v1.GetDeliveryStatsRequest.
+ * Use `create(GetDeliveryStatsRequestSchema)` to create a new message.
+ */
+export const GetDeliveryStatsRequestSchema: GenMessage<GetDeliveryStatsRequest, {jsonType: GetDeliveryStatsRequestJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 54);
+
+/**
+ * One channel's figures for one minute.
+ *
+ * @generated from message herald.v1.DeliveryStatsPoint
+ */
+export type DeliveryStatsPoint = Message<"herald.v1.DeliveryStatsPoint"> & {
+  /**
+   * The start of the minute.
+   *
+   * @generated from field: google.protobuf.Timestamp minute = 1;
+   */
+  minute?: Timestamp | undefined;
+
+  /**
+   * @generated from field: herald.v1.Channel channel = 2;
+   */
+  channel: Channel;
+
+  /**
+   * Deliveries created (planned) in the minute.
+   *
+   * @generated from field: int64 created = 3;
+   */
+  created: bigint;
+
+  /**
+   * Attempts started in the minute that handed the message over.
+   *
+   * @generated from field: int64 sent = 4;
+   */
+  sent: bigint;
+
+  /**
+   * Attempts started in the minute that did not (outcome retry, failed or invalid_destination).
+   *
+   * @generated from field: int64 failed = 5;
+   */
+  failed: bigint;
+
+  /**
+   * Of those, the attempts whose outcome was retry: the provider or endpoint may take it later (the
+   * delivery is tried again unless its retry policy is spent).
+   *
+   * @generated from field: int64 retried = 6;
+   */
+  retried: bigint;
+
+  /**
+   * The 95th percentile of the minute's attempt latencies (0 without attempts).
+   *
+   * @generated from field: int32 p95_latency_ms = 7;
+   */
+  p95LatencyMs: number;
+};
+
+/**
+ * One channel's figures for one minute.
+ *
+ * @generated from message herald.v1.DeliveryStatsPoint
+ */
+export type DeliveryStatsPointJson = {
+  /**
+   * The start of the minute.
+   *
+   * @generated from field: google.protobuf.Timestamp minute = 1;
+   */
+  minute?: TimestampJson;
+
+  /**
+   * @generated from field: herald.v1.Channel channel = 2;
+   */
+  channel?: ChannelJson;
+
+  /**
+   * Deliveries created (planned) in the minute.
+   *
+   * @generated from field: int64 created = 3;
+   */
+  created?: string;
+
+  /**
+   * Attempts started in the minute that handed the message over.
+   *
+   * @generated from field: int64 sent = 4;
+   */
+  sent?: string;
+
+  /**
+   * Attempts started in the minute that did not (outcome retry, failed or invalid_destination).
+   *
+   * @generated from field: int64 failed = 5;
+   */
+  failed?: string;
+
+  /**
+   * Of those, the attempts whose outcome was retry: the provider or endpoint may take it later (the
+   * delivery is tried again unless its retry policy is spent).
+   *
+   * @generated from field: int64 retried = 6;
+   */
+  retried?: string;
+
+  /**
+   * The 95th percentile of the minute's attempt latencies (0 without attempts).
+   *
+   * @generated from field: int32 p95_latency_ms = 7;
+   */
+  p95LatencyMs?: number;
+};
+
+/**
+ * Describes the message herald.v1.DeliveryStatsPoint.
+ * Use `create(DeliveryStatsPointSchema)` to create a new message.
+ */
+export const DeliveryStatsPointSchema: GenMessage<DeliveryStatsPoint, {jsonType: DeliveryStatsPointJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 55);
+
+/**
+ * @generated from message herald.v1.GetDeliveryStatsResponse
+ */
+export type GetDeliveryStatsResponse = Message<"herald.v1.GetDeliveryStatsResponse"> & {
+  /**
+   * Oldest minute first; a channel and minute without deliveries or attempts is left out.
+   *
+   * @generated from field: repeated herald.v1.DeliveryStatsPoint points = 1;
+   */
+  points: DeliveryStatsPoint[];
+};
+
+/**
+ * @generated from message herald.v1.GetDeliveryStatsResponse
+ */
+export type GetDeliveryStatsResponseJson = {
+  /**
+   * Oldest minute first; a channel and minute without deliveries or attempts is left out.
+   *
+   * @generated from field: repeated herald.v1.DeliveryStatsPoint points = 1;
+   */
+  points?: DeliveryStatsPointJson[];
+};
+
+/**
+ * Describes the message herald.v1.GetDeliveryStatsResponse.
+ * Use `create(GetDeliveryStatsResponseSchema)` to create a new message.
+ */
+export const GetDeliveryStatsResponseSchema: GenMessage<GetDeliveryStatsResponse, {jsonType: GetDeliveryStatsResponseJson}> = /*@__PURE__*/
+  messageDesc(file_herald_v1_admin_service, 56);
+
+/**
  * @generated from enum herald.v1.EscalationCondition
  */
 export enum EscalationCondition {
@@ -2352,6 +3058,40 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetOutboxMessageRequestSchema;
     output: typeof GetOutboxMessageResponseSchema;
+  },
+  /**
+   * Notifications across every user, newest first, filtered by user, type, channel, delivery status and
+   * creation time, a page at a time; or, with after_id, those created after one already seen, oldest first
+   * (a live tail). Each comes with its deliveries, without their attempts (GetNotification has those).
+   *
+   * @generated from rpc herald.v1.AdminService.SearchNotifications
+   */
+  searchNotifications: {
+    methodKind: "unary";
+    input: typeof SearchNotificationsRequestSchema;
+    output: typeof SearchNotificationsResponseSchema;
+  },
+  /**
+   * Per configured provider: its circuit on every instance (shared through Redis when configured), its rate
+   * limit, and its attempts, failures and latest errors over the last minutes (from the shared database).
+   *
+   * @generated from rpc herald.v1.AdminService.GetProviderHealth
+   */
+  getProviderHealth: {
+    methodKind: "unary";
+    input: typeof GetProviderHealthRequestSchema;
+    output: typeof GetProviderHealthResponseSchema;
+  },
+  /**
+   * Delivery figures per channel and minute over the last minutes (at most a day): deliveries created,
+   * attempts sent and failed, and the attempts' latency.
+   *
+   * @generated from rpc herald.v1.AdminService.GetDeliveryStats
+   */
+  getDeliveryStats: {
+    methodKind: "unary";
+    input: typeof GetDeliveryStatsRequestSchema;
+    output: typeof GetDeliveryStatsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_herald_v1_admin_service, 0);

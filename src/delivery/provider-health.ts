@@ -1,0 +1,163 @@
+// Each provider's circuit, as every instance sees it. Circuits are kept per instance (circuit-breaker.ts), so
+// an operator asking "is SES tripping?" needs every dispatching instance's answer. With Redis, each one
+// publishes its circuits every REPORT_MS under a key that expires after REPORT_TTL_MS (a stopped instance
+// drops out by itself) and lists itself in one set; a reader fetches the set's keys in one MGET. Without
+// Redis there is one instance, and its own circuits are the answer.
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { ChannelName } from '../core/channels.js';
+import type { CircuitBreakers, CircuitState } from './circuit-breaker.js';
+import type { ProviderSet } from './provider.js';
+import type { RateLimit } from './rate-limiter.js';
+
+export const REPORT_MS = 5_000;
+export const REPORT_TTL_MS = 3 * REPORT_MS;
+const INSTANCES_KEY = 'herald:circuits:instances';
+const reportKey = (instance: string) => `herald:circuits:${instance}`;
+const SEVERITY: Record<CircuitState, number> = { closed: 0, half_open: 1, open: 2 };
+
+export interface ProviderCircuitState {
+  channel: ChannelName;
+  provider: string;
+  state: CircuitState;
+}
+
+export interface CircuitReport {
+  instance: string;
+  /** When the instance took the snapshot (its own clock), in milliseconds since the epoch. */
+  at: number;
+  circuits: ProviderCircuitState[];
+}
+
+export interface ConfiguredProvider {
+  channel: ChannelName;
+  provider: string;
+  rateLimit: RateLimit | undefined;
+}
+
+export interface ProviderHealthSource {
+  /** This instance's providers, in failover order per channel, with the rate limit each attempt takes. */
+  providers(): ConfiguredProvider[];
+  /** The circuits of every instance that dispatches (this one's alone without Redis). */
+  circuits(): Promise<CircuitReport[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Each provider's state: the worst of its circuits (a provider keeps one per webhook host, APNs environment
+ * or push service origin, keyed `<provider>:<...>`).
+ */
+export function providerCircuitStates(
+  circuits: CircuitBreakers,
+  providers: ProviderSet,
+  now: number,
+): ProviderCircuitState[] {
+  const states = Object.entries(circuits.states(now));
+  const result: ProviderCircuitState[] = [];
+  for (const [channel, list] of Object.entries(providers) as [ChannelName, ProviderSet[ChannelName]][]) {
+    for (const provider of list ?? []) {
+      let worst: CircuitState = 'closed';
+      for (const [key, state] of states) {
+        if (
+          (key === provider.name || key.startsWith(`${provider.name}:`)) &&
+          SEVERITY[state] > SEVERITY[worst]
+        ) {
+          worst = state;
+        }
+      }
+      result.push({ channel, provider: provider.name, state: worst });
+    }
+  }
+  return result;
+}
+
+export function createProviderHealth(options: {
+  circuits: CircuitBreakers;
+  providers: () => ProviderSet;
+  rateLimits: Readonly<Record<string, RateLimit>>;
+  /** Only dispatching instances have circuits worth reporting. */
+  dispatching: boolean;
+  redis: Redis | null;
+  onError: (error: unknown) => void;
+}): ProviderHealthSource {
+  const instance = `${hostname()}/${process.pid}/${Math.random().toString(16).slice(2, 6)}`;
+  const snapshot = (): CircuitReport => ({
+    instance,
+    at: Date.now(),
+    circuits: providerCircuitStates(options.circuits, options.providers(), performance.now()),
+  });
+  const { redis } = options;
+  const publish = async () => {
+    if (!redis) return;
+    await redis
+      .multi()
+      .set(reportKey(instance), JSON.stringify(snapshot()), 'PX', REPORT_TTL_MS)
+      .sadd(INSTANCES_KEY, instance)
+      .exec();
+  };
+  const timer =
+    redis && options.dispatching
+      ? setInterval(() => publish().catch(options.onError), REPORT_MS).unref()
+      : undefined;
+  if (timer) publish().catch(options.onError);
+
+  async function everyInstance(redis: Redis): Promise<CircuitReport[]> {
+    const instances = await redis.smembers(INSTANCES_KEY);
+    const reports = instances.length > 0 ? await redis.mget(...instances.map(reportKey)) : [];
+    const live: CircuitReport[] = [];
+    const gone: string[] = [];
+    reports.forEach((report, i) => {
+      if (report === null) gone.push(instances[i]!);
+      else live.push(JSON.parse(report) as CircuitReport);
+    });
+    // An instance whose report expired has stopped (or lost Redis); it leaves the set until it reports again.
+    if (gone.length > 0) await redis.srem(INSTANCES_KEY, ...gone);
+    // This instance's own circuits are read now rather than from its last report.
+    if (options.dispatching) {
+      const own = live.findIndex((r) => r.instance === instance);
+      if (own >= 0) live[own] = snapshot();
+      else live.push(snapshot());
+    }
+    return live.sort((a, b) => a.instance.localeCompare(b.instance));
+  }
+
+  return {
+    providers() {
+      const result: ConfiguredProvider[] = [];
+      for (const [channel, list] of Object.entries(options.providers()) as [
+        ChannelName,
+        ProviderSet[ChannelName],
+      ][]) {
+        for (const provider of list ?? []) {
+          result.push({
+            channel,
+            provider: provider.name,
+            rateLimit: provider.rateLimit ?? options.rateLimits[provider.name],
+          });
+        }
+      }
+      return result;
+    },
+    async circuits() {
+      const own = options.dispatching ? [snapshot()] : [];
+      if (!redis) return own;
+      try {
+        return await everyInstance(redis);
+      } catch (error) {
+        // Redis away: this instance still answers for itself.
+        options.onError(error);
+        return own;
+      }
+    },
+    async close() {
+      if (!timer) return;
+      clearInterval(timer);
+      await redis
+        ?.multi()
+        .del(reportKey(instance))
+        .srem(INSTANCES_KEY, instance)
+        .exec()
+        .catch(options.onError);
+    },
+  };
+}

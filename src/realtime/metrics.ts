@@ -1,0 +1,71 @@
+// In-app delivery's metrics: live sessions on this instance (WebSocket connections, StreamNotifications
+// streams), notifications written to them by transport, and notifications users acknowledged by marking them
+// read, seen or archived (MarkNotifications or a WebSocket `mark` frame). No label carries a user or a
+// connection: the values stay few whatever the traffic.
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { MarkAction } from '../store/inbox.js';
+
+export type InAppTransport = 'stream' | 'websocket';
+
+export interface InAppMetrics {
+  /** A StreamNotifications stream opened; call the answer once when it ends. */
+  streamOpened(): () => void;
+  /** Where the WebSocket bridge's live connections are counted when scraped. */
+  countWebSockets(connections: () => number): void;
+  /** A notification was written to a live session (its in-app delivery became sent). */
+  written(transport: InAppTransport): void;
+  /** A mark changed the state of `count` notifications. */
+  marked(action: MarkAction, count: number): void;
+}
+
+/** The marks that acknowledge a notification; undoing one (unread, unarchived) is not an acknowledgement. */
+const ACKNOWLEDGING = new Set<MarkAction>(['read', 'seen', 'archived']);
+
+export function createInAppMetrics(registry: Registry): InAppMetrics {
+  let webSockets: () => number = () => 0;
+  new Gauge({
+    name: 'herald_websocket_connections',
+    help: 'WebSocket connections open on this instance (/ws), authenticated or not yet.',
+    registers: [registry],
+    collect() {
+      this.set(webSockets());
+    },
+  });
+  const streams = new Gauge({
+    name: 'herald_inbox_streams_open',
+    help: 'StreamNotifications streams open on this instance (gRPC, gRPC-Web and Connect).',
+    registers: [registry],
+  });
+  const written = new Counter({
+    name: 'herald_inapp_written_total',
+    help: 'In-app notifications written to live sessions, by transport (stream, websocket).',
+    labelNames: ['transport'] as const,
+    registers: [registry],
+  });
+  const acknowledged = new Counter({
+    name: 'herald_inapp_acknowledged_total',
+    help: 'In-app notifications users marked, by the state the mark set (read, seen, archived); only those it changed.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+  });
+  // Both transports start at 0, so a rate over them exists before the first notification.
+  for (const transport of ['stream', 'websocket'] as const) written.inc({ transport }, 0);
+  for (const state of ACKNOWLEDGING) acknowledged.inc({ state }, 0);
+  return {
+    streamOpened() {
+      streams.inc();
+      let open = true;
+      return () => {
+        if (open) streams.dec();
+        open = false;
+      };
+    },
+    countWebSockets(connections) {
+      webSockets = connections;
+    },
+    written: (transport) => written.inc({ transport }),
+    marked(action, count) {
+      if (ACKNOWLEDGING.has(action) && count > 0) acknowledged.inc({ state: action }, count);
+    },
+  };
+}

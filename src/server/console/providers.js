@@ -1,0 +1,116 @@
+// Providers (AdminService.GetProviderHealth): per provider its circuit on every instance, its rate limit, and
+// its attempts, failures, p95 latency and latest errors over the chosen window; refreshed every 10 seconds.
+import { adminCall } from './api.js';
+import { byId, channelName, chip, el, row, time, viewSession } from './dom.js';
+
+const REFRESH_MS = 10_000;
+
+function circuits(list = []) {
+  if (list.length === 0) return el('span', { className: 'muted', textContent: 'no report' });
+  return el(
+    'ul',
+    { className: 'plain' },
+    list.map((c) =>
+      el('li', { dataset: { state: c.state ?? '' } }, [
+        chip((c.state ?? 'unknown').replace('_', ' '), c.state),
+        ' ',
+        el('span', { className: 'muted', textContent: c.instance ?? '' }),
+      ]),
+    ),
+  );
+}
+
+function rateLimit(p) {
+  if (!p.ratePerSecond) return 'none';
+  return `${p.ratePerSecond}/s, burst ${p.burst ?? 0}`;
+}
+
+function lastErrors(list = []) {
+  if (list.length === 0) return el('span', { className: 'muted', textContent: 'none' });
+  return el(
+    'ul',
+    { className: 'plain errors' },
+    list.map((e) =>
+      el('li', {}, [
+        time(e.at),
+        ' ',
+        chip(e.outcome ?? ''),
+        e.statusCode ? ` ${e.statusCode}` : '',
+        ' ',
+        el('span', { textContent: e.error ?? '' }),
+      ]),
+    ),
+  );
+}
+
+export function createProvidersView(shell) {
+  const section = byId('view-providers');
+  const tbody = byId('providers-table').tBodies[0];
+  const state = byId('providers-state');
+  const windowSelect = byId('providers-window');
+  const session = viewSession();
+  let timer;
+
+  async function load() {
+    const fresh = session.current();
+    clearTimeout(timer);
+    try {
+      const minutes = Number(windowSelect.value);
+      const answer = await adminCall('GetProviderHealth', { windowMinutes: minutes });
+      if (!fresh()) return;
+      const providers = answer.providers ?? [];
+      tbody.replaceChildren(
+        ...providers.map((p) => {
+          const failures = Number(p.failures ?? 0);
+          return row(
+            [
+              channelName(p.channel),
+              p.provider ?? '',
+              circuits(p.circuits),
+              rateLimit(p),
+              String(p.attempts ?? 0),
+              failures > 0 ? chip(String(failures), 'failed') : '0',
+              p.p95LatencyMs ? `${p.p95LatencyMs} ms` : '—',
+              lastErrors(p.lastErrors),
+            ],
+            { dataset: { provider: p.provider ?? '', channel: channelName(p.channel) } },
+          );
+        }),
+      );
+      const instances = answer.instances ?? [];
+      state.textContent =
+        `${providers.length} provider${providers.length === 1 ? '' : 's'} over the last ${minutes} minutes; ` +
+        `circuits from ${instances.length} instance${instances.length === 1 ? '' : 's'} (${instances.join(', ')}). ` +
+        `Updated ${new Date().toLocaleTimeString()}.`;
+      shell.clearError();
+      timer = setTimeout(load, REFRESH_MS);
+    } catch (error) {
+      if (!fresh()) return;
+      // Set before reporting: a refused key leaves the view, which clears it.
+      timer = setTimeout(load, REFRESH_MS);
+      shell.fail(error);
+    }
+  }
+
+  windowSelect.addEventListener('change', () => {
+    session.renew();
+    load();
+  });
+
+  return {
+    name: 'providers',
+    section,
+    enter() {
+      session.renew();
+      load();
+    },
+    leave() {
+      session.renew();
+      clearTimeout(timer);
+    },
+    clear() {
+      tbody.replaceChildren();
+      state.textContent = '';
+    },
+  };
+}
