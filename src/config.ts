@@ -71,10 +71,32 @@ export interface Config {
 }
 
 export interface TracingConfig {
-  /** Where spans are POSTed (OTLP/HTTP, JSON). */
+  /** Where spans are POSTed (OTLP/HTTP). */
   tracesUrl: string;
+  /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf (the spec's default). */
+  protocol: OtlpProtocol;
+  /** OTEL_SERVICE_NAME, else `service.name` from OTEL_RESOURCE_ATTRIBUTES, else `herald`. */
   serviceName: string;
+  /** OTEL_TRACES_SAMPLER and, for the ratio samplers, OTEL_TRACES_SAMPLER_ARG (default 1). */
+  sampler: { name: TracesSampler; ratio?: number };
+  /** OTEL_RESOURCE_ATTRIBUTES, decoded; they win over the attributes Herald sets (host.name, ...). */
+  resourceAttributes: Record<string, string>;
 }
+
+/** The OTLP protocols Herald exports traces with: OTLP/HTTP, protobuf or JSON bodies (not gRPC). */
+export const otlpProtocols = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof otlpProtocols)[number];
+
+/** The OTEL_TRACES_SAMPLER values the SDK's samplers implement (the specification's, less the remote ones). */
+export const tracesSamplers = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+export type TracesSampler = (typeof tracesSamplers)[number];
 
 export interface DeliveryConfig {
   /** Run the dispatcher in this process (an API-only instance turns it off). */
@@ -270,12 +292,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       outboxMaxMessages: int('HERALD_OUTBOX_MAX_MESSAGES', 10_000, 1, 10_000_000),
       pushTokenStaleMs: int('HERALD_PUSH_TOKEN_STALE_DAYS', 270, 1, 3_650) * 86_400_000,
     },
-    tracing: tracingConfig(
-      str('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'),
-      str('OTEL_EXPORTER_OTLP_ENDPOINT'),
-      str('OTEL_SERVICE_NAME') ?? 'herald',
-      problems,
-    ),
+    tracing: tracingConfig(str, problems),
   };
   // A claim must outlive its longest attempt (plus a rate-limit wait), or a second claim would start a
   // second attempt of the same delivery while the first is still running.
@@ -301,29 +318,110 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /**
+ * OpenTelemetry's environment variables, read here (from the same record as every other setting) because the
+ * SDK built in observability/tracing.ts reads none of them itself; the exporter reads its own headers, timeout,
+ * compression and certificates. Without an endpoint (or with OTEL_SDK_DISABLED=true) nothing else is read and
+ * there is no tracing.
+ *
  * The OpenTelemetry convention: the traces endpoint is used as it is; the base endpoint gets the signal's path
- * (`http://collector:4318` -> `http://collector:4318/v1/traces`). Neither set: no tracing.
+ * (`http://collector:4318` -> `http://collector:4318/v1/traces`).
  */
 function tracingConfig(
-  tracesEndpoint: string | undefined,
-  baseEndpoint: string | undefined,
-  serviceName: string,
+  str: (name: string) => string | undefined,
   problems: string[],
 ): TracingConfig | undefined {
-  const name = tracesEndpoint ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
-  const raw = tracesEndpoint ?? baseEndpoint;
+  const tracesEndpoint = str('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  const raw = tracesEndpoint ?? str('OTEL_EXPORTER_OTLP_ENDPOINT');
   if (raw === undefined) return undefined;
+  const disabled = str('OTEL_SDK_DISABLED')?.toLowerCase();
+  if (disabled === 'true') return undefined;
+  if (disabled !== undefined && disabled !== 'false') {
+    problems.push(`OTEL_SDK_DISABLED must be true or false (got "${disabled}")`);
+    return undefined;
+  }
+  const before = problems.length;
+
+  const name = tracesEndpoint ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
+  let tracesUrl: string | undefined;
   try {
     const url = new URL(raw);
     if (url.protocol === 'http:' || url.protocol === 'https:') {
-      const tracesUrl = tracesEndpoint ? url.href : `${url.href.replace(/\/+$/, '')}/v1/traces`;
-      return { tracesUrl, serviceName };
+      tracesUrl = tracesEndpoint ? url.href : `${url.href.replace(/\/+$/, '')}/v1/traces`;
     }
   } catch {
     // Answered below.
   }
-  problems.push(`${name} must be an http(s) URL (OTLP/HTTP)`);
-  return undefined;
+  if (tracesUrl === undefined) problems.push(`${name} must be an http(s) URL (OTLP/HTTP)`);
+
+  // OTLP/HTTP with protobuf bodies (the specification's default) or JSON ones: each has its exporter. gRPC has
+  // none here (no @opentelemetry/exporter-trace-otlp-grpc): say so instead of sending something else than was
+  // asked for. The signal's own variable wins; unset or empty, the general one; neither, http/protobuf.
+  const protocolName = str('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL')
+    ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
+    : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = str(protocolName)?.toLowerCase() ?? 'http/protobuf';
+  if (!(otlpProtocols as readonly string[]).includes(protocol)) {
+    problems.push(
+      `${protocolName} is "${protocol}" but Herald exports traces over OTLP/HTTP only: set it to http/protobuf ` +
+        "(or unset it) or http/json, and point the endpoint at the collector's OTLP/HTTP port (4318), not its " +
+        'gRPC port (4317)',
+    );
+  }
+
+  const samplerName = str('OTEL_TRACES_SAMPLER')?.toLowerCase() ?? 'parentbased_always_on';
+  let sampler: TracingConfig['sampler'] = { name: 'parentbased_always_on' };
+  if (!(tracesSamplers as readonly string[]).includes(samplerName)) {
+    problems.push(`OTEL_TRACES_SAMPLER must be one of ${tracesSamplers.join(', ')} (got "${samplerName}")`);
+  } else if (samplerName.endsWith('traceidratio')) {
+    // The ratio samplers' probability, 1 unset; the other samplers take no argument and ignore it.
+    const arg = str('OTEL_TRACES_SAMPLER_ARG');
+    const ratio = arg === undefined ? 1 : /^[0-9.eE+-]+$/.test(arg) ? Number(arg) : Number.NaN;
+    if (!(ratio >= 0 && ratio <= 1)) {
+      problems.push(
+        `OTEL_TRACES_SAMPLER_ARG must be a probability from 0 to 1 for ${samplerName} (got "${arg}")`,
+      );
+    }
+    sampler = { name: samplerName as TracesSampler, ratio };
+  } else {
+    sampler = { name: samplerName as TracesSampler };
+  }
+
+  const resourceAttributes = parseResourceAttributes(str('OTEL_RESOURCE_ATTRIBUTES'), problems);
+  const serviceName = str('OTEL_SERVICE_NAME') ?? resourceAttributes['service.name'] ?? 'herald';
+  if (tracesUrl === undefined || problems.length > before) return undefined;
+  return { tracesUrl, protocol: protocol as OtlpProtocol, serviceName, sampler, resourceAttributes };
+}
+
+/**
+ * OTEL_RESOURCE_ATTRIBUTES as the specification (and the resources package's envDetector) reads it: `key=value`
+ * pairs separated by commas, `,` `=` and `%` percent-encoded in keys and values, each at most 255 characters.
+ * The SDK would drop a malformed value silently; Herald refuses it at start instead.
+ */
+function parseResourceAttributes(raw: string | undefined, problems: string[]): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  if (raw === undefined) return attributes;
+  for (const entry of raw.split(',')) {
+    if (entry.trim() === '') continue;
+    const pair = entry.split('=');
+    let key = '';
+    let value = '';
+    try {
+      if (pair.length === 2) {
+        key = decodeURIComponent(pair[0]!.trim());
+        value = decodeURIComponent(pair[1]!.trim());
+      }
+    } catch {
+      key = '';
+    }
+    if (key === '' || key.length > 255 || value.length > 255) {
+      problems.push(
+        `OTEL_RESOURCE_ATTRIBUTES must be comma-separated key=value pairs, percent-encoded, each at most 255 characters (got "${entry.trim()}")`,
+      );
+      return {};
+    }
+    attributes[key] = value;
+  }
+  return attributes;
 }
 
 function unsubscribeMailto(raw: string | undefined, problems: string[]): string | null {

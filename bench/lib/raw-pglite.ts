@@ -6,6 +6,7 @@ import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
 import { newId } from '../../src/core/ids.js';
 import { migrationsFolder } from '../../src/store/index.js';
+import { buildIndexesInPlace } from '../../src/store/online-indexes.js';
 import type { Call } from './load.js';
 import { NORMAL_PRIORITY, type NotificationSpec, type Workload } from './workload.js';
 
@@ -19,7 +20,9 @@ const UPSERT_SUFFIX = `on conflict (user_id) do update
 
 export async function openRawPglite(dataDir: string): Promise<PGlite> {
   const pg = await PGlite.create(dataDir);
+  // Herald's schema exactly: its migrations and the indexes built after them.
   await migrate(drizzle(pg), { migrationsFolder });
+  await buildIndexesInPlace(async (text) => (await pg.query(text)).rows as Record<string, unknown>[]);
   return pg;
 }
 

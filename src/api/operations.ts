@@ -18,11 +18,17 @@ import {
   SearchNotificationsResponseSchema,
 } from '../../gen/herald/v1/admin_service_pb.js';
 import { Channel, DeliveryStatus } from '../../gen/herald/v1/types_pb.js';
-import { invalidArgument } from '../core/errors.js';
+import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import { checkId } from '../core/rules.js';
 import type { ProviderHealthSource } from '../delivery/provider-health.js';
-import { type Database, deliveryStats, providerAttempts, searchNotifications } from '../store/index.js';
+import {
+  type Database,
+  deliveryStats,
+  notificationExists,
+  providerAttempts,
+  searchNotifications,
+} from '../store/index.js';
 import { requireServiceScope } from './auth.js';
 import { channelFromProto, channelToProtoValue, notificationToProto, statusFromProto } from './convert.js';
 import { timestampToDate } from './send-request.js';
@@ -32,7 +38,7 @@ const MAX_PAGE = 200;
 const DEFAULT_HEALTH_WINDOW_MINUTES = 15;
 const MAX_HEALTH_WINDOW_MINUTES = 60;
 const DEFAULT_STATS_WINDOW_MINUTES = 60;
-const MAX_STATS_WINDOW_MINUTES = 24 * 60;
+const MAX_STATS_WINDOW_MINUTES = 6 * 60;
 const LAST_ERRORS = 5;
 
 export interface OperationsDeps {
@@ -80,15 +86,27 @@ export function operationsHandlers({ database, providerHealth, now }: Operations
         throw invalidArgument('created_before', 'must be later than created_after');
       }
       if (req.limit < 0 || req.limit > MAX_PAGE) throw invalidArgument('limit', `must be 0..${MAX_PAGE}`);
+      if (req.endpointId !== '' && !isUuid(req.endpointId)) {
+        throw invalidArgument('endpoint_id', 'must be a webhook endpoint id (a UUID)');
+      }
       const before = notificationId('cursor', req.cursor);
       const after = notificationId('after_id', req.afterId);
       if (before && after) throw invalidArgument('after_id', 'cannot be combined with cursor');
+      for (const [field, id] of [
+        ['cursor', before],
+        ['after_id', after],
+      ] as const) {
+        if (id && !(await notificationExists(database.db, id))) {
+          throw new HeraldError('not_found', 'names no notification', field);
+        }
+      }
       const limit = req.limit || DEFAULT_PAGE;
       const { found, scannedTo } = await searchNotifications(database.db, {
         userId: optionalId('user_id', req.userId),
         type: optionalId('type', req.type),
         channel,
         status,
+        endpointId: req.endpointId === '' ? undefined : req.endpointId.toLowerCase(),
         createdAfter,
         createdBefore,
         before,

@@ -15,6 +15,8 @@ export const REPORT_TTL_MS = 3 * REPORT_MS;
 const INSTANCES_KEY = 'herald:circuits:instances';
 const reportKey = (instance: string) => `herald:circuits:${instance}`;
 const SEVERITY: Record<CircuitState, number> = { closed: 0, half_open: 1, open: 2 };
+/** How long a reader waits for every instance's circuits before answering with its own. */
+const READ_TIMEOUT_MS = 1_000;
 
 export interface ProviderCircuitState {
   channel: ChannelName;
@@ -95,11 +97,20 @@ export function createProviderHealth(options: {
       .sadd(INSTANCES_KEY, instance)
       .exec();
   };
-  const timer =
-    redis && options.dispatching
-      ? setInterval(() => publish().catch(options.onError), REPORT_MS).unref()
-      : undefined;
-  if (timer) publish().catch(options.onError);
+  // A Redis outage is reported once, not every REPORT_MS; the first report that goes through again re-arms it.
+  let reported = false;
+  const tick = () =>
+    publish().then(
+      () => {
+        reported = false;
+      },
+      (error) => {
+        if (!reported) options.onError(error);
+        reported = true;
+      },
+    );
+  const timer = redis && options.dispatching ? setInterval(tick, REPORT_MS).unref() : undefined;
+  if (timer) void tick();
 
   async function everyInstance(redis: Redis): Promise<CircuitReport[]> {
     const instances = await redis.smembers(INSTANCES_KEY);
@@ -108,7 +119,11 @@ export function createProviderHealth(options: {
     const gone: string[] = [];
     reports.forEach((report, i) => {
       if (report === null) gone.push(instances[i]!);
-      else live.push(JSON.parse(report) as CircuitReport);
+      else {
+        const parsed = parseReport(report);
+        // One instance's unreadable report (another version during a rolling deploy) hides only that one.
+        if (parsed) live.push(parsed);
+      }
     });
     // An instance whose report expired has stopped (or lost Redis); it leaves the set until it reports again.
     if (gone.length > 0) await redis.srem(INSTANCES_KEY, ...gone);
@@ -141,12 +156,20 @@ export function createProviderHealth(options: {
     async circuits() {
       const own = options.dispatching ? [snapshot()] : [];
       if (!redis) return own;
+      let timer: NodeJS.Timeout | undefined;
       try {
-        return await everyInstance(redis);
+        return await Promise.race([
+          everyInstance(redis),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('redis did not answer in time')), READ_TIMEOUT_MS);
+          }),
+        ]);
       } catch (error) {
-        // Redis away: this instance still answers for itself.
+        // Redis away or stalled: this instance still answers for itself, at once.
         options.onError(error);
         return own;
+      } finally {
+        clearTimeout(timer);
       }
     },
     async close() {
@@ -160,4 +183,17 @@ export function createProviderHealth(options: {
         .catch(options.onError);
     },
   };
+}
+
+function parseReport(text: string): CircuitReport | undefined {
+  try {
+    const report = JSON.parse(text) as Partial<CircuitReport>;
+    return typeof report.instance === 'string' &&
+      typeof report.at === 'number' &&
+      Array.isArray(report.circuits)
+      ? (report as CircuitReport)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -12,7 +12,10 @@ export interface InAppMetrics {
   streamOpened(): () => void;
   /** Where the WebSocket bridge's live connections are counted when scraped. */
   countWebSockets(connections: () => number): void;
-  /** A notification was written to a live session (its in-app delivery became sent). */
+  /**
+   * A notification was written to a live session: new ones and the catch-up a session replays when it opens
+   * (a reconnect's after_seq onwards), so not the in-app deliveries that became sent.
+   */
   written(transport: InAppTransport): void;
   /** A mark changed the state of `count` notifications. */
   marked(action: MarkAction, count: number): void;
@@ -38,7 +41,7 @@ export function createInAppMetrics(registry: Registry): InAppMetrics {
   });
   const written = new Counter({
     name: 'herald_inapp_written_total',
-    help: 'In-app notifications written to live sessions, by transport (stream, websocket).',
+    help: 'In-app notifications written to live sessions, by transport (stream, websocket): once per session, replays after a (re)connect included.',
     labelNames: ['transport'] as const,
     registers: [registry],
   });

@@ -166,7 +166,7 @@ export async function startHerald({
         })
       : undefined;
     // Only with an OTLP endpoint: without one no span is made anywhere.
-    tracing = config.tracing ? await startTracing(config.tracing) : undefined;
+    tracing = config.tracing ? await startTracing(config.tracing, logger) : undefined;
     const delivery = await startDeliveryEngine({
       config: config.delivery,
       redisUrl: config.redisUrl,

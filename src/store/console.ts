@@ -1,9 +1,9 @@
 // The operator's read model: notifications across every user (the console's activity view), delivery
 // figures by minute, and each provider's recent attempts. Every query reads through an index bounded by
 // time or by page size (migration 0012), so its cost follows the window asked for, not the table's size.
-import { and, asc, desc, eq, gte, inArray, lt, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, lt, type SQL, sql } from 'drizzle-orm';
 import type { ChannelName, DeliveryStatus } from '../core/channels.js';
-import type { Executor, SqlRunner } from './database.js';
+import type { Database, Executor, SqlParam } from './database.js';
 import { type NotificationDetail, withDeliveries } from './notifications.js';
 import { notifications } from './schema.js';
 
@@ -14,6 +14,8 @@ export interface NotificationSearch {
   channel?: ChannelName | undefined;
   /** A delivery in this status. */
   status?: DeliveryStatus | undefined;
+  /** A webhook delivery to this endpoint. */
+  endpointId?: string | undefined;
   createdAfter?: Date | undefined;
   createdBefore?: Date | undefined;
   /** Older than this notification (the previous page's last), newest first. */
@@ -25,7 +27,7 @@ export interface NotificationSearch {
 
 /**
  * At most this many notifications are examined per search with a filter no index serves (type, channel,
- * status), so a rare match never means a scan of the whole table.
+ * status, endpoint), so a rare match never means a scan of the whole table.
  */
 export const SEARCH_SCAN_WINDOW = 5_000;
 
@@ -44,7 +46,7 @@ export interface SearchResult {
  * (created_at, id), which the notifications_created and notifications_user_created indexes serve; a cursor
  * names a notification, whose place in that order is looked up, so no timestamp ever round-trips through a
  * client (JavaScript dates would drop PostgreSQL's microseconds). The user, time range and cursor narrow
- * through the index; type, channel and status are checked on a window of at most SEARCH_SCAN_WINDOW
+ * through the index; type, channel, status and endpoint are checked on a window of at most SEARCH_SCAN_WINDOW
  * notifications taken from it.
  */
 export async function searchNotifications(db: Executor, search: NotificationSearch): Promise<SearchResult> {
@@ -65,10 +67,11 @@ export async function searchNotifications(db: Executor, search: NotificationSear
   }
   const residual: SQL[] = [];
   if (search.type !== undefined) residual.push(eq(n.type, search.type));
-  if (search.channel !== undefined || search.status !== undefined) {
+  if (search.channel !== undefined || search.status !== undefined || search.endpointId !== undefined) {
     residual.push(sql`exists (select 1 from deliveries d where d.notification_id = ${n.id}
       ${search.channel === undefined ? sql`` : sql`and d.channel = ${search.channel}`}
-      ${search.status === undefined ? sql`` : sql`and d.status = ${search.status}`})`);
+      ${search.status === undefined ? sql`` : sql`and d.status = ${search.status}`}
+      ${search.endpointId === undefined ? sql`` : sql`and d.endpoint_id = ${search.endpointId}`})`);
   }
   const order = search.after === undefined ? [desc(n.createdAt), desc(n.id)] : [asc(n.createdAt), asc(n.id)];
   if (residual.length === 0) {
@@ -80,23 +83,34 @@ export async function searchNotifications(db: Executor, search: NotificationSear
       .limit(search.limit);
     return { found: await withDeliveries(db, rows, { attempts: false }), scannedTo: undefined };
   }
-  const window = (offset: number, limit: number) =>
-    db
-      .select({ id: n.id })
-      .from(n)
-      .where(and(...where))
-      .orderBy(...order)
-      .offset(offset)
-      .limit(limit);
+  // The window's ids first, then the filters on exactly those rows by primary key: written as one statement,
+  // PostgreSQL would turn `id in (window)` into a semi-join and read the whole table. The window's last id
+  // is where the next call goes on, from the same read.
+  const window = await db
+    .select({ id: n.id })
+    .from(n)
+    .where(and(...where))
+    .orderBy(...order)
+    .limit(SEARCH_SCAN_WINDOW);
+  if (window.length === 0) return { found: [], scannedTo: undefined };
+  const ids = `{${window.map((w) => w.id).join(',')}}`;
   const rows = await db
     .select()
     .from(n)
-    .where(and(inArray(n.id, window(0, SEARCH_SCAN_WINDOW)), ...residual))
+    .where(and(sql`${n.id} = any(${ids}::uuid[])`, ...residual))
     .orderBy(...order)
     .limit(search.limit);
-  // A short page: did the window end the search, or the notifications? Its last id says where to go on.
-  const [last] = rows.length < search.limit ? await window(SEARCH_SCAN_WINDOW - 1, 1) : [undefined];
-  return { found: await withDeliveries(db, rows, { attempts: false }), scannedTo: last?.id };
+  const full = window.length === SEARCH_SCAN_WINDOW && rows.length < search.limit;
+  return {
+    found: await withDeliveries(db, rows, { attempts: false }),
+    scannedTo: full ? window.at(-1)!.id : undefined,
+  };
+}
+
+/** Whether a notification with this id exists (a cursor must name one). */
+export async function notificationExists(db: Executor, id: string): Promise<boolean> {
+  const rows = await db.select({ id: notifications.id }).from(notifications).where(eq(notifications.id, id));
+  return rows.length > 0;
 }
 
 export interface DeliveryStatsRow {
@@ -112,6 +126,23 @@ export interface DeliveryStatsRow {
 
 // Two index range scans (deliveries_created, delivery_attempts_started) over the window, joined per minute
 // and channel. Attempts carry their channel; those recorded before migration 0012 look it up.
+/**
+ * Figures over a window, read as such: planned for that window rather than by a prepared statement's generic
+ * plan (QueryOptions.prepare), and without JIT compilation. The lookup of a channel for attempts recorded
+ * before migration 0012 makes the planner's estimate high enough to JIT-compile the query, which then costs
+ * several times more than running it.
+ */
+async function windowRead<Row extends Record<string, unknown>>(
+  sql: Database['sql'],
+  text: string,
+  params: readonly SqlParam[],
+): Promise<Row[]> {
+  return sql.transaction(async (tx) => {
+    await tx.query('set local jit = off', []);
+    return tx.query<Row>(text, params, { prepare: false });
+  });
+}
+
 const ATTEMPT_CHANNEL =
   'coalesce(a.channel, (select d.channel from deliveries d where d.id = a.delivery_id))';
 
@@ -138,8 +169,8 @@ from created c full join tried t on t.minute = c.minute and t.channel = c.channe
 order by 1, 2`;
 
 /** Per channel and minute since `since`: deliveries created and attempts by outcome, with their p95 latency. */
-export async function deliveryStats(sql: SqlRunner, since: Date): Promise<DeliveryStatsRow[]> {
-  const rows = await sql.query<{
+export async function deliveryStats(sql: Database['sql'], since: Date): Promise<DeliveryStatsRow[]> {
+  const rows = await windowRead<{
     minute: number;
     channel: ChannelName;
     created: number;
@@ -147,7 +178,7 @@ export async function deliveryStats(sql: SqlRunner, since: Date): Promise<Delive
     failed: number;
     retried: number;
     p95: number;
-  }>(DELIVERY_STATS, [since.toISOString()]);
+  }>(sql, DELIVERY_STATS, [since.toISOString()]);
   return rows.map((r) => ({
     minute: Number(r.minute),
     channel: r.channel,
@@ -186,39 +217,50 @@ from delivery_attempts a
 where a.started_at >= $1::timestamptz
 group by 1, 2`;
 
+// The latest unsent attempts of each provider that had any: newest first from the started_at index, so it
+// stops after `$3` of them even when a provider fails everything (an outage is when this is looked at).
 const PROVIDER_ERRORS = `
-select channel, provider, (extract(epoch from started_at) * 1000)::float8 as at, outcome, status_code, error,
-       delivery_id
-from (
-  select ${ATTEMPT_CHANNEL} as channel, a.provider, a.started_at, a.outcome, a.status_code, a.error,
-         a.delivery_id::text, row_number() over (partition by ${ATTEMPT_CHANNEL}, a.provider order by a.started_at desc) as n
+select p.channel, p.provider, (extract(epoch from e.started_at) * 1000)::float8 as at, e.outcome,
+       e.status_code, e.error, e.delivery_id::text as delivery_id
+from jsonb_to_recordset($2::text::jsonb) as p(channel text, provider text)
+cross join lateral (
+  select a.started_at, a.outcome, a.status_code, a.error, a.delivery_id
   from delivery_attempts a
-  where a.started_at >= $1::timestamptz and a.outcome <> 'sent'
+  where a.started_at >= $1::timestamptz and a.provider = p.provider and a.outcome <> 'sent'
+    and ${ATTEMPT_CHANNEL} = p.channel
+  order by a.started_at desc
+  limit $3
 ) e
-where n <= $2
-order by channel, provider, started_at desc`;
+order by p.channel, p.provider, e.started_at desc`;
 
 /** Each provider's attempts since `since` (by every instance), and its latest `errors` unsent attempts. */
 export async function providerAttempts(
-  sql: SqlRunner,
+  sql: Database['sql'],
   since: Date,
   errors: number,
 ): Promise<{ attempts: ProviderAttemptsRow[]; errors: ProviderErrorRow[] }> {
-  const [attempts, latest] = await Promise.all([
-    sql.query<{ channel: ChannelName; provider: string; attempts: number; failures: number; p95: number }>(
-      PROVIDER_ATTEMPTS,
-      [since.toISOString()],
-    ),
-    sql.query<{
-      channel: ChannelName;
-      provider: string;
-      at: number;
-      outcome: string;
-      status_code: number | null;
-      error: string | null;
-      delivery_id: string;
-    }>(PROVIDER_ERRORS, [since.toISOString(), errors]),
-  ]);
+  const attempts = await windowRead<{
+    channel: ChannelName;
+    provider: string;
+    attempts: number;
+    failures: number;
+    p95: number;
+  }>(sql, PROVIDER_ATTEMPTS, [since.toISOString()]);
+  const failing = attempts
+    .filter((a) => a.failures > 0)
+    .map(({ channel, provider }) => ({ channel, provider }));
+  const latest =
+    failing.length === 0
+      ? []
+      : await windowRead<{
+          channel: ChannelName;
+          provider: string;
+          at: number;
+          outcome: string;
+          status_code: number | null;
+          error: string | null;
+          delivery_id: string;
+        }>(sql, PROVIDER_ERRORS, [since.toISOString(), JSON.stringify(failing), errors]);
   return {
     attempts: attempts.map((r) => ({
       channel: r.channel,

@@ -12,6 +12,7 @@ import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
 import { lockDataDir } from './data-dir-lock.js';
+import { buildIndexesInPlace, buildOnlineIndexes } from './online-indexes.js';
 import * as schema from './schema.js';
 
 export type Schema = typeof schema;
@@ -29,7 +30,20 @@ export type SqlParam = string | number | boolean | null;
  * name; select int8 columns as text, since the engines parse them differently.
  */
 export interface SqlRunner {
-  query<Row extends Record<string, unknown>>(text: string, params: readonly SqlParam[]): Promise<Row[]>;
+  query<Row extends Record<string, unknown>>(
+    text: string,
+    params: readonly SqlParam[],
+    options?: QueryOptions,
+  ): Promise<Row[]>;
+}
+
+export interface QueryOptions {
+  /**
+   * false: plan this execution for its own parameters. For occasional reads over a time window (operator
+   * figures): once a prepared statement settles on a generic plan, PostgreSQL estimates `started_at >= $1`
+   * without knowing $1, as a third of the table, and scans it all.
+   */
+  prepare?: boolean;
 }
 
 export interface Database {
@@ -97,7 +111,13 @@ async function openPglite(dataDir: string): Promise<Database> {
     db,
     sql: { ...runner(client), transaction: (fn) => client.transaction((tx) => fn(runner(tx))) },
     ping: (timeoutMs) => withTimeout(client.query('select 1').then(noop), timeoutMs),
-    migrate: () => migratePglite(drizzlePglite(client), { migrationsFolder }),
+    migrate: async () => {
+      await migratePglite(drizzlePglite(client), { migrationsFolder });
+      await buildIndexesInPlace(
+        async (text, params) =>
+          (await client.query(text, params ? [...params] : [])).rows as Record<string, unknown>[],
+      );
+    },
     listen: async (channel, onNotify) => {
       const stop = await client.listen(channel, onNotify);
       return () => stop();
@@ -121,8 +141,8 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
   });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
   const runner = (on: Pick<postgres.Sql, 'unsafe'>): SqlRunner => ({
-    query: async <Row>(text: string, params: readonly SqlParam[]) =>
-      (await on.unsafe(text, [...params], { prepare: true })) as unknown as Row[],
+    query: async <Row>(text: string, params: readonly SqlParam[], options?: QueryOptions) =>
+      (await on.unsafe(text, [...params], { prepare: options?.prepare ?? true })) as unknown as Row[],
   });
   return {
     engine: 'postgres',
@@ -140,6 +160,8 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
       try {
         await one`select pg_advisory_lock(1752329316)`;
         await migratePostgres(drizzlePostgres(one), { migrationsFolder });
+        // Still holding the lock: no other instance builds them at the same time.
+        await buildOnlineIndexes((text, params) => one.unsafe(text, params ? [...params] : []));
       } finally {
         await one.end({ timeout: 5 });
       }

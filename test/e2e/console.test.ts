@@ -3,13 +3,16 @@
 // The operator console (/console) in headless Chromium, against a real server on the embedded engine with no
 // providers file (e-mail, SMS and push go to the outbox) and webhooks to a local receiver:
 // - it is served under a strict CSP (no inline script or style, Trusted Types with no policy) and no page
-//   ever violates it; signing in keeps the admin key in sessionStorage only, sends it only as the bearer token
-//   of the RPCs and never in a request URL; signing out forgets it;
+//   ever violates it; the key field is a masked text field, never a password field; signing in keeps the
+//   admin key in sessionStorage only, sends it only as the bearer token of the RPCs and never in a request
+//   URL; signing out forgets it;
 // - each view shows what the API answers: activity (filters narrow, Load more pages, Live shows a new Send
-//   without a reload), a notification's timeline (steps, attempts, status events; Cancel and Replay change
-//   what the API reports), providers, charts drawn from the delivery figures, the outbox, suppressions
-//   (add and remove round-trip), webhook endpoints (disable and enable, a rotated secret that really signs,
-//   recent deliveries) and templates (a preview as PreviewTemplate renders it);
+//   and one that became visible after newer ones, at its place, without a reload), a notification's timeline
+//   (steps, attempts, status events; Cancel and Replay change what the API reports, Back in the confirmation
+//   sends nothing), providers, charts drawn from the delivery figures, the outbox, suppressions (add and
+//   remove round-trip), webhook endpoints (disable and enable, a rotated secret that really signs, recent
+//   deliveries: those SearchNotifications finds by endpoint_id, never another endpoint's) and templates (a
+//   preview as PreviewTemplate renders it);
 // - a key without the admin scope, or an unknown one, gets the message "This key is not an admin key" and
 //   nothing else, whether typed in or left in sessionStorage.
 // Screenshots of every view (light; the activity view also dark and phone-sized) are kept in
@@ -17,7 +20,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page, type Request } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Channel, DeliveryStatus, type Notification } from '../../clients/node/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
@@ -46,7 +49,12 @@ const FINAL = new Set([
 
 interface Recorded {
   url: string;
+  method: string;
   authorization: string | undefined;
+  /** The request body (an RPC's JSON request). */
+  body: string;
+  /** The HTTP status of the answer, once it came. */
+  status?: number;
 }
 
 // Each test drives a browser through several views: more time than the default, still bounded.
@@ -215,7 +223,21 @@ describe.runIf(chromiumAvailable)('the operator console in headless Chromium', {
     });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);
-    page.on('request', (r) => requests.push({ url: r.url(), authorization: r.headers().authorization }));
+    const recorded = new Map<Request, Recorded>();
+    page.on('request', (r) => {
+      const entry = {
+        url: r.url(),
+        method: r.method(),
+        authorization: r.headers().authorization,
+        body: r.postData() ?? '',
+      };
+      recorded.set(r, entry);
+      requests.push(entry);
+    });
+    page.on('response', (r) => {
+      const entry = recorded.get(r.request());
+      if (entry) entry.status = r.status();
+    });
     await page.addInitScript(() => {
       const seen: string[] = [];
       (window as unknown as { cspViolations: string[] }).cspViolations = seen;
@@ -267,6 +289,13 @@ describe.runIf(chromiumAvailable)('the operator console in headless Chromium', {
       .catch(() => {});
     expect(await rowIds(page, table)).toEqual(expected);
   }
+
+  /** The RPC requests made so far (to `method` only, when given), in the order they were sent. */
+  const rpcCalls = (method?: string) =>
+    requests.filter(
+      (r) =>
+        r.method === 'POST' && r.url.includes('/herald.v1.') && (!method || r.url.endsWith(`/${method}`)),
+    );
 
   async function confirmDialog(page: Page): Promise<void> {
     await page.locator('#confirm').waitFor({ state: 'visible' });
@@ -322,6 +351,22 @@ describe.runIf(chromiumAvailable)('the operator console in headless Chromium', {
     const page = await openConsole({ key: '' });
     await page.locator('#sign-in').waitFor({ state: 'visible' });
     expect(await page.locator('#nav').isHidden()).toBe(true);
+    // The key field is no password field (and the form has no username field), so the browser's password
+    // manager never offers to keep the key: a text field, masked by the stylesheet, with no name.
+    const field = await page.$eval('#sign-in-key', (e) => {
+      const input = e as HTMLInputElement;
+      return {
+        type: input.type,
+        name: input.name,
+        autocomplete: input.getAttribute('autocomplete'),
+        spellcheck: input.spellcheck,
+        mask: getComputedStyle(input).getPropertyValue('-webkit-text-security'),
+      };
+    });
+    expect(field).toEqual({ type: 'text', name: '', autocomplete: 'off', spellcheck: false, mask: 'disc' });
+    expect(await page.locator('#sign-in-key').getAttribute('type')).not.toBe('password');
+    expect(await page.locator('input[type=password]').count()).toBe(0);
+    expect(await page.locator('#sign-in-form input').count()).toBe(1);
     await shot(page, 'sign-in');
     await page.fill('#sign-in-key', server.adminKey);
     await page.click('#sign-in-form button[type=submit]');
@@ -433,6 +478,45 @@ describe.runIf(chromiumAvailable)('the operator console in headless Chromium', {
     expect(Date.now() - sentAt).toBeLessThan(WAIT_MS);
     expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(42);
     expect(await page.locator(`#activity-table tr[data-id="${notificationId}"]`).count()).toBe(1);
+
+    // A notification that becomes visible only after a newer one was shown (its Send's transaction began
+    // earlier and committed later): older than the newest shown by up to 5 s, still newer than the one below.
+    // Live looks back and puts it at its place, below the top, without a reload.
+    const [late] = await server.herald.database.sql.query<{ id: string }>(
+      `with newest as (select created_at from notifications where id = $1::uuid),
+            below as (select created_at from notifications where id = $2::uuid)
+       insert into notifications (id, user_id, seq, type, priority, data, send_at, created_at)
+       select gen_random_uuid(), 'late-user', 1, 'late.type', 2, '{}'::jsonb, now(),
+              newest.created_at - least(interval '5 seconds', (newest.created_at - below.created_at) / 2)
+       from newest, below
+       returning id`,
+      [notificationId, first.notifications[0]!.id],
+    );
+    const lateId = late!.id;
+    const top = (await admin.searchNotifications({ limit: 52 })).notifications;
+    const newest = top.map((n) => n.id);
+    expect(newest.slice(0, 3)).toEqual([notificationId, lateId, first.notifications[0]!.id]);
+    const liveCreated = top[0]!.createdAt!;
+    const liveCreatedMs = Number(liveCreated.seconds) * 1000 + Math.floor(liveCreated.nanos / 1e6);
+    // The 50 shown before, the Live one and the late one: all in the API's order.
+    await expectRows(page, 'activity-table', newest);
+    // Later checks read it again and skip it: still there once, at its place.
+    const checks = rpcCalls('SearchNotifications').length;
+    await until('two more Live checks', WAIT_MS, async () =>
+      rpcCalls('SearchNotifications').length >= checks + 2 ? true : undefined,
+    );
+    expect(await rowIds(page, 'activity-table')).toEqual(newest);
+    expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(42);
+    // Each check asked for the last 30 seconds before the newest shown, never for what follows an id.
+    const live = rpcCalls('SearchNotifications')
+      .slice(-2)
+      .map((r) => JSON.parse(r.body) as { createdAfter?: string; afterId?: string; limit?: number });
+    for (const check of live) {
+      expect(check.afterId).toBeUndefined();
+      expect(check.limit).toBe(100);
+      expect(Date.parse(check.createdAfter!)).toBe(liveCreatedMs - 30_000);
+    }
+    expect(requests.filter((r) => r.body.includes('afterId'))).toEqual([]);
     await page.uncheck('#activity-live');
     // On a phone the page does not scroll sideways: only the table does, inside its own box.
     await page.setViewportSize({ width: 390, height: 844 });
@@ -488,12 +572,18 @@ describe.runIf(chromiumAvailable)('the operator console in headless Chromium', {
     expect(await page.locator('#notification-cancel').isHidden()).toBe(true);
     await shot(page, 'notification');
 
-    // Replay asks first; going back changes nothing.
+    // Replay asks first; going back sends nothing and changes nothing.
     await card.locator('button.replay').click();
     await page.locator('#confirm').waitFor({ state: 'visible' });
     await page.click('#confirm-back');
-    await page.waitForTimeout(300);
-    expect(receiver.countsByWebhookId().get(failed.id)).toBe(1);
+    await page.locator('#confirm').waitFor({ state: 'hidden' });
+    expect(rpcCalls('ReplayDelivery')).toEqual([]);
+    const backed = (await server.admin().getNotification({ notificationId: ids.failed })).notification!;
+    const unchanged = backed.deliveries.find((d) => d.id === failed.id)!;
+    expect([unchanged.status, unchanged.attempts.length]).toEqual([
+      DeliveryStatus.FAILED,
+      failed.attempts.length,
+    ]);
     await card.locator('button.replay').click();
     await confirmDialog(page);
     await page.waitForFunction(
@@ -501,6 +591,8 @@ describe.runIf(chromiumAvailable)('the operator console in headless Chromium', {
         document.querySelector(`article.delivery[data-id="${id}"]`)?.getAttribute('data-status') === 'sent',
       failed.id,
     );
+    // Exactly one ReplayDelivery went out, the confirmed one: a replay from Back would have been sent first.
+    expect(rpcCalls('ReplayDelivery').map((r) => JSON.parse(r.body))).toEqual([{ deliveryId: failed.id }]);
     const after = (await server.admin().getNotification({ notificationId: ids.failed })).notification!;
     expect(after.deliveries.find((d) => d.id === failed.id)?.status).toBe(DeliveryStatus.SENT);
     expect(receiver.countsByWebhookId().get(failed.id)).toBe(2);
@@ -755,19 +847,70 @@ describe.runIf(chromiumAvailable)('the operator console in headless Chromium', {
     await page.click('#webhook-secret-hide');
     expect(await page.locator('#webhook-secret-value').textContent()).toBe('');
 
+    // Recent deliveries: those to the endpoint, of the notifications SearchNotifications finds by endpoint_id.
+    const deliveriesTo = async (endpointId: string) => {
+      const { notifications } = await admin.searchNotifications({ endpointId, limit: 50 });
+      return {
+        notifications: notifications.map((n) => n.id),
+        deliveries: notifications
+          .flatMap((n) => n.deliveries)
+          .filter((d) => d.destination === `endpoint ${endpointId}`)
+          .map((d) => d.id),
+      };
+    };
+    /** Every webhook delivery to an endpoint other than this one. */
+    const elsewhere = async (endpointId: string) =>
+      (await admin.searchNotifications({ channel: Channel.WEBHOOK, limit: 200 })).notifications
+        .flatMap((n) => n.deliveries)
+        .filter((d) => d.channel === Channel.WEBHOOK && d.destination !== `endpoint ${endpointId}`)
+        .map((d) => d.id);
+    const recentRows = async (endpointId: string) => {
+      await page.locator(`#webhook-recent[data-endpoint="${endpointId}"]`).waitFor({ state: 'visible' });
+      return rowIds(page, 'webhook-recent-table');
+    };
+
     await row.locator('button.recent').click();
-    await page.locator('#webhook-recent').waitFor({ state: 'visible' });
-    const toHooks = (await admin.searchNotifications({ channel: Channel.WEBHOOK, limit: 100 })).notifications
-      .flatMap((n) => n.deliveries)
-      .filter((d) => d.destination === `endpoint ${ids.hooksEndpoint}`)
-      .map((d) => d.id);
-    expect(toHooks).toContain(deliveryId);
-    expect(toHooks.length).toBe(2);
-    await expectRows(page, 'webhook-recent-table', toHooks);
+    const toHooks = await deliveriesTo(ids.hooksEndpoint);
+    expect(toHooks.notifications).toEqual([notificationId, ids.hooked]);
+    expect(toHooks.deliveries).toContain(deliveryId);
+    expect(toHooks.deliveries.length).toBe(2);
+    await recentRows(ids.hooksEndpoint);
+    await expectRows(page, 'webhook-recent-table', toHooks.deliveries);
     expect(
       await page.locator(`#webhook-recent-table tr[data-id="${deliveryId}"]`).getAttribute('data-status'),
     ).toBe('sent');
+    expect(await page.locator('#webhook-recent-note').textContent()).toBe(
+      '2 deliveries in 2 notifications: every notification with a delivery to this endpoint. ' +
+        'Open a notification for its attempts.',
+    );
+    // No delivery to another endpoint is shown.
+    const notHooks = await elsewhere(ids.hooksEndpoint);
+    expect(notHooks.length).toBeGreaterThan(0);
+    const shownHooks = await recentRows(ids.hooksEndpoint);
+    for (const id of notHooks) expect(shownHooks).not.toContain(id);
     await shot(page, 'webhooks');
+
+    // The failed notification has a delivery to /fail and a status event about it to /status: the status
+    // endpoint shows the event only, and the hooks endpoint's deliveries are gone.
+    const failedDeliveries = (await server.admin().getNotification({ notificationId: ids.failed }))
+      .notification!.deliveries;
+    const failEndpoint = (await endpointAt('/fail')).id;
+    const toFail = failedDeliveries.find((d) => d.destination === `endpoint ${failEndpoint}`)!;
+    const statusEvent = failedDeliveries.find((d) => d.event === 'notification.failed')!;
+    expect(statusEvent.destination).toBe(`endpoint ${ids.statusEndpoint}`);
+    await page.locator(`#webhooks-table tr[data-id="${ids.statusEndpoint}"] button.recent`).click();
+    const toStatus = await deliveriesTo(ids.statusEndpoint);
+    expect(toStatus.notifications).toContain(ids.failed);
+    expect(toStatus.deliveries).toContain(statusEvent.id);
+    expect(toStatus.deliveries).not.toContain(toFail.id);
+    await recentRows(ids.statusEndpoint);
+    await expectRows(page, 'webhook-recent-table', toStatus.deliveries);
+    const shown = await recentRows(ids.statusEndpoint);
+    expect(shown).not.toContain(toFail.id);
+    for (const id of toHooks.deliveries) expect(shown).not.toContain(id);
+    expect(await page.locator('#webhook-recent-title').textContent()).toBe(
+      `Recent deliveries to ${(await endpointAt('/status')).url}`,
+    );
     await finish(page);
   });
 
@@ -873,16 +1016,26 @@ describe.runIf(chromiumAvailable)('the operator console in headless Chromium', {
         await page.evaluate(([item, k]) => sessionStorage.setItem(item!, k!), [KEY_ITEM, key]);
         // A fresh load of the view, with the key already in the tab's sessionStorage.
         await page.goto('about:blank');
+        const start = rpcCalls().length;
         await page.goto(`${server.url}/console#/${view}`);
         await page.waitForFunction(() => !sessionStorage.length && !document.getElementById('error')?.hidden);
         expect(await line.textContent()).toMatch(/^This key is not an admin key\./);
-        await page.waitForTimeout(200);
+        // Every call the view made has its answer, and each was a refusal: no answer carried anything to
+        // show, however late it was handled.
+        const answers = await until(`the answers to ${view}'s calls`, WAIT_MS, () => {
+          const made = rpcCalls().slice(start);
+          return made.length > 0 && made.every((r) => r.status !== undefined)
+            ? made.map((r) => r.status)
+            : undefined;
+        });
+        expect(answers.filter((status) => status !== 401 && status !== 403)).toEqual([]);
         expect(await page.locator('section.view:not([hidden])').count()).toBe(0);
         expect(await page.locator('main tbody tr, canvas, #notification-body *').count()).toBe(0);
       }
       // Every RPC that key made was refused; none reached past the key check.
-      const rpcs = requests.filter((r) => r.url.includes('/herald.v1.'));
+      const rpcs = rpcCalls();
       expect(rpcs.length).toBeGreaterThanOrEqual(8);
+      expect(rpcs.filter((r) => r.status !== 401 && r.status !== 403).map((r) => r.url)).toEqual([]);
       await finish(page);
     });
   }

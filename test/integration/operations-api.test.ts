@@ -2,7 +2,8 @@
 // answers 200, one that answers 400, so one delivery fails for good):
 // - SearchNotifications: newest first across users; each filter (user, type, channel, status, time range)
 //   narrows; cursor pages walk everything once; after_id tails what is newer, oldest first; bad input is
-//   INVALID_ARGUMENT naming the field; a key without the admin scope and a user token get nothing.
+//   INVALID_ARGUMENT naming the field, a cursor naming no notification NOT_FOUND; a key without the admin
+//   scope and a user token get nothing.
 // - GetDeliveryStats: this minute's webhook figures (created, sent, failed) match what happened.
 // - GetProviderHealth: the webhook provider's attempts, failures and latest error (status 400, its delivery),
 //   and its circuit on this instance; with two instances sharing a (private) Redis, both report circuits and
@@ -11,7 +12,14 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AdminServiceClient, Channel, DeliveryStatus } from '../../clients/node/index.js';
+import {
+  AdminService,
+  type AdminServiceClient,
+  Channel,
+  createClient,
+  createHeraldTransport,
+  DeliveryStatus,
+} from '../../clients/node/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../emulators/webhook-receiver.js';
 import { engines, postgresEngine, type TestDatabase } from '../support/engines.js';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.js';
@@ -38,6 +46,7 @@ describe.each(engines())('operator views on $name', (engine) => {
   let server: TestServer;
   let ops: AdminServiceClient;
   const ids: Record<string, string> = {};
+  const endpoints: Record<string, string> = {};
   let failedDelivery = '';
   let started: Date;
 
@@ -46,8 +55,13 @@ describe.each(engines())('operator views on $name', (engine) => {
     receiver.script('/bad', [{ status: 400, body: 'no such hook' }]);
     server = await startTestServer(engine, { overrides: SETTINGS });
     ops = server.adminService();
-    await ops.createWebhookEndpoint({ url: `${receiver.url}/ok`, eventTypes: ['ops.ok'] });
-    await ops.createWebhookEndpoint({ url: `${receiver.url}/bad`, eventTypes: ['ops.bad'] });
+    for (const name of ['ok', 'bad']) {
+      const { endpoint } = await ops.createWebhookEndpoint({
+        url: `${receiver.url}/${name}`,
+        eventTypes: [`ops.${name}`],
+      });
+      endpoints[name] = endpoint!.id;
+    }
     started = new Date(Date.now() - 1_000);
     const send = async (name: string, userId: string, type: string, channels: Channel[]) => {
       ids[name] = (await server.admin().send({ userId, type, channels })).notificationId;
@@ -90,6 +104,8 @@ describe.each(engines())('operator views on $name', (engine) => {
     ]);
     expect(await search({ channel: Channel.IN_APP, status: DeliveryStatus.FAILED })).toEqual([]);
     expect(await search({ userId: 'ops-u2', type: 'ops.inbox' })).toEqual([ids.fourth]);
+    expect(await search({ endpointId: endpoints.bad! })).toEqual([ids.third]);
+    expect(await search({ endpointId: endpoints.ok!.toUpperCase() })).toEqual([ids.second, ids.first]);
     expect(await search({ createdAfter: timestampFromDate(new Date(Date.now() + 60_000)) })).toEqual([]);
     expect(await search({ createdBefore: timestampFromDate(started) })).toEqual([]);
     expect(await search({ createdAfter: timestampFromDate(started) })).toHaveLength(4);
@@ -134,6 +150,7 @@ describe.each(engines())('operator views on $name', (engine) => {
       [{ afterId: 'x' }, 'after_id'],
       [{ cursor: ids.first!, afterId: ids.second! }, 'after_id'],
       [{ userId: 'a b' }, 'user_id'],
+      [{ endpointId: 'endpoint-1' }, 'endpoint_id'],
       [{ type: 'x'.repeat(200) }, 'type'],
       [{ channel: 99 as Channel }, 'channel'],
       [{ status: 42 as DeliveryStatus }, 'status'],
@@ -155,7 +172,26 @@ describe.each(engines())('operator views on $name', (engine) => {
       expect(error.code).toBe(Code.InvalidArgument);
       expect(error.rawMessage).toContain(field);
     }
-    expect((await refusal(ops.getDeliveryStats({ windowMinutes: 1441 }))).code).toBe(Code.InvalidArgument);
+    expect((await refusal(ops.getDeliveryStats({ windowMinutes: 361 }))).code).toBe(Code.InvalidArgument);
+    // A well-formed cursor that names no notification is not an empty page.
+    const missing = '01900000-0000-7000-8000-000000000000';
+    for (const request of [{ cursor: missing }, { afterId: missing }]) {
+      const error = await refusal(ops.searchNotifications(request));
+      expect(error.code).toBe(Code.NotFound);
+      expect(error.rawMessage).toMatch(/^(cursor|after_id): names no notification/);
+    }
+    // A user token is refused, whoever the user.
+    const asUser = createClient(
+      AdminService,
+      createHeraldTransport({ baseUrl: server.url, token: await server.userToken('ops-u1') }),
+    );
+    for (const call of [
+      () => asUser.searchNotifications({ userId: 'ops-u1' }),
+      () => asUser.getProviderHealth({}),
+      () => asUser.getDeliveryStats({}),
+    ]) {
+      expect((await refusal(call())).code).toBe(Code.PermissionDenied);
+    }
 
     const sender = server.adminService(await server.keyWith('send'));
     for (const call of [
@@ -273,5 +309,13 @@ describe.runIf(withRedis)('provider health across instances (PostgreSQL + Redis)
     const { instances } = await a.adminService().getProviderHealth({});
     expect(instances).toHaveLength(1);
     expect(both).toContain(instances[0]);
+
+    // Redis gone: the instance answers for itself within its read timeout, instead of hanging.
+    await redis.kill();
+    const started = performance.now();
+    const alone = await a.adminService().getProviderHealth({}, { timeoutMs: 5_000 });
+    expect(alone.instances).toEqual(instances);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    await redis.start();
   });
 });

@@ -1,12 +1,14 @@
 // The operations metrics of in-app delivery and webhooks on /metrics: WebSocket connections and
 // StreamNotifications streams open on the instance (up while open, down once closed); in-app notifications
-// written to live sessions, per transport; notifications acknowledged by marks (MarkNotifications and the
-// WebSocket's mark frames), counted once per notification a mark changed; webhook endpoints disabled by
-// Herald (410 Gone) or by an admin, read from the shared database. Runs on every available engine.
+// written to live sessions, per transport (a reconnect's replay counts again); notifications acknowledged by
+// marks (MarkNotifications and the WebSocket's mark frames), counted once per notification a mark changed;
+// webhook endpoints disabled by Herald (410 Gone) or by an admin, read from the shared database. Runs on every
+// available engine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
   Channel,
+  DeliveryStatus,
   MarkAction,
   type NotificationServiceClient,
   type StreamNotificationsResponse,
@@ -97,7 +99,7 @@ describe.each(engines())('operations metrics on $name', (engine) => {
     await reads('herald_inbox_streams_open', 0);
   });
 
-  it('counts in-app notifications written to live sessions, per transport', async () => {
+  it('counts in-app notifications written to live sessions, per transport, replays included', async () => {
     const viaStream = 'herald_inapp_written_total{transport="stream"}';
     const viaWebSocket = 'herald_inapp_written_total{transport="websocket"}';
     const before = { stream: await metric(viaStream), webSocket: await metric(viaWebSocket) };
@@ -108,7 +110,7 @@ describe.each(engines())('operations metrics on $name', (engine) => {
     await until('the stream open', 5_000, async () =>
       (await metric('herald_inbox_streams_open')) === 1 ? true : undefined,
     );
-    await sendInApp('ops-written');
+    const sent = await sendInApp('ops-written');
     await until('the notification on both', 5_000, () =>
       stream.notifications() === 1 && ws.frames.some((f) => f.type === 'notification') ? true : undefined,
     );
@@ -117,6 +119,27 @@ describe.each(engines())('operations metrics on $name', (engine) => {
     expect(await metric(viaWebSocket)).toBe(before.webSocket! + 1);
     await stream.stop();
     await ws.close();
+
+    // Its in-app delivery is sent; reconnecting from seq 0 replays it, and each replay counts again: the counter
+    // is writes to live sessions, not deliveries that became sent.
+    await until('the in-app delivery sent', 5_000, async () => {
+      const { notification } = await server.admin().getNotification({ notificationId: sent.notificationId });
+      return notification!.deliveries.some(
+        (d) => d.channel === Channel.IN_APP && d.status === DeliveryStatus.SENT,
+      )
+        ? true
+        : undefined;
+    });
+    const again = await webSocket('ops-written');
+    again.send({ type: 'resume', after_seq: 0 });
+    const replay = follow(server.admin(), 'ops-written');
+    await until('the replay on both', 5_000, () =>
+      replay.notifications() === 1 && again.frames.some((f) => f.type === 'notification') ? true : undefined,
+    );
+    expect(await metric(viaStream)).toBe(before.stream! + 2);
+    expect(await metric(viaWebSocket)).toBe(before.webSocket! + 2);
+    await replay.stop();
+    await again.close();
   });
 
   it('counts notifications acknowledged by marks, once per notification a mark changed', async () => {

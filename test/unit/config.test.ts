@@ -116,7 +116,10 @@ describe('loadConfig', () => {
     expect(loadConfig({}).tracing).toBeUndefined();
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing).toEqual({
       tracesUrl: 'http://collector:4318/v1/traces',
+      protocol: 'http/protobuf',
       serviceName: 'herald',
+      sampler: { name: 'parentbased_always_on' },
+      resourceAttributes: {},
     });
     expect(
       loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.com/ingest/' }).tracing?.tracesUrl,
@@ -128,9 +131,150 @@ describe('loadConfig', () => {
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom',
         OTEL_SERVICE_NAME: 'herald-eu',
       }).tracing,
-    ).toEqual({ tracesUrl: 'http://traces:9999/custom', serviceName: 'herald-eu' });
+    ).toMatchObject({ tracesUrl: 'http://traces:9999/custom', serviceName: 'herald-eu' });
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' })).toThrow(
       /OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/,
     );
+  });
+
+  const OTLP = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+
+  it('does not trace with OTEL_SDK_DISABLED=true, whatever else is set', () => {
+    expect(loadConfig({ ...OTLP, OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
+    expect(loadConfig({ ...OTLP, OTEL_SDK_DISABLED: 'TRUE' }).tracing).toBeUndefined();
+    // Disabled, the other OpenTelemetry settings are not read, so not refused either.
+    expect(
+      loadConfig({ ...OTLP, OTEL_SDK_DISABLED: 'true', OTEL_TRACES_SAMPLER: 'nonsense' }).tracing,
+    ).toBeUndefined();
+    expect(loadConfig({ ...OTLP, OTEL_SDK_DISABLED: 'false' }).tracing).toBeDefined();
+    expect(loadConfig({ ...OTLP, OTEL_SDK_DISABLED: '' }).tracing).toBeDefined();
+    expect(() => loadConfig({ ...OTLP, OTEL_SDK_DISABLED: 'yes' })).toThrow(
+      /OTEL_SDK_DISABLED must be true or false \(got "yes"\)/,
+    );
+    // Without an endpoint nothing OpenTelemetry is read.
+    expect(loadConfig({ OTEL_SDK_DISABLED: 'yes', OTEL_TRACES_SAMPLER: 'nonsense' }).tracing).toBeUndefined();
+  });
+
+  it('reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as OpenTelemetry defines them', () => {
+    const sampler = (env: Record<string, string>) => loadConfig({ ...OTLP, ...env }).tracing?.sampler;
+    expect(sampler({})).toEqual({ name: 'parentbased_always_on' });
+    for (const name of ['always_on', 'always_off', 'parentbased_always_on', 'parentbased_always_off']) {
+      // The argument is only the ratio samplers'; the others ignore it.
+      expect(sampler({ OTEL_TRACES_SAMPLER: name, OTEL_TRACES_SAMPLER_ARG: 'ignored' })).toEqual({ name });
+    }
+    expect(sampler({ OTEL_TRACES_SAMPLER: 'ALWAYS_OFF' })).toEqual({ name: 'always_off' });
+    expect(sampler({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' })).toEqual({
+      name: 'traceidratio',
+      ratio: 0.25,
+    });
+    expect(
+      sampler({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }),
+    ).toEqual({
+      name: 'parentbased_traceidratio',
+      ratio: 0,
+    });
+    // Unset, the ratio is 1.
+    expect(sampler({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' })).toEqual({
+      name: 'parentbased_traceidratio',
+      ratio: 1,
+    });
+  });
+
+  it('refuses a sampler it does not have and a ratio that is not a probability, naming the variable', () => {
+    for (const name of ['jaeger_remote', 'parentbased_jaeger_remote', 'xray', 'on']) {
+      expect(() => loadConfig({ ...OTLP, OTEL_TRACES_SAMPLER: name })).toThrow(
+        new RegExp(
+          `OTEL_TRACES_SAMPLER must be one of always_on, .*parentbased_traceidratio \\(got "${name}"\\)`,
+        ),
+      );
+    }
+    for (const arg of ['1.5', '-0.1', 'half', '0x1', 'NaN', 'Infinity']) {
+      expect(() =>
+        loadConfig({ ...OTLP, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: arg }),
+      ).toThrow(/OTEL_TRACES_SAMPLER_ARG must be a probability from 0 to 1 for traceidratio/);
+    }
+  });
+
+  it('exports OTLP/HTTP with protobuf (the default) or JSON, the traces variable winning', () => {
+    const protocol = (env: Record<string, string>) => loadConfig({ ...OTLP, ...env }).tracing?.protocol;
+    // Unset (or empty), the specification's default.
+    expect(protocol({})).toBe('http/protobuf');
+    expect(protocol({ OTEL_EXPORTER_OTLP_PROTOCOL: '', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: ' ' })).toBe(
+      'http/protobuf',
+    );
+    expect(protocol({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' })).toBe('http/protobuf');
+    expect(protocol({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })).toBe('http/json');
+    expect(protocol({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' })).toBe('http/json');
+    expect(protocol({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'HTTP/PROTOBUF' })).toBe('http/protobuf');
+    // The signal's own variable wins, both ways.
+    expect(
+      protocol({
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      }),
+    ).toBe('http/json');
+    expect(
+      protocol({
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+      }),
+    ).toBe('http/protobuf');
+    // An empty traces variable is unset: the general one applies.
+    expect(
+      protocol({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: '' }),
+    ).toBe('http/json');
+  });
+
+  it('refuses grpc and any other protocol, pointing at the collector’s OTLP/HTTP port', () => {
+    expect(() => loadConfig({ ...OTLP, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
+      /OTEL_EXPORTER_OTLP_PROTOCOL is "grpc" but Herald exports traces over OTLP\/HTTP only: set it to http\/protobuf .*or http\/json.*port \(4318\)/,
+    );
+    expect(() => loadConfig({ ...OTLP, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/xml' })).toThrow(
+      /OTEL_EXPORTER_OTLP_PROTOCOL is "http\/xml" but Herald exports traces over OTLP\/HTTP only/,
+    );
+    // The signal's own variable wins, so a bad one is refused under its name, and a good one hides a bad one.
+    expect(() =>
+      loadConfig({
+        ...OTLP,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
+      }),
+    ).toThrow(/OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is "grpc"/);
+    expect(
+      loadConfig({
+        ...OTLP,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+      }).tracing?.protocol,
+    ).toBe('http/protobuf');
+    // No endpoint, no tracing: the protocol is not read.
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).tracing).toBeUndefined();
+  });
+
+  it('reads OTEL_RESOURCE_ATTRIBUTES as the specification does, OTEL_SERVICE_NAME winning', () => {
+    const tracing = (env: Record<string, string>) => loadConfig({ ...OTLP, ...env }).tracing;
+    expect(
+      tracing({
+        OTEL_RESOURCE_ATTRIBUTES:
+          ' deployment.environment.name = prod ,k8s.pod.name=herald-7f9c,,team=a%2Cb%3Dc%25 , service.name=notif',
+      }),
+    ).toMatchObject({
+      serviceName: 'notif',
+      resourceAttributes: {
+        'deployment.environment.name': 'prod',
+        'k8s.pod.name': 'herald-7f9c',
+        team: 'a,b=c%',
+        'service.name': 'notif',
+      },
+    });
+    expect(
+      tracing({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=notif', OTEL_SERVICE_NAME: 'herald-eu' })
+        ?.serviceName,
+    ).toBe('herald-eu');
+    for (const bad of ['novalue', 'a=b=c', '=value', 'bad=%E0%A4%A', `long=${'x'.repeat(256)}`]) {
+      expect(() => tracing({ OTEL_RESOURCE_ATTRIBUTES: `ok=1,${bad}` }), bad).toThrow(
+        /OTEL_RESOURCE_ATTRIBUTES must be comma-separated key=value pairs/,
+      );
+    }
   });
 });

@@ -3,7 +3,8 @@
 // included); refreshed every 15 seconds. A minute without a channel's figures counts 0 (its latency is a gap). Each figure also states its totals in text, and carries
 // them as data-channels and data-total.
 import { adminCall } from './api.js';
-import { byId, CHANNELS, channelName, viewSession } from './dom.js';
+import { byId, CHANNELS, channelName } from './dom.js';
+import { refresher } from './loading.js';
 
 const WINDOW_MINUTES = 60;
 const REFRESH_MS = 15_000;
@@ -69,14 +70,12 @@ function options(width, channels, chart, colors) {
 export function createChartsView(shell) {
   const section = byId('view-charts');
   const state = byId('charts-state');
-  const session = viewSession();
   const figures = CHARTS.map((chart) => {
     const figure = byId(chart.id);
     return { chart, figure, host: figure.querySelector('.plot'), totals: figure.querySelector('.totals') };
   });
-  let timer;
 
-  function draw(f, points, xs) {
+  function drawFigure(f, points, xs) {
     const channels = ORDER.filter((c) => points.some((p) => channelName(p.channel) === c));
     const data = columns(points, f.chart, channels, xs);
     const key = channels.join(',');
@@ -105,26 +104,20 @@ export function createChartsView(shell) {
             .join(' · ');
   }
 
-  async function load() {
-    const fresh = session.current();
-    clearTimeout(timer);
-    try {
+  const refresh = refresher({
+    shell,
+    everyMs: REFRESH_MS,
+    async ask() {
       if (!globalThis.uPlot) throw new Error('uPlot did not load');
-      const answer = await adminCall('GetDeliveryStats', { windowMinutes: WINDOW_MINUTES });
-      if (!fresh()) return;
+      return adminCall('GetDeliveryStats', { windowMinutes: WINDOW_MINUTES });
+    },
+    draw(answer) {
       const points = answer.points ?? [];
       const xs = minutes(Date.now());
-      for (const f of figures) draw(f, points, xs);
+      for (const f of figures) drawFigure(f, points, xs);
       state.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshed every 15 seconds.`;
-      shell.clearError();
-      timer = setTimeout(load, REFRESH_MS);
-    } catch (error) {
-      if (!fresh()) return;
-      // Set before reporting: a refused key leaves the view, which clears it.
-      timer = setTimeout(load, REFRESH_MS);
-      shell.fail(error);
-    }
-  }
+    },
+  });
 
   function destroy() {
     for (const f of figures) {
@@ -144,20 +137,14 @@ export function createChartsView(shell) {
   matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
     if (section.hidden) return;
     destroy();
-    load();
+    refresh.start();
   });
 
   return {
     name: 'charts',
     section,
-    enter() {
-      session.renew();
-      load();
-    },
-    leave() {
-      session.renew();
-      clearTimeout(timer);
-    },
+    enter: refresh.start,
+    leave: refresh.stop,
     clear() {
       destroy();
       state.textContent = '';

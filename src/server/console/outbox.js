@@ -2,6 +2,7 @@
 // page at a time. Each row summarises the message; the whole message is one click away, as JSON text.
 import { adminCall } from './api.js';
 import { byId, CHANNELS, channelName, el, fillSelect, row, time, viewSession } from './dom.js';
+import { pager } from './loading.js';
 
 const PAGE = 50;
 
@@ -34,19 +35,27 @@ export function createOutboxView(shell) {
   const section = byId('view-outbox');
   const tbody = byId('outbox-table').tBodies[0];
   const state = byId('outbox-state');
-  const more = byId('outbox-more');
   const channelSelect = byId('outbox-channel');
   fillSelect(channelSelect, [
     ['', 'any'],
     ...CHANNELS.filter((c) => c !== 'IN_APP').map((c) => [`CHANNEL_${c}`, c.toLowerCase()]),
   ]);
   const session = viewSession();
-  let cursor = '';
 
   const request = (extra) => ({ channel: channelSelect.value || undefined, limit: PAGE, ...extra });
+  const rows = (page) => (page.messages ?? []).map(messageRow);
   const describe = () => {
     state.textContent = `${tbody.rows.length} message${tbody.rows.length === 1 ? '' : 's'} shown.`;
   };
+  const pages = pager({
+    button: byId('outbox-more'),
+    tbody,
+    session,
+    shell,
+    load: (cursor) => adminCall('ListOutboxMessages', request({ cursor })),
+    rows,
+    describe,
+  });
 
   async function firstPage() {
     const fresh = session.renew();
@@ -54,9 +63,8 @@ export function createOutboxView(shell) {
     try {
       const page = await adminCall('ListOutboxMessages', request({}));
       if (!fresh()) return;
-      tbody.replaceChildren(...(page.messages ?? []).map(messageRow));
-      cursor = page.nextCursor ?? '';
-      more.hidden = !cursor;
+      tbody.replaceChildren(...rows(page));
+      pages.from(page);
       describe();
       shell.clearError();
     } catch (error) {
@@ -71,22 +79,6 @@ export function createOutboxView(shell) {
     firstPage();
   });
   channelSelect.addEventListener('change', firstPage);
-  more.addEventListener('click', async () => {
-    const fresh = session.current();
-    more.disabled = true;
-    try {
-      const page = await adminCall('ListOutboxMessages', request({ cursor }));
-      if (!fresh()) return;
-      tbody.append(...(page.messages ?? []).map(messageRow));
-      cursor = page.nextCursor ?? '';
-      more.hidden = !cursor;
-      describe();
-    } catch (error) {
-      if (fresh()) shell.fail(error);
-    } finally {
-      more.disabled = false;
-    }
-  });
 
   return {
     name: 'outbox',
@@ -96,7 +88,7 @@ export function createOutboxView(shell) {
     clear() {
       tbody.replaceChildren();
       state.textContent = '';
-      more.hidden = true;
+      pages.clear();
     },
   };
 }

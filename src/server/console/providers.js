@@ -1,7 +1,8 @@
 // Providers (AdminService.GetProviderHealth): per provider its circuit on every instance, its rate limit, and
 // its attempts, failures, p95 latency and latest errors over the chosen window; refreshed every 10 seconds.
 import { adminCall } from './api.js';
-import { byId, channelName, chip, el, row, time, viewSession } from './dom.js';
+import { byId, channelName, chip, el, row, time } from './dom.js';
+import { refresher } from './loading.js';
 
 const REFRESH_MS = 10_000;
 
@@ -48,66 +49,49 @@ export function createProvidersView(shell) {
   const tbody = byId('providers-table').tBodies[0];
   const state = byId('providers-state');
   const windowSelect = byId('providers-window');
-  const session = viewSession();
-  let timer;
+  const refresh = refresher({
+    shell,
+    everyMs: REFRESH_MS,
+    ask: () => adminCall('GetProviderHealth', { windowMinutes: Number(windowSelect.value) }),
+    draw,
+  });
 
-  async function load() {
-    const fresh = session.current();
-    clearTimeout(timer);
-    try {
-      const minutes = Number(windowSelect.value);
-      const answer = await adminCall('GetProviderHealth', { windowMinutes: minutes });
-      if (!fresh()) return;
-      const providers = answer.providers ?? [];
-      tbody.replaceChildren(
-        ...providers.map((p) => {
-          const failures = Number(p.failures ?? 0);
-          return row(
-            [
-              channelName(p.channel),
-              p.provider ?? '',
-              circuits(p.circuits),
-              rateLimit(p),
-              String(p.attempts ?? 0),
-              failures > 0 ? chip(String(failures), 'failed') : '0',
-              p.p95LatencyMs ? `${p.p95LatencyMs} ms` : '—',
-              lastErrors(p.lastErrors),
-            ],
-            { dataset: { provider: p.provider ?? '', channel: channelName(p.channel) } },
-          );
-        }),
-      );
-      const instances = answer.instances ?? [];
-      state.textContent =
-        `${providers.length} provider${providers.length === 1 ? '' : 's'} over the last ${minutes} minutes; ` +
-        `circuits from ${instances.length} instance${instances.length === 1 ? '' : 's'} (${instances.join(', ')}). ` +
-        `Updated ${new Date().toLocaleTimeString()}.`;
-      shell.clearError();
-      timer = setTimeout(load, REFRESH_MS);
-    } catch (error) {
-      if (!fresh()) return;
-      // Set before reporting: a refused key leaves the view, which clears it.
-      timer = setTimeout(load, REFRESH_MS);
-      shell.fail(error);
-    }
+  // A changed window asks again at once and drops the answer for the old one: the answer is for this window.
+  function draw(answer) {
+    const minutes = Number(windowSelect.value);
+    const providers = answer.providers ?? [];
+    tbody.replaceChildren(
+      ...providers.map((p) => {
+        const failures = Number(p.failures ?? 0);
+        return row(
+          [
+            channelName(p.channel),
+            p.provider ?? '',
+            circuits(p.circuits),
+            rateLimit(p),
+            String(p.attempts ?? 0),
+            failures > 0 ? chip(String(failures), 'failed') : '0',
+            p.p95LatencyMs ? `${p.p95LatencyMs} ms` : '—',
+            lastErrors(p.lastErrors),
+          ],
+          { dataset: { provider: p.provider ?? '', channel: channelName(p.channel) } },
+        );
+      }),
+    );
+    const instances = answer.instances ?? [];
+    state.textContent =
+      `${providers.length} provider${providers.length === 1 ? '' : 's'} over the last ${minutes} minutes; ` +
+      `circuits from ${instances.length} instance${instances.length === 1 ? '' : 's'} (${instances.join(', ')}). ` +
+      `Updated ${new Date().toLocaleTimeString()}.`;
   }
 
-  windowSelect.addEventListener('change', () => {
-    session.renew();
-    load();
-  });
+  windowSelect.addEventListener('change', refresh.start);
 
   return {
     name: 'providers',
     section,
-    enter() {
-      session.renew();
-      load();
-    },
-    leave() {
-      session.renew();
-      clearTimeout(timer);
-    },
+    enter: refresh.start,
+    leave: refresh.stop,
     clear() {
       tbody.replaceChildren();
       state.textContent = '';

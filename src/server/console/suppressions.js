@@ -3,6 +3,7 @@
 // contacted again.
 import { adminCall } from './api.js';
 import { byId, channelName, el, fillSelect, row, time, viewSession } from './dom.js';
+import { pager } from './loading.js';
 
 const PAGE = 50;
 const SUPPRESSIBLE = [
@@ -14,7 +15,6 @@ export function createSuppressionsView(shell) {
   const section = byId('view-suppressions');
   const tbody = byId('suppressions-table').tBodies[0];
   const state = byId('suppressions-state');
-  const more = byId('suppressions-more');
   const filter = { channel: byId('suppression-channel'), address: byId('suppression-address') };
   const add = {
     form: byId('suppression-add'),
@@ -25,8 +25,17 @@ export function createSuppressionsView(shell) {
   fillSelect(filter.channel, [['', 'any'], ...SUPPRESSIBLE]);
   fillSelect(add.channel, SUPPRESSIBLE);
   const session = viewSession();
-  let cursor = '';
   let note = '';
+  const rows = (page) => (page.suppressions ?? []).map(suppressionRow);
+  const pages = pager({
+    button: byId('suppressions-more'),
+    tbody,
+    session,
+    shell,
+    load: (cursor) => adminCall('ListSuppressions', request({ cursor })),
+    rows,
+    describe,
+  });
 
   function request(extra) {
     const address = filter.address.value.trim();
@@ -58,9 +67,8 @@ export function createSuppressionsView(shell) {
     try {
       const page = await adminCall('ListSuppressions', request({}));
       if (!fresh()) return;
-      tbody.replaceChildren(...(page.suppressions ?? []).map(suppressionRow));
-      cursor = page.nextCursor ?? '';
-      more.hidden = !cursor;
+      tbody.replaceChildren(...rows(page));
+      pages.from(page);
       describe();
       shell.clearError();
     } catch (error) {
@@ -110,22 +118,6 @@ export function createSuppressionsView(shell) {
     note = '';
     firstPage();
   });
-  more.addEventListener('click', async () => {
-    const fresh = session.current();
-    more.disabled = true;
-    try {
-      const page = await adminCall('ListSuppressions', request({ cursor }));
-      if (!fresh()) return;
-      tbody.append(...(page.suppressions ?? []).map(suppressionRow));
-      cursor = page.nextCursor ?? '';
-      more.hidden = !cursor;
-      describe();
-    } catch (error) {
-      if (fresh()) shell.fail(error);
-    } finally {
-      more.disabled = false;
-    }
-  });
 
   return {
     name: 'suppressions',
@@ -138,7 +130,7 @@ export function createSuppressionsView(shell) {
     clear() {
       tbody.replaceChildren();
       state.textContent = '';
-      more.hidden = true;
+      pages.clear();
       note = '';
     },
   };

@@ -1,13 +1,37 @@
 // Webhook endpoints (AdminService.ListWebhookEndpoints, UpdateWebhookEndpoint, RotateWebhookSecret): enable or
-// disable one, issue a new signing secret (shown once, here), and see its recent deliveries. There is no RPC
-// for an endpoint's deliveries, so they are picked out of the newest notifications with a webhook delivery
-// (SearchNotifications, channel WEBHOOK), by the delivery's destination ("endpoint <id>").
+// disable one, issue a new signing secret (shown once, here), and see its recent deliveries: those of the
+// newest notifications with a webhook delivery to it (SearchNotifications with endpoint_id). Such a
+// notification may also have deliveries elsewhere (other endpoints, other channels); only the endpoint's own
+// are shown, by their destination ("endpoint <id>").
 
 import { deliveryChips } from './activity.js';
 import { adminCall } from './api.js';
 import { byId, chip, el, row, statusName, time, viewSession } from './dom.js';
 
-const RECENT_NOTIFICATIONS = 100;
+/** Recent deliveries: those of at most this many notifications, found in at most RECENT_CALLS searches. */
+const RECENT_NOTIFICATIONS = 50;
+const RECENT_CALLS = 3;
+
+/**
+ * The newest notifications with a delivery to the endpoint. A search examines a bounded number of
+ * notifications per call, so a page can come back short with next_cursor set: that is followed, a few calls at
+ * most. `complete`: nothing older has one.
+ */
+async function recentNotifications(endpointId) {
+  const notifications = [];
+  let cursor = '';
+  for (let calls = 0; calls < RECENT_CALLS && notifications.length < RECENT_NOTIFICATIONS; calls++) {
+    const page = await adminCall('SearchNotifications', {
+      endpointId,
+      limit: RECENT_NOTIFICATIONS - notifications.length,
+      cursor: cursor || undefined,
+    });
+    notifications.push(...(page.notifications ?? []));
+    cursor = page.nextCursor ?? '';
+    if (!cursor) break;
+  }
+  return { notifications, complete: !cursor };
+}
 
 export function createWebhooksView(shell) {
   const section = byId('view-webhooks');
@@ -26,6 +50,8 @@ export function createWebhooksView(shell) {
     tbody: byId('webhook-recent-table').tBodies[0],
   };
   const session = viewSession();
+  /** Recent deliveries have their own: asking for another endpoint's, or leaving, drops an answer on its way. */
+  const recentSession = viewSession();
 
   function hideSecret() {
     secret.box.hidden = true;
@@ -35,6 +61,7 @@ export function createWebhooksView(shell) {
   }
 
   function hideRecent() {
+    recentSession.renew();
     recent.box.hidden = true;
     recent.tbody.replaceChildren();
     recent.note.textContent = '';
@@ -130,12 +157,9 @@ export function createWebhooksView(shell) {
   }
 
   async function showRecent(e) {
-    const fresh = session.current();
+    const fresh = recentSession.renew();
     try {
-      const { notifications = [] } = await adminCall('SearchNotifications', {
-        channel: 'CHANNEL_WEBHOOK',
-        limit: RECENT_NOTIFICATIONS,
-      });
+      const { notifications, complete } = await recentNotifications(e.id);
       if (!fresh()) return;
       const destination = `endpoint ${e.id}`;
       const rows = notifications.flatMap((n) =>
@@ -155,10 +179,14 @@ export function createWebhooksView(shell) {
             ),
           ),
       );
+      const count =
+        `${rows.length} deliver${rows.length === 1 ? 'y' : 'ies'} in ` +
+        `${notifications.length} notification${notifications.length === 1 ? '' : 's'}`;
       recent.title.textContent = `Recent deliveries to ${e.url}`;
-      recent.note.textContent =
-        `${rows.length} among the newest ${RECENT_NOTIFICATIONS} notifications with a webhook delivery; ` +
-        'open a notification for its attempts.';
+      const reach = complete
+        ? 'every notification with a delivery to this endpoint'
+        : 'the newest with a delivery to this endpoint; older ones are not shown';
+      recent.note.textContent = `${count}: ${reach}. Open a notification for its attempts.`;
       recent.tbody.replaceChildren(...rows);
       recent.box.hidden = false;
       recent.box.dataset.endpoint = e.id;
@@ -181,6 +209,7 @@ export function createWebhooksView(shell) {
     },
     leave() {
       session.renew();
+      recentSession.renew();
       // A secret is shown once: leaving the view forgets it.
       hideSecret();
     },
