@@ -19,7 +19,7 @@ import {
 } from '../../gen/herald/v1/admin_service_pb.js';
 import { Channel, DeliveryStatus } from '../../gen/herald/v1/types_pb.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
-import { isUuid } from '../core/ids.js';
+import { optionalUuid } from '../core/ids.js';
 import { checkId } from '../core/rules.js';
 import type { ProviderHealthSource } from '../delivery/provider-health.js';
 import {
@@ -54,12 +54,6 @@ function optionalId(field: string, value: string): string | undefined {
   return value;
 }
 
-function notificationId(field: string, value: string): string | undefined {
-  if (value === '') return undefined;
-  if (!isUuid(value)) throw invalidArgument(field, 'must be a notification id (a UUID)');
-  return value.toLowerCase();
-}
-
 function windowMinutes(field: string, value: number, fallback: number, max: number): number {
   if (value < 0 || value > max) throw invalidArgument(field, `must be 0..${max} (0: ${fallback})`);
   return value || fallback;
@@ -86,11 +80,8 @@ export function operationsHandlers({ database, providerHealth, now }: Operations
         throw invalidArgument('created_before', 'must be later than created_after');
       }
       if (req.limit < 0 || req.limit > MAX_PAGE) throw invalidArgument('limit', `must be 0..${MAX_PAGE}`);
-      if (req.endpointId !== '' && !isUuid(req.endpointId)) {
-        throw invalidArgument('endpoint_id', 'must be a webhook endpoint id (a UUID)');
-      }
-      const before = notificationId('cursor', req.cursor);
-      const after = notificationId('after_id', req.afterId);
+      const before = optionalUuid('cursor', req.cursor, 'a notification id');
+      const after = optionalUuid('after_id', req.afterId, 'a notification id');
       if (before && after) throw invalidArgument('after_id', 'cannot be combined with cursor');
       for (const [field, id] of [
         ['cursor', before],
@@ -106,7 +97,7 @@ export function operationsHandlers({ database, providerHealth, now }: Operations
         type: optionalId('type', req.type),
         channel,
         status,
-        endpointId: req.endpointId === '' ? undefined : req.endpointId.toLowerCase(),
+        endpointId: optionalUuid('endpoint_id', req.endpointId, 'a webhook endpoint id'),
         createdAfter,
         createdBefore,
         before,

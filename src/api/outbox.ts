@@ -15,7 +15,7 @@ import {
 } from '../../gen/herald/v1/admin_service_pb.js';
 import { Channel } from '../../gen/herald/v1/types_pb.js';
 import { HeraldError, invalidArgument } from '../core/errors.js';
-import { isUuid } from '../core/ids.js';
+import { optionalUuid } from '../core/ids.js';
 import {
   type Database,
   getOutboxMessage,
@@ -27,12 +27,6 @@ import { channelFromProto, channelToProtoValue } from './convert.js';
 
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 500;
-
-function messageId(field: string, value: string): string | null {
-  if (value === '') return null;
-  if (!isUuid(value)) throw invalidArgument(field, 'must be a message id (a UUID)');
-  return value.toLowerCase();
-}
 
 export function outboxToProto(row: OutboxMessageRow): OutboxMessage {
   return create(OutboxMessageSchema, {
@@ -64,8 +58,8 @@ export function outboxHandlers({ database }: { database: Database }) {
         );
       }
       if (req.limit < 0 || req.limit > MAX_PAGE) throw invalidArgument('limit', `must be 0..${MAX_PAGE}`);
-      const before = messageId('cursor', req.cursor);
-      const after = messageId('after_id', req.afterId);
+      const before = optionalUuid('cursor', req.cursor, 'a message id') ?? null;
+      const after = optionalUuid('after_id', req.afterId, 'a message id') ?? null;
       if (before && after) throw invalidArgument('after_id', 'cannot be combined with cursor');
       const limit = req.limit || DEFAULT_PAGE;
       const rows = await listOutboxMessages(db, { channel, before, after, limit: limit + 1 });
@@ -81,7 +75,7 @@ export function outboxHandlers({ database }: { database: Database }) {
       ctx: HandlerContext,
     ): Promise<GetOutboxMessageResponse> {
       requireServiceScope(ctx, 'admin');
-      const id = messageId('id', req.id);
+      const id = optionalUuid('id', req.id, 'a message id');
       if (!id) throw invalidArgument('id', 'is required');
       const row = await getOutboxMessage(db, id);
       if (!row) throw new HeraldError('not_found', 'no such outbox message', 'id');

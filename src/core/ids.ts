@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { invalidArgument } from './errors.js';
 
 // UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version 7, a 12-bit counter (rand_a, "method 1": seeded at
 // random each millisecond, incremented within it), the variant, and 62 random bits. Ids are time-ordered,
@@ -32,4 +33,11 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 export function isUuid(value: string): boolean {
   return UUID_PATTERN.test(value);
+}
+
+/** An optional id field of a request: undefined when empty, else a UUID in lower case (else INVALID_ARGUMENT). */
+export function optionalUuid(field: string, value: string, what: string): string | undefined {
+  if (value === '') return undefined;
+  if (!isUuid(value)) throw invalidArgument(field, `must be ${what} (a UUID)`);
+  return value.toLowerCase();
 }

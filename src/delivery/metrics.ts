@@ -4,6 +4,7 @@
 // most, cached for QUEUE_CACHE_MS, and read the shared database, so every instance reports the same queue.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ChannelName } from '../core/channels.js';
+import { cachedRead } from '../observability/metrics.js';
 import type { SqlRunner } from '../store/index.js';
 import type { AttemptReport } from './attempt.js';
 import type { CircuitBreakers, CircuitState } from './circuit-breaker.js';
@@ -69,7 +70,7 @@ export function createEngineMetrics(deps: EngineMetricsDeps): {
       }
     },
   });
-  const queue = createQueueReader(deps.sql);
+  const queue = cachedRead(() => readQueue(deps.sql), QUEUE_CACHE_MS);
   new Gauge({
     name: 'herald_delivery_queue_depth',
     help: 'Deliveries queued per channel (due now or later), in the shared database.',
@@ -108,20 +109,6 @@ interface QueueFigures {
 }
 
 /** The queue per channel, read at most once per QUEUE_CACHE_MS (concurrent scrapes share one query). */
-function createQueueReader(sql: SqlRunner): () => Promise<Map<string, QueueFigures>> {
-  let cached: { at: number; figures: Promise<Map<string, QueueFigures>> } | null = null;
-  return () => {
-    const at = performance.now();
-    if (cached && at - cached.at < QUEUE_CACHE_MS) return cached.figures;
-    const figures = readQueue(sql);
-    cached = { at, figures };
-    figures.catch(() => {
-      cached = null;
-    });
-    return figures;
-  };
-}
-
 async function readQueue(sql: SqlRunner): Promise<Map<string, QueueFigures>> {
   // Both figures from the partial index deliveries_due (status = 'queued', by next_attempt_at).
   const rows = await sql.query<{ channel: string; queued: number; oldest_due_seconds: number | null }>(

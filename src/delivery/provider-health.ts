@@ -55,22 +55,25 @@ export function providerCircuitStates(
   now: number,
 ): ProviderCircuitState[] {
   const states = Object.entries(circuits.states(now));
-  const result: ProviderCircuitState[] = [];
-  for (const [channel, list] of Object.entries(providers) as [ChannelName, ProviderSet[ChannelName]][]) {
-    for (const provider of list ?? []) {
-      let worst: CircuitState = 'closed';
-      for (const [key, state] of states) {
-        if (
-          (key === provider.name || key.startsWith(`${provider.name}:`)) &&
-          SEVERITY[state] > SEVERITY[worst]
-        ) {
-          worst = state;
-        }
+  return providerList(providers).map(({ channel, provider }) => {
+    let worst: CircuitState = 'closed';
+    for (const [key, state] of states) {
+      if (
+        (key === provider.name || key.startsWith(`${provider.name}:`)) &&
+        SEVERITY[state] > SEVERITY[worst]
+      ) {
+        worst = state;
       }
-      result.push({ channel, provider: provider.name, state: worst });
     }
-  }
-  return result;
+    return { channel, provider: provider.name, state: worst };
+  });
+}
+
+/** Every provider of the set with its channel, channels in the set's order, providers in failover order. */
+function providerList(providers: ProviderSet) {
+  return (Object.entries(providers) as [ChannelName, ProviderSet[ChannelName]][]).flatMap(([channel, list]) =>
+    (list ?? []).map((provider) => ({ channel, provider })),
+  );
 }
 
 export function createProviderHealth(options: {
@@ -137,22 +140,12 @@ export function createProviderHealth(options: {
   }
 
   return {
-    providers() {
-      const result: ConfiguredProvider[] = [];
-      for (const [channel, list] of Object.entries(options.providers()) as [
-        ChannelName,
-        ProviderSet[ChannelName],
-      ][]) {
-        for (const provider of list ?? []) {
-          result.push({
-            channel,
-            provider: provider.name,
-            rateLimit: provider.rateLimit ?? options.rateLimits[provider.name],
-          });
-        }
-      }
-      return result;
-    },
+    providers: () =>
+      providerList(options.providers()).map(({ channel, provider }) => ({
+        channel,
+        provider: provider.name,
+        rateLimit: provider.rateLimit ?? options.rateLimits[provider.name],
+      })),
     async circuits() {
       const own = options.dispatching ? [snapshot()] : [];
       if (!redis) return own;

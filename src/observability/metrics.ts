@@ -45,3 +45,21 @@ export function createMetrics(): Metrics {
   };
   return { registry, interceptor };
 }
+
+/**
+ * For gauges read from the shared database: one read per `ttlMs` at most, shared by every gauge that asks
+ * within it (a scrape collects them together). A failed read is not kept, so the next scrape tries again.
+ */
+export function cachedRead<T>(read: () => Promise<T>, ttlMs: number): () => Promise<T> {
+  let cached: { at: number; value: Promise<T> } | null = null;
+  return () => {
+    const at = performance.now();
+    if (cached && at - cached.at < ttlMs) return cached.value;
+    const value = read();
+    cached = { at, value };
+    value.catch(() => {
+      cached = null;
+    });
+    return value;
+  };
+}

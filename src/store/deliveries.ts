@@ -206,11 +206,11 @@ export interface DeliveryTransition {
 // Attempt rows and the deliveries' new states, for any number of claims, in one statement. Each update is
 // fenced by its claim's lease. $1: one row per claim (with its last attempt, if any); $2: the attempts a claim
 // made before its last one (providers that could not reach the destination).
-const ATTEMPT_COLUMNS = `attempt_id uuid, id uuid, attempt_provider text, attempt_destination text, outcome text,
-    status_code int, latency_ms int, error text, response text, attempt_message_id text, segments int,
-    started_at timestamptz`;
-const ATTEMPT_NAMES = `attempt_id, id, attempt_provider, attempt_destination, outcome, status_code, latency_ms,
-    error, response, attempt_message_id, started_at`;
+const ATTEMPT_COLUMNS = `attempt_id uuid, id uuid, attempt_channel text, attempt_provider text,
+    attempt_destination text, outcome text, status_code int, latency_ms int, error text, response text,
+    attempt_message_id text, segments int, started_at timestamptz`;
+const ATTEMPT_NAMES = `attempt_id, id, attempt_channel, attempt_provider, attempt_destination, outcome,
+    status_code, latency_ms, error, response, attempt_message_id, started_at`;
 const FINISH = `
 with input as (
   select * from jsonb_to_recordset($1::text::jsonb) as t(
@@ -224,8 +224,8 @@ earlier as (
 attempts as (
   insert into delivery_attempts (id, delivery_id, channel, provider, destination, outcome, status_code, latency_ms,
                                  error, response, provider_message_id, started_at)
-  select attempt_id, id, (select channel from deliveries where deliveries.id = a.id), attempt_provider,
-         attempt_destination, outcome, status_code, latency_ms, error, response, attempt_message_id, started_at
+  select attempt_id, id, attempt_channel, attempt_provider, attempt_destination, outcome, status_code, latency_ms,
+         error, response, attempt_message_id, started_at
   from (select ${ATTEMPT_NAMES} from input where attempt_id is not null
         union all select ${ATTEMPT_NAMES} from earlier) a
 )
@@ -247,7 +247,7 @@ where d.id = i.id and d.status = 'sending' and d.lease_until = i.lease
 returning d.id::text as id`;
 
 export interface ClaimOutcome {
-  claim: Pick<ClaimedDelivery, 'id' | 'lease'>;
+  claim: Pick<ClaimedDelivery, 'id' | 'lease' | 'channel'>;
   next: DeliveryTransition;
   /** The attempt made, or null when the claim ended without one (skipped, deferred, cancelled, ...). */
   attempt: AttemptRecord | null;
@@ -274,22 +274,21 @@ export async function finishClaims(sql: SqlRunner, outcomes: readonly ClaimOutco
         last_error: next.lastError ?? null,
         earlier_attempts: earlier.length,
         first_started_at: (earlier[0] ?? attempt)?.startedAt.toISOString() ?? null,
-        ...attemptRow(claim.id, attempt),
+        ...attemptRow(claim, attempt),
       })),
     ),
-    JSON.stringify(
-      outcomes.flatMap(({ claim, earlier = [] }) => earlier.map((a) => attemptRow(claim.id, a))),
-    ),
+    JSON.stringify(outcomes.flatMap(({ claim, earlier = [] }) => earlier.map((a) => attemptRow(claim, a)))),
   ]);
   const kept = new Set(rows.map((r) => r.id));
   return outcomes.map(({ claim }) => kept.has(claim.id));
 }
 
 /** An attempt as FINISH's recordsets take it (all null for a claim that made none). */
-function attemptRow(deliveryId: string, attempt: AttemptRecord | null) {
+function attemptRow(claim: Pick<ClaimedDelivery, 'id' | 'channel'>, attempt: AttemptRecord | null) {
   return {
-    id: deliveryId,
+    id: claim.id,
     attempt_id: attempt ? newId() : null,
+    attempt_channel: attempt ? claim.channel : null,
     attempt_provider: attempt?.provider ?? null,
     attempt_destination: attempt?.destination ?? null,
     outcome: attempt?.outcome ?? null,

@@ -58,14 +58,26 @@ export async function withDeliveries(
             ),
           )
           .orderBy(asc(deliveryAttempts.startedAt));
+  const attemptsOf = groupBy(log, (a) => a.deliveryId);
+  const deliveriesOf = groupBy(ds, ({ delivery }) => delivery.notificationId);
   return rows.map((notification) => ({
     notification,
-    deliveries: ds
-      .filter(({ delivery }) => delivery.notificationId === notification.id)
-      .map(({ delivery, pushToken }) => ({
-        ...delivery,
-        pushToken,
-        attemptLog: log.filter((a) => a.deliveryId === delivery.id),
-      })),
+    deliveries: (deliveriesOf.get(notification.id) ?? []).map(({ delivery, pushToken }) => ({
+      ...delivery,
+      pushToken,
+      attemptLog: attemptsOf.get(delivery.id) ?? [],
+    })),
   }));
+}
+
+/** The items by key, each group in the items' order. */
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }

@@ -3,6 +3,7 @@
 // is read from the shared database, so every instance reports the same figure whichever one disabled the
 // endpoint; one query per scrape at most, cached like the queue figures.
 import { Gauge, type Registry } from 'prom-client';
+import { cachedRead } from '../../observability/metrics.js';
 import type { SqlRunner } from '../../store/index.js';
 
 /** A scrape within this long of the last reuses its figures. */
@@ -11,12 +12,7 @@ const ENDPOINTS_CACHE_MS = 5_000;
 type DisabledBy = 'herald' | 'admin';
 
 export function createWebhookMetrics(registry: Registry, sql: SqlRunner): void {
-  let cached: { at: number; counts: Promise<Record<DisabledBy, number>> } | null = null;
-  const disabledCounts = () => {
-    const at = performance.now();
-    if (!cached || at - cached.at >= ENDPOINTS_CACHE_MS) cached = { at, counts: readDisabled(sql) };
-    return cached.counts;
-  };
+  const disabledCounts = cachedRead(() => readDisabled(sql), ENDPOINTS_CACHE_MS);
   new Gauge({
     name: 'herald_webhook_endpoints_disabled',
     help: 'Webhook endpoints disabled, by who disabled them (herald: failing or gone; admin), in the shared database.',
@@ -24,10 +20,7 @@ export function createWebhookMetrics(registry: Registry, sql: SqlRunner): void {
     registers: [registry],
     async collect() {
       // A database that does not answer keeps the last counts: /metrics must not fail with it.
-      const counts = await disabledCounts().catch(() => {
-        cached = null;
-        return null;
-      });
+      const counts = await disabledCounts().catch(() => null);
       if (!counts) return;
       for (const [disabledBy, n] of Object.entries(counts)) this.set({ disabled_by: disabledBy }, n);
     },
