@@ -175,7 +175,7 @@ async function run(
   const receivers = await openReceivers(options, server, jwtSecret, cleanup);
   const clients = Array.from(
     { length: options.senders },
-    () => new RawGrpcClient(server.url, `Bearer ${server.apiKey}`),
+    () => new RawGrpcClient(server.grpcUrl, `Bearer ${server.apiKey}`),
   );
   cleanup.add('close sender clients', () => {
     for (const client of clients) client.close();

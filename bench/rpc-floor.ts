@@ -1,67 +1,51 @@
-// `npm run bench -- rpc-floor [--seconds 8] [--concurrency 16]`: what the RPC stack alone costs on this
-// machine. A child process serves NotificationService/Send with a handler that does no work (a constant
-// answer, no database), through Herald's one-port listener and connect-node, and through a plain
-// http2.createServer as the baseline; the same lean gRPC generator as the send benchmark drives both. The
-// figure is the ceiling any Send can reach here, whatever the handler does.
-import { fork } from 'node:child_process';
-import http2 from 'node:http2';
-import { fileURLToPath } from 'node:url';
+// `npm run bench -- rpc-floor [--seconds 6] [--concurrency 16] [--rounds 3] [--cpu-prof]`: what the RPC stack alone costs on
+// this machine, as server CPU per call. Four servers answer NotificationService/Send without doing any work
+// (bench/lib/rpc-servers.ts): a bare node:http2 handler (the floor), plain @grpc/grpc-js, Herald's native gRPC
+// port and Herald's Connect (main port) stack, both with Herald's interceptors and a real API key. The same
+// lean gRPC generator drives each in turn, in interleaved rounds, so drift on this shared machine hits all of
+// them; the figures are the medians over the rounds, and each round's ratio is to the bare handler of that
+// same round.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
-import { NotificationService, SendRequestSchema, SendResponseSchema } from '../clients/node/index.js';
-import { createListener, type RequestHandler } from '../src/server/listener.js';
+import { SendRequestSchema, SendResponseSchema } from '../clients/node/index.js';
+import { positiveInteger, positiveNumber } from './lib/options.js';
 import { RawGrpcClient } from './lib/raw-grpc.js';
+import { integer, renderTable } from './lib/report.js';
+import { type RpcServerVariant, rpcServerVariants, SEND_PATH, startRpcServer } from './lib/rpc-servers.js';
 
-type Variant = 'herald-listener' | 'plain-http2';
-const SEND = `/${NotificationService.typeName}/${NotificationService.method.send.name}`;
+const TARGET_NATIVE_RATIO = 1.5;
+const WARMUP_MS = 2_000;
 
-async function serve(variant: Variant): Promise<void> {
-  const handler = connectNodeAdapter({
-    routes: (router) =>
-      router.service(NotificationService, {
-        async send() {
-          return create(SendResponseSchema, {
-            notificationId: '01a21e8e-40e3-743c-99c5-9b4f467ff320',
-            seq: 1n,
-            deliveries: [{ deliveryId: '01a21e8e-40e3-743c-99c5-9b4f467ff321', channel: 1, status: 1 }],
-          });
-        },
-      }),
-  }) as RequestHandler;
-  let port: number;
-  if (variant === 'plain-http2') {
-    const server = http2.createServer(handler);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as { port: number }).port;
-  } else {
-    port = await createListener(handler).listen(0, '127.0.0.1');
-  }
-  let cpu0 = process.cpuUsage();
-  let t0 = performance.now();
-  process.on('message', (message) => {
-    if (message === 'reset') {
-      cpu0 = process.cpuUsage();
-      t0 = performance.now();
-      process.send!({ reset: true });
-      return;
-    }
-    const used = process.cpuUsage(cpu0);
-    process.send!({ cpu: (used.user + used.system) / 1000 / (performance.now() - t0) });
-  });
-  process.send!({ port });
+const LABELS: Record<RpcServerVariant, string> = {
+  'bare-http2': 'bare node:http2 handler',
+  'grpc-js': '@grpc/grpc-js, nothing else',
+  'herald-grpc': 'Herald gRPC port (grpc-js + interceptors)',
+  'herald-connect': 'Herald main port (connect-node + interceptors)',
+};
+
+interface Measurement {
+  callsPerSecond: number;
+  /** Server CPU per call, µs. */
+  serverUs: number;
+  /** Load generator CPU per call, µs. */
+  generatorUs: number;
 }
 
-async function measure(variant: Variant, seconds: number, concurrency: number) {
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', variant], { execArgv: ['--import', 'tsx'] });
+async function measure(
+  variant: RpcServerVariant,
+  seconds: number,
+  concurrency: number,
+  cpuProfDir: string | undefined,
+): Promise<Measurement> {
+  const server = await startRpcServer(variant, cpuProfDir);
+  const clients = Array.from(
+    { length: concurrency },
+    () => new RawGrpcClient(server.url, server.authorization),
+  );
   try {
-    const { port } = await new Promise<{ port: number }>((resolve) =>
-      child.once('message', (m) => resolve(m as { port: number })),
-    );
-    const clients = Array.from(
-      { length: concurrency },
-      () => new RawGrpcClient(`http://127.0.0.1:${port}`, 'Bearer none'),
-    );
     let calls = 0;
     const drive = async (ms: number) => {
       const end = performance.now() + ms;
@@ -76,7 +60,7 @@ async function measure(variant: Variant, seconds: number, concurrency: number) {
             });
             const answer = fromBinary(
               SendResponseSchema,
-              await client.unary(SEND, toBinary(SendRequestSchema, request), 10_000),
+              await client.unary(SEND_PATH, toBinary(SendRequestSchema, request), 10_000),
             );
             if (answer.deliveries.length !== 1) throw new Error('unexpected answer');
             calls++;
@@ -84,56 +68,78 @@ async function measure(variant: Variant, seconds: number, concurrency: number) {
         }),
       );
     };
-    await drive(2_000);
+    await drive(WARMUP_MS);
     calls = 0;
-    child.send('reset');
-    await new Promise((resolve) => child.once('message', resolve));
-    const cpuStart = process.cpuUsage();
-    const t0 = performance.now();
+    await server.reset();
+    const generator0 = process.cpuUsage();
     await drive(seconds * 1_000);
-    const elapsed = (performance.now() - t0) / 1000;
-    const gen = process.cpuUsage(cpuStart);
-    child.send('cpu');
-    const { cpu } = await new Promise<{ cpu: number }>((resolve) =>
-      child.once('message', (m) => resolve(m as { cpu: number })),
-    );
-    for (const client of clients) client.close();
+    const generator = process.cpuUsage(generator0);
+    const { cpuMs, wallMs } = await server.cpu();
     return {
-      variant,
-      rate: calls / elapsed,
-      serverCpu: cpu * 100,
-      genCpu: (gen.user + gen.system) / 1e6 / elapsed,
+      callsPerSecond: calls / (wallMs / 1_000),
+      serverUs: (cpuMs * 1_000) / calls,
+      generatorUs: (generator.user + generator.system) / calls,
     };
   } finally {
-    child.kill('SIGTERM');
+    for (const client of clients) client.close();
+    server.stop();
   }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { seconds: { type: 'string', default: '8' }, concurrency: { type: 'string', default: '16' } },
+    options: {
+      seconds: { type: 'string' },
+      concurrency: { type: 'string' },
+      rounds: { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+    },
   });
-  const seconds = Number(values.seconds);
-  const concurrency = Number(values.concurrency);
-  const rows = [];
-  for (const variant of ['plain-http2', 'herald-listener'] as const)
-    rows.push(await measure(variant, seconds, concurrency));
-  const baseline = rows[0]!.rate;
+  const cpuProfDir = values['cpu-prof']
+    ? mkdtempSync(path.join(os.tmpdir(), 'herald-rpc-floor-prof-'))
+    : undefined;
+  const seconds = positiveNumber('--seconds', values.seconds, 6);
+  const concurrency = positiveInteger('--concurrency', values.concurrency, 16);
+  const rounds = positiveInteger('--rounds', values.rounds, 3);
+  const results = new Map<RpcServerVariant, Measurement[]>(rpcServerVariants.map((v) => [v, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const variant of rpcServerVariants) {
+      process.stderr.write(`  round ${round}/${rounds}: ${variant}\n`);
+      results.get(variant)!.push(await measure(variant, seconds, concurrency, cpuProfDir));
+    }
+  }
+  const bare = results.get('bare-http2')!;
+  const rows = rpcServerVariants.map((variant) => {
+    const runs = results.get(variant)!;
+    const ratios = runs.map((run, i) => run.serverUs / bare[i]!.serverUs);
+    return [
+      LABELS[variant],
+      integer.format(median(runs.map((r) => r.callsPerSecond))),
+      median(runs.map((r) => r.serverUs)).toFixed(1),
+      `${median(ratios).toFixed(2)}×`,
+      ratios.map((r) => r.toFixed(2)).join(' '),
+      median(runs.map((r) => r.generatorUs)).toFixed(1),
+    ];
+  });
+  const native = results.get('herald-grpc')!.map((run, i) => run.serverUs / bare[i]!.serverUs);
+  const nativeRatio = median(native);
   process.stdout.write(
-    `\nRPC floor: no-op Send over gRPC, ${concurrency} connections, ${seconds} s (CPU: share of one core over the measured seconds)\n\n` +
-      'server                               calls/s  vs plain  server CPU  gen CPU\n' +
-      rows
-        .map(
-          (r) =>
-            `${(r.variant === 'plain-http2' ? 'connect-node on http2.createServer' : 'connect-node on Herald listener').padEnd(35)}  ` +
-            `${Math.round(r.rate).toLocaleString('en').padStart(7)}  ${`${Math.round((100 * r.rate) / baseline)}%`.padStart(8)}  ` +
-            `${`${Math.round(r.serverCpu)}%`.padStart(10)}  ${`${Math.round(r.genCpu * 100)}%`.padStart(7)}`,
-        )
-        .join('\n') +
-      '\n',
+    `\nRPC floor: no-op Send over gRPC, ${concurrency} connections, ${seconds} s per run, ${rounds} interleaved rounds ` +
+      `(medians; Node ${process.version})\n\n` +
+      renderTable(
+        ['server', 'calls/s', 'server µs CPU/call', '× bare', 'per round', 'generator µs/call'],
+        rows,
+        1,
+      ) +
+      `\n\nTarget: Herald gRPC port ≤ ${TARGET_NATIVE_RATIO}× the bare handler's CPU per call: ` +
+      `${nativeRatio.toFixed(2)}× — ${nativeRatio <= TARGET_NATIVE_RATIO ? 'met' : 'NOT MET'}\n` +
+      (cpuProfDir ? `\nServer CPU profiles: ${cpuProfDir}\n` : ''),
   );
 }
-
-const serveIndex = process.argv.indexOf('--serve');
-if (serveIndex >= 0) void serve(process.argv[serveIndex + 1] as Variant);

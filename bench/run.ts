@@ -3,6 +3,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { compileForBench } from './lib/compiled.js';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 
@@ -46,6 +47,9 @@ async function run(argv: string[]): Promise<number> {
     printUsage(name ? `unknown benchmark "${name}"` : 'no benchmark named', available);
     return 2;
   }
+  // Herald's processes run the compiled build, as in production (bench/lib/compiled.ts).
+  process.stderr.write('compiling src/ and bench/ into dist/ (tsc -p tsconfig.bench.json)\n');
+  compileForBench();
   const module: unknown = await import(pathToFileURL(path.join(benchDir, `${name}.ts`)).href);
   if (!isBenchmarkModule(module)) throw new Error(`bench/${name}.ts does not export main()`);
   await module.main(args);

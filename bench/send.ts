@@ -1,6 +1,8 @@
-// `npm run bench -- send`: Herald's Send and SendBatch throughput and latency over gRPC, against the
-// same rows inserted with raw postgres.js into the same database in the same run; then the same Herald
-// phases on the embedded PGlite engine, for information.
+// `npm run bench -- send`: Herald's Send and SendBatch throughput and latency over native gRPC (the gRPC port),
+// against the same rows inserted with raw postgres.js into the same database in the same run, and Herald's
+// server CPU per Send against the floor measured in the same run: a bare node:http2 gRPC handler's server CPU
+// plus the raw transaction's client CPU; then the same Herald phases on the embedded PGlite engine, for
+// information.
 //
 //   npm run bench -- send [--seconds 8] [--warmup 2] [--concurrency 16] [--connections N] [--users 10000] [--batch 500]
 //                         [--no-pglite] [--cpu-prof]
@@ -22,6 +24,7 @@ import { benchServerUrl, positiveNumber } from './lib/options.js';
 import { openRawPglite, rawPgliteSend } from './lib/raw-pglite.js';
 import { openRawPool, rawSendBatched, rawSendPerTransaction } from './lib/raw-postgres.js';
 import {
+  cpuPerCallUs,
   find,
   type PhaseKind,
   type PhaseRow,
@@ -31,6 +34,7 @@ import {
   type Target,
   targetTable,
 } from './lib/report.js';
+import { startRpcServer } from './lib/rpc-servers.js';
 import { Workload } from './lib/workload.js';
 
 interface Options {
@@ -47,6 +51,8 @@ interface Options {
 }
 
 const TARGET_SEND_RATIO = 0.6;
+/** A Send's server CPU at most this many times (a bare gRPC handler's + a raw transaction's client CPU). */
+const TARGET_SEND_CPU_RATIO = 2.5;
 const TARGET_SEND_P99_MS = 25;
 const TARGET_BATCH_RATIO = 0.5;
 
@@ -144,7 +150,7 @@ async function postgresPhases(
   const raw = openRawPool(database.url, options.concurrency);
   cleanup.add('close raw pool', () => raw.end({ timeout: 5 }));
 
-  const clients = createClients(options.concurrency, options.connections, server.url, server.apiKey);
+  const clients = createClients(options.concurrency, options.connections, server.grpcUrl, server.apiKey);
   cleanup.add('close gRPC clients (postgres)', () => {
     for (const client of new Set(clients)) client.close();
   });
@@ -174,7 +180,31 @@ async function postgresPhases(
     rows.push(await runPhase(options, spec));
   }
   log.push(...(await stopServer(server)));
+  rows.push(await bareRpcPhase(options, workload, cleanup));
   return rows;
+}
+
+/**
+ * The least a server can spend on a Send RPC: a bare node:http2 handler that parses the request and answers a
+ * constant (bench/lib/rpc-servers.ts), driven by the same clients and workload. With the raw transaction's
+ * client CPU it is the floor the target puts a full Send's server CPU against.
+ */
+async function bareRpcPhase(options: Options, workload: Workload, cleanup: Cleanup): Promise<PhaseRow> {
+  const bare = await startRpcServer('bare-http2');
+  cleanup.add('stop the bare gRPC handler', () => bare.stop());
+  const clients = createClients(options.concurrency, options.connections, bare.url, 'none');
+  try {
+    return await runPhase(options, {
+      engine: 'postgres',
+      kind: 'bare-rpc',
+      label: 'bare gRPC handler (no-op)',
+      call: heraldSend(clients, workload),
+      serverPid: bare.pid,
+    });
+  } finally {
+    for (const client of new Set(clients)) client.close();
+    bare.stop();
+  }
 }
 
 async function pglitePhases(options: Options, cleanup: Cleanup, log: string[]): Promise<PhaseRow[]> {
@@ -187,7 +217,7 @@ async function pglitePhases(options: Options, cleanup: Cleanup, log: string[]): 
     cpuProfDir: options.cpuProfDir,
   });
   cleanup.add('stop Herald (pglite)', () => server.stop());
-  const clients = createClients(options.concurrency, options.connections, server.url, server.apiKey);
+  const clients = createClients(options.concurrency, options.connections, server.grpcUrl, server.apiKey);
   cleanup.add('close gRPC clients (pglite)', () => {
     for (const client of new Set(clients)) client.close();
   });
@@ -255,6 +285,13 @@ function postgresTargets(rows: PhaseRow[]): Target[] {
       target: `< ${TARGET_SEND_P99_MS} ms`,
     },
     {
+      label: 'Send server CPU / (bare handler + raw tx client CPU)',
+      value: sendCpuRatio(rows),
+      format: (v) => `${v.toFixed(2)}×`,
+      pass: (v) => v <= TARGET_SEND_CPU_RATIO,
+      target: `<= ${TARGET_SEND_CPU_RATIO}×`,
+    },
+    {
       label: 'SendBatch / raw batched inserts',
       value: ratio(find(rows, 'postgres', 'send-batch'), find(rows, 'postgres', 'raw-batch')),
       format: pct,
@@ -262,6 +299,23 @@ function postgresTargets(rows: PhaseRow[]): Target[] {
       target: `>= ${TARGET_BATCH_RATIO * 100}%`,
     },
   ];
+}
+
+/** A Send's server CPU per call against the floor: a bare handler's server CPU plus a raw transaction's client CPU. */
+function sendCpuRatio(rows: PhaseRow[]): number | undefined {
+  const send = cpuPerCallUs(find(rows, 'postgres', 'send'), 'server');
+  const bare = cpuPerCallUs(find(rows, 'postgres', 'bare-rpc'), 'server');
+  const raw = cpuPerCallUs(find(rows, 'postgres', 'raw-tx'), 'generator');
+  return send === undefined || bare === undefined || raw === undefined ? undefined : send / (bare + raw);
+}
+
+function cpuLine(rows: PhaseRow[]): string {
+  const us = (v: number | undefined) => (v === undefined ? '-' : `${v.toFixed(0)} µs`);
+  return (
+    `CPU per call: Herald Send server ${us(cpuPerCallUs(find(rows, 'postgres', 'send'), 'server'))}, ` +
+    `bare gRPC handler server ${us(cpuPerCallUs(find(rows, 'postgres', 'bare-rpc'), 'server'))}, ` +
+    `raw tx client (this process) ${us(cpuPerCallUs(find(rows, 'postgres', 'raw-tx'), 'generator'))}`
+  );
 }
 
 function pgliteRatios(rows: PhaseRow[]) {
@@ -299,7 +353,7 @@ function printReport(options: Options, env: Environment, rows: PhaseRow[], serve
       `PostgreSQL ${env.postgresVersion}`,
     `machine busy before the run: ${busy} of all cores` +
       (env.backgroundLoad > BUSY_MACHINE ? ' — OTHER PROCESSES ARE COMPETING; see "other CPU"' : ''),
-    'server: child process (node --import tsx src/main.ts serve), log level warn, ' +
+    'server: child process (node dist/src/main.js serve, the compiled build), log level warn, ' +
       `HERALD_DB_POOL_MAX=${process.env.HERALD_DB_POOL_MAX ?? '10 (default)'}, ` +
       `HERALD_SEND_MAX_STATEMENTS=${process.env.HERALD_SEND_MAX_STATEMENTS ?? '4 (default)'}, ` +
       `HERALD_WORKERS=${process.env.HERALD_WORKERS ?? '1 (default)'}`,
@@ -313,6 +367,8 @@ function printReport(options: Options, env: Environment, rows: PhaseRow[], serve
       'server = Herald child, pg = backends of the bench database, other = everything else; machine = all cores',
     '',
     phaseTable(rows),
+    '',
+    cpuLine(rows),
     '',
     'Targets (PostgreSQL, same database, same run):',
     targetTable(postgresTargets(rows)),

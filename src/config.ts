@@ -16,6 +16,8 @@ export const MAX_TOKEN_WAIT_MS = 1_000;
 export interface Config {
   host: string;
   port: number;
+  /** Native gRPC (@grpc/grpc-js) on a port of its own; undefined: off (HERALD_GRPC_PORT=off). */
+  grpcPort: number | undefined;
   /** PostgreSQL URL; undefined selects the embedded PGlite engine. */
   databaseUrl: string | undefined;
   dataDir: string;
@@ -198,6 +200,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config: Config = {
     host: str('HERALD_HOST') ?? '0.0.0.0',
     port: int('HERALD_PORT', 8080, 0, 65535),
+    grpcPort:
+      str('HERALD_GRPC_PORT')?.toLowerCase() === 'off' ? undefined : int('HERALD_GRPC_PORT', 50051, 0, 65535),
     databaseUrl,
     dataDir: str('HERALD_DATA_DIR') ?? './.herald/data',
     dbPoolMax: int('HERALD_DB_POOL_MAX', 10, 1, 1000),
@@ -309,6 +313,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (config.linkSecret && Buffer.byteLength(config.linkSecret) < 32) {
     problems.push('HERALD_LINK_SECRET must be at least 32 bytes');
+  }
+  if (config.grpcPort !== undefined && config.grpcPort !== 0 && config.grpcPort === config.port) {
+    problems.push(
+      `HERALD_GRPC_PORT (${config.grpcPort}) must differ from HERALD_PORT: native gRPC has a port of its own (or set it to "off")`,
+    );
   }
   if (config.workers > 1 && !databaseUrl) {
     problems.push('HERALD_WORKERS above 1 needs DATABASE_URL: the embedded database belongs to one process');

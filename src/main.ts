@@ -38,7 +38,7 @@ usage:
   herald keys revoke ID|PREFIX                   revoke an API key
   herald keys vapid                              generate a VAPID key pair for Web Push (JSON on stdout)
   herald send --user ID --type TYPE --title T [--body B] [--channel in_app ...]
-              [--url http://127.0.0.1:8080] [--api-key KEY]   send one notification over gRPC
+              [--url http://127.0.0.1:50051] [--api-key KEY]  send one notification over gRPC
                                                  (the key may also come from HERALD_API_KEY)
   herald providers check FILE                    validate a providers file without starting (exit 2 if bad)
   herald outbox [--follow] [--channel email] [--limit 20] [--url ...] [--api-key KEY]
@@ -47,6 +47,11 @@ usage:
 `;
 
 class UsageError extends Error {}
+
+/** Where the CLI's RPCs go without --url: this machine's native gRPC port (else its main port). */
+function defaultUrl(config: Config): string {
+  return `http://127.0.0.1:${config.grpcPort || config.port}`;
+}
 
 async function withDatabase<T>(config: Config, logger: Logger, fn: (db: Database) => Promise<T>): Promise<T> {
   const database = await openDatabase({
@@ -92,7 +97,11 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   const started = await startHerald({ config, logger });
   herald = started;
   announceBootstrapKey(started.bootstrapKey);
-  process.stdout.write(`Herald is listening on ${started.url} (${started.database.engine})\n`);
+  process.stdout.write(
+    `Herald is listening on ${started.url} (${started.database.engine})` +
+      (started.grpcUrl ? `; native gRPC on ${started.grpcUrl}` : '; native gRPC off') +
+      '\n',
+  );
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       stopping = true;
@@ -190,7 +199,7 @@ async function send(config: Config, args: string[]): Promise<void> {
     if (channel === undefined) throw new UsageError(`unknown channel "${name}"`);
     return channel;
   });
-  const client = createHeraldClient({ baseUrl: values.url ?? `http://127.0.0.1:${config.port}`, apiKey });
+  const client = createHeraldClient({ baseUrl: values.url ?? defaultUrl(config), apiKey });
   const response = await client.send(
     create(SendRequestSchema, {
       userId: values.user,
@@ -257,7 +266,7 @@ async function outbox(config: Config, args: string[]): Promise<void> {
     throw new UsageError(`unknown channel "${values.channel}" (push, email, sms, webhook)`);
   const limit = values.limit === undefined ? 20 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError('--limit must be 1..500');
-  const admin = createHeraldAdminClient({ baseUrl: values.url ?? `http://127.0.0.1:${config.port}`, apiKey });
+  const admin = createHeraldAdminClient({ baseUrl: values.url ?? defaultUrl(config), apiKey });
   const page = await admin.listOutboxMessages({ channel, limit }, { timeoutMs: 10_000 });
   const shown = page.messages.toReversed();
   for (const message of shown) printOutboxMessage(message);

@@ -85,7 +85,7 @@ export async function heraldPhase(
   }).finally(restore);
   cleanup.add('stop Herald', () => server.stop());
   try {
-    const options = { baseUrl: server.url, apiKey: server.apiKey, defaultTimeoutMs: RPC_TIMEOUT_MS };
+    const options = { baseUrl: server.grpcUrl, apiKey: server.apiKey, defaultTimeoutMs: RPC_TIMEOUT_MS };
     const { secret } = await createClient(AdminService, createHeraldTransport(options)).createWebhookEndpoint(
       {
         url: setup.receiver.url,

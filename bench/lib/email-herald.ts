@@ -165,7 +165,7 @@ export async function heraldEmailPhase(
       const herald = createClient(
         NotificationService,
         createHeraldTransport({
-          baseUrl: server.url,
+          baseUrl: server.grpcUrl,
           apiKey: server.apiKey,
           defaultTimeoutMs: RPC_TIMEOUT_MS,
         }),

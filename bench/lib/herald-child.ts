@@ -1,13 +1,14 @@
-// Herald in a child process (`node --import tsx src/main.ts serve`), so on a 2-core machine the load
+// Herald in a child process (`node dist/src/main.js serve`, the compiled build), so on a 2-core machine the load
 // generator does not share the server's event loop. The child reports its URL and, on an empty database,
 // the bootstrap admin key on stdout; both are read from there.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { compiled } from './compiled.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const LISTENING = /Herald is listening on (\S+) \((\w+)\)/;
+const LISTENING = /Herald is listening on (\S+) \((\w+)\); native gRPC on (\S+)/;
 const BOOTSTRAP_KEY = /hk_[A-Za-z0-9_-]{43}/;
 const START_TIMEOUT_MS = 60_000;
 // Graceful shutdown waits for in-flight RPCs for up to 10 s by default; the load has stopped by then.
@@ -25,7 +26,10 @@ export interface HeraldChildOptions {
 
 export interface HeraldChild {
   readonly pid: number;
+  /** The main port (Connect, gRPC-Web, WebSockets). */
   readonly url: string;
+  /** The native gRPC port, which gRPC clients use. */
+  readonly grpcUrl: string;
   readonly engine: string;
   readonly apiKey: string;
   /** Warnings and errors the server logged (pino JSON lines on stderr). */
@@ -40,6 +44,7 @@ function childEnv(options: HeraldChildOptions): NodeJS.ProcessEnv {
     HERALD_HOST: '127.0.0.1',
     // Port 0: the kernel picks a free port, which the "listening" line reports.
     HERALD_PORT: '0',
+    HERALD_GRPC_PORT: '0',
     HERALD_LOG_LEVEL: process.env.HERALD_LOG_LEVEL ?? 'warn',
     HERALD_BOOTSTRAP_ADMIN_KEY: 'true',
     // The fanout bench holds 10,000 WebSockets plus its control connections: above the default cap of 10,000.
@@ -53,7 +58,8 @@ function childEnv(options: HeraldChildOptions): NodeJS.ProcessEnv {
 
 export async function startHeraldChild(options: HeraldChildOptions): Promise<HeraldChild> {
   const profiling = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
-  const child = spawn(process.execPath, [...profiling, '--import', 'tsx', 'src/main.ts', 'serve'], {
+  // The compiled build, as production runs it (`npm run bench` compiles it first).
+  const child = spawn(process.execPath, [...profiling, compiled('src/main.ts'), 'serve'], {
     cwd: repoRoot,
     env: childEnv(options),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -64,10 +70,11 @@ export async function startHeraldChild(options: HeraldChildOptions): Promise<Her
     if (stderrLines.length > STDERR_LINES_KEPT) stderrLines.shift();
   });
   try {
-    const { url, engine, apiKey } = await waitUntilListening(child, () => stderrLines.join('\n'));
+    const { url, grpcUrl, engine, apiKey } = await waitUntilListening(child, () => stderrLines.join('\n'));
     return {
       pid: child.pid!,
       url,
+      grpcUrl,
       engine,
       apiKey,
       logLines: () => stderrLines,
@@ -82,7 +89,7 @@ export async function startHeraldChild(options: HeraldChildOptions): Promise<Her
 function waitUntilListening(
   child: ChildProcess,
   stderrTail: () => string,
-): Promise<{ url: string; engine: string; apiKey: string }> {
+): Promise<{ url: string; grpcUrl: string; engine: string; apiKey: string }> {
   return new Promise((resolve, reject) => {
     let apiKey: string | undefined;
     const timer = setTimeout(
@@ -99,7 +106,7 @@ function waitUntilListening(
       if (!listening) return;
       clearTimeout(timer);
       if (!apiKey) reject(new Error('Herald started without printing a bootstrap key (database not empty?)'));
-      else resolve({ url: listening[1]!, engine: listening[2]!, apiKey });
+      else resolve({ url: listening[1]!, grpcUrl: listening[3]!, engine: listening[2]!, apiKey });
     });
   });
 }

@@ -229,7 +229,7 @@ export async function heraldPushPhase(
       const herald = createClient(
         NotificationService,
         createHeraldTransport({
-          baseUrl: server.url,
+          baseUrl: server.grpcUrl,
           apiKey: server.apiKey,
           defaultTimeoutMs: RPC_TIMEOUT_MS,
         }),

@@ -94,11 +94,11 @@ export async function startHeraldFanoutServer(options: HeraldFanoutOptions): Pro
   const inspector = inspectorUrl(child.logLines());
   const senders = Array.from(
     { length: options.senders },
-    () => new RawGrpcClient(child.url, `Bearer ${child.apiKey}`),
+    () => new RawGrpcClient(child.grpcUrl, `Bearer ${child.apiKey}`),
   );
   const admin = createClient(
     AdminService,
-    createHeraldTransport({ baseUrl: child.url, apiKey: child.apiKey }),
+    createHeraldTransport({ baseUrl: child.grpcUrl, apiKey: child.apiKey }),
   );
 
   async function unicast(

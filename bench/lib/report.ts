@@ -2,7 +2,7 @@
 // against both baselines.
 import { type LoadResult, percentile } from './load.js';
 
-export type PhaseKind = 'send' | 'send-batch' | 'raw-tx' | 'raw-batch';
+export type PhaseKind = 'send' | 'send-batch' | 'raw-tx' | 'raw-batch' | 'bare-rpc';
 
 export interface PhaseRow {
   engine: 'postgres' | 'pglite';
@@ -104,6 +104,16 @@ export function ratioTable(ratios: { label: string; value: number | undefined }[
 
 export function find(rows: PhaseRow[], engine: PhaseRow['engine'], kind: PhaseKind): LoadResult | undefined {
   return rows.find((r) => r.engine === engine && r.kind === kind)?.result;
+}
+
+/** CPU per call, in µs, of the process `side` names (the server child, or this generator process). */
+export function cpuPerCallUs(
+  result: LoadResult | undefined,
+  side: 'server' | 'generator',
+): number | undefined {
+  const share = result?.cpu[side];
+  if (!result || share === undefined || result.calls === 0) return undefined;
+  return (share * result.elapsedMs * 1_000) / result.calls;
 }
 
 export function ratio(a: LoadResult | undefined, b: LoadResult | undefined): number | undefined {

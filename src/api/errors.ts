@@ -4,6 +4,7 @@
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { type ErrorKind, HeraldError } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
+import { methodName } from '../observability/metrics.js';
 import { isDatabaseUnavailable } from '../store/index.js';
 
 const codeOf: Record<ErrorKind, Code> = {
@@ -27,16 +28,21 @@ export function toConnectError(error: unknown, logger: Logger, method: string): 
 }
 
 export function errorMappingInterceptor(logger: Logger): Interceptor {
-  return (next) => async (req) => {
-    const method = `${req.service.typeName}/${req.method.name}`;
+  return (next) => (req) => {
+    let res: ReturnType<typeof next>;
     try {
-      const res = await next(req);
-      if (!res.stream) return res;
-      // A streaming handler's errors surface while its messages are read.
-      return { ...res, message: mapStreamErrors(res.message, logger, method) };
+      res = next(req);
     } catch (error) {
-      throw toConnectError(error, logger, method);
+      return Promise.reject(toConnectError(error, logger, methodName(req.method)));
     }
+    return res.then(
+      (res) =>
+        // A streaming handler's errors surface while its messages are read.
+        res.stream ? { ...res, message: mapStreamErrors(res.message, logger, methodName(req.method)) } : res,
+      (error: unknown) => {
+        throw toConnectError(error, logger, methodName(req.method));
+      },
+    );
   };
 }
 

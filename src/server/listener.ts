@@ -82,8 +82,16 @@ export interface Listener {
   readonly http2: http2.Http2Server;
   readonly limits: Readonly<ListenerLimits>;
   listen(port: number, host: string): Promise<number>;
-  /** Stops accepting, lets in-flight requests finish within `deadlineMs`, then cuts what is left. */
-  close(deadlineMs: number, onDeadline: () => void): Promise<void>;
+  /**
+   * A second port, for native gRPC: the same connection caps (counted together with the main port's), the same
+   * sniffing; a connection that opens with the HTTP/2 preface goes to `accept`, anything else is answered 505.
+   */
+  listenGrpc(port: number, host: string, accept: (socket: net.Socket) => void): Promise<number>;
+  /**
+   * Stops accepting, lets in-flight requests finish within `deadlineMs`, then cuts what is left. Connections
+   * are closed once `alsoDrained` (the native gRPC server's own drain) has settled too.
+   */
+  close(deadlineMs: number, onDeadline: () => void, alsoDrained?: Promise<unknown>): Promise<void>;
   /** Requests being handled right now. */
   inFlight(): number;
   /** Connections open right now (not counting refused ones being answered). */
@@ -91,6 +99,23 @@ export interface Listener {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const NOT_GRPC_TEXT =
+  'this port speaks native gRPC only (HTTP/2 with prior knowledge); Connect, gRPC-Web, HTTP/1.1 and WebSockets are on the main port\n';
+const NOT_GRPC = Buffer.from(
+  'HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(NOT_GRPC_TEXT)}\r\nConnection: close\r\n\r\n${NOT_GRPC_TEXT}`,
+);
+
+function listenOn(server: net.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
 
 function destroy(this: net.Socket) {
   this.destroy();
@@ -374,50 +399,61 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
     lingering.delete(this);
   }
 
-  const tcp = net.createServer({ noDelay: true }, (socket) => {
-    const peer = plainAddress(socket.remoteAddress);
-    if (sockets.size >= limits.maxConnections) return refuse(socket, 'max_connections', peer);
-    // Counted per address unless the cap is off or the peer is exempt (a local proxy is every client).
-    const counted =
-      limits.maxConnectionsPerAddress > 0 &&
-      peer !== undefined &&
-      !exempt.check(peer, net.isIP(peer) === 6 ? 'ipv6' : 'ipv4');
-    const address = counted ? addressKey(peer) : undefined;
-    if (address !== undefined) {
-      const fromAddress = perAddress.get(address) ?? 0;
-      if (fromAddress >= limits.maxConnectionsPerAddress) {
-        return refuse(socket, 'max_connections_per_address', address);
+  /** Admission (the caps), then sniffing: `route` gets the socket, paused, with its first bytes put back. */
+  function accepting(route: (socket: net.Socket, http2: boolean) => void) {
+    return (socket: net.Socket) => {
+      const peer = plainAddress(socket.remoteAddress);
+      if (sockets.size >= limits.maxConnections) return refuse(socket, 'max_connections', peer);
+      // Counted per address unless the cap is off or the peer is exempt (a local proxy is every client).
+      const counted =
+        limits.maxConnectionsPerAddress > 0 &&
+        peer !== undefined &&
+        !exempt.check(peer, net.isIP(peer) === 6 ? 'ipv6' : 'ipv4');
+      const address = counted ? addressKey(peer) : undefined;
+      if (address !== undefined) {
+        const fromAddress = perAddress.get(address) ?? 0;
+        if (fromAddress >= limits.maxConnectionsPerAddress) {
+          return refuse(socket, 'max_connections_per_address', address);
+        }
+        perAddress.set(address, fromAddress + 1);
       }
-      perAddress.set(address, fromAddress + 1);
-    }
-    const connection: Connection = {
-      address,
-      sniff: setTimeout(destroySocket, limits.sniffTimeoutMs, socket),
+      const connection: Connection = {
+        address,
+        sniff: setTimeout(destroySocket, limits.sniffTimeoutMs, socket),
+      };
+      sockets.set(socket, connection);
+      socket.once('close', forget);
+      socket.on('error', destroy);
+      let head: Buffer = EMPTY;
+      const onData = (chunk: Buffer) => {
+        head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+        const n = Math.min(head.length, PREFACE.length);
+        const looksLikeH2 = head.subarray(0, n).equals(PREFACE.subarray(0, n));
+        if (looksLikeH2 && head.length < PREFACE.length) return; // wait for the rest of the preface
+        clearTimeout(connection.sniff);
+        connection.sniff = undefined;
+        socket.off('data', onData);
+        socket.pause();
+        socket.unshift(head);
+        head = EMPTY;
+        route(socket, looksLikeH2);
+      };
+      socket.on('data', onData);
     };
-    sockets.set(socket, connection);
-    socket.once('close', forget);
-    socket.on('error', destroy);
-    let head: Buffer = EMPTY;
-    const onData = (chunk: Buffer) => {
-      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
-      const n = Math.min(head.length, PREFACE.length);
-      const looksLikeH2 = head.subarray(0, n).equals(PREFACE.subarray(0, n));
-      if (looksLikeH2 && head.length < PREFACE.length) return; // wait for the rest of the preface
-      clearTimeout(connection.sniff);
-      connection.sniff = undefined;
-      socket.off('data', onData);
-      socket.pause();
-      socket.unshift(head);
-      head = EMPTY;
+  }
+
+  const tcp = net.createServer(
+    { noDelay: true },
+    accepting((socket, looksLikeH2) => {
       // The http2 session takes the bytes already buffered on the socket itself; do not resume it.
       if (looksLikeH2) h2.emit('connection', socket);
       else {
         h1.emit('connection', socket);
         socket.resume();
       }
-    };
-    socket.on('data', onData);
-  });
+    }),
+  );
+  const extraPorts: net.Server[] = [];
 
   return {
     http1: h1,
@@ -425,23 +461,32 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
     limits,
     inFlight: () => active,
     connections: () => sockets.size,
+    listenGrpc(port, host, accept) {
+      const server = net.createServer(
+        { noDelay: true },
+        accepting((socket, looksLikeH2) => {
+          if (looksLikeH2) accept(socket);
+          else socket.end(NOT_GRPC);
+        }),
+      );
+      extraPorts.push(server);
+      return listenOn(server, port, host);
+    },
     listen(port, host) {
-      return new Promise((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen(port, host, () => {
-          tcp.off('error', reject);
-          // The http server never listens itself (it is handed sockets), and Node starts the checker that
-          // enforces its headers and request timeouts only on 'listening': start it (and its connection
-          // list, which closeIdleConnections and closeAllConnections use) the same way.
-          h1.emit('listening');
-          sweeper = setInterval(sweepRequests, checkIntervalMs).unref();
-          resolve((tcp.address() as net.AddressInfo).port);
-        });
+      return listenOn(tcp, port, host).then((bound) => {
+        // The http server never listens itself (it is handed sockets), and Node starts the checker that
+        // enforces its headers and request timeouts only on 'listening': start it (and its connection
+        // list, which closeIdleConnections and closeAllConnections use) the same way.
+        h1.emit('listening');
+        sweeper = setInterval(sweepRequests, checkIntervalMs).unref();
+        return bound;
       });
     },
-    async close(deadlineMs, onDeadline) {
+    async close(deadlineMs, onDeadline, alsoDrained) {
       draining = true;
-      const stopped = new Promise<void>((resolve) => tcp.close(() => resolve()));
+      const stopped = Promise.all(
+        [tcp, ...extraPorts].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+      );
       for (const session of h2Sessions.keys()) session.close();
       h1.closeIdleConnections();
       const idle =
@@ -456,6 +501,7 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
         await Promise.race([idle, new Promise((resolve) => setTimeout(resolve, CANCEL_GRACE_MS))]);
       }
       clearTimeout(timer);
+      await alsoDrained?.catch(() => {});
       clearInterval(sweeper);
       h1.closeAllConnections();
       // Stops the http server's timeout checker (it never listened, so this only emits 'close').

@@ -1,9 +1,10 @@
 // The Node request handler for every RPC: connect-node's router and its universal request/response bridge,
 // plus two corrections. connect-es answers a request whose protobuf binary cannot be parsed (garbage, a
 // truncated message, invalid UTF-8 in a string field, a Struct nested past the decoder's depth), or whose
-// compressed message cannot be decompressed, with INTERNAL, on all three protocols, before any interceptor
-// runs. That is a client's mistake, so it is answered INVALID_ARGUMENT naming the request: `request: not a
-// valid <type> (…)`. The JSON forms already answer INVALID_ARGUMENT. And a request whose Host (or
+// compressed message cannot be decompressed, with INTERNAL (some decompression failures with INVALID_ARGUMENT
+// "decompression failed"), on all three protocols, before any interceptor runs. That is a client's mistake, so
+// it is answered INVALID_ARGUMENT naming the request, in the same words as the native gRPC port:
+// `request: not a valid <type> (…)`, `request: the compressed message could not be decompressed`. The JSON forms already answer INVALID_ARGUMENT. And a request whose Host (or
 // :authority) is no URL authority, which the bridge throws on synchronously, gets 400 instead of taking the
 // process down.
 //
@@ -79,15 +80,19 @@ export function createRpcHandler(options: RpcHandlerOptions): RequestHandler {
   };
 }
 
+/** The answer to a request message that is not valid protobuf binary (both transports phrase it so). */
+export function unparsableRequest(typeName: string, problem: string): string {
+  return `request: not a valid ${typeName} in the protobuf binary format (${problem})`;
+}
+
 /**
  * The problem, phrased for the client, when `message` is one of connect-es's INTERNAL answers to a request
  * it could not read (a parse failure, or a compressed envelope it could not decompress); else undefined.
  */
 function invalidRequest(message: unknown, typeName: string): string | undefined {
   if (typeof message !== 'string') return undefined;
-  if (message.startsWith(PARSE_FAILURE)) {
-    return `request: not a valid ${typeName} in the protobuf binary format (${message.slice(PARSE_FAILURE.length)})`;
-  }
+  if (message.startsWith(PARSE_FAILURE))
+    return unparsableRequest(typeName, message.slice(PARSE_FAILURE.length));
   if (message === DECOMPRESSION_FAILED) return 'request: the compressed message could not be decompressed';
   if (message.startsWith(COMPRESSED_WITHOUT_ENCODING)) {
     return 'request: a message is flagged compressed, but the request names no compression it was made with';
@@ -112,7 +117,7 @@ function withParseFailuresAsInvalid(
 
 function rewriteChunk(chunk: Uint8Array, response: UniversalServerResponse, typeName: string): Uint8Array {
   const contentType = response.header?.get('content-type') ?? '';
-  if (response.status === 500 && contentType.startsWith('application/json')) {
+  if ((response.status === 500 || response.status === 400) && contentType.startsWith('application/json')) {
     return rewriteConnectUnaryError(chunk, response, typeName);
   }
   if (contentType.startsWith('application/grpc-web')) {
@@ -130,7 +135,7 @@ function rewriteConnectUnaryError(
   typeName: string,
 ): Uint8Array {
   const error = parseJson(decoder.decode(chunk));
-  if (error?.code !== 'internal') return chunk;
+  if (error?.code !== 'internal' && error?.code !== 'invalid_argument') return chunk;
   const message = invalidRequest(error.message, typeName);
   if (!message) return chunk;
   const body = encoder.encode(JSON.stringify({ code: 'invalid_argument', message }));
@@ -142,7 +147,7 @@ function rewriteConnectUnaryError(
 function rewriteEndStream(text: string, typeName: string): string | undefined {
   const end = parseJson(text);
   const error = end?.error as { code?: unknown; message?: unknown } | undefined;
-  if (error?.code !== 'internal') return undefined;
+  if (error?.code !== 'internal' && error?.code !== 'invalid_argument') return undefined;
   const message = invalidRequest(error.message, typeName);
   if (!message) return undefined;
   return JSON.stringify({ ...end, error: { code: 'invalid_argument', message } });
@@ -154,7 +159,7 @@ function rewriteGrpcWebTrailer(text: string, typeName: string): string | undefin
     const colon = line.indexOf(':');
     if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
   }
-  if (fields.get('grpc-status') !== String(Code.Internal)) return undefined;
+  if (!rewritable(fields.get('grpc-status'))) return undefined;
   const message = invalidRequest(safeDecodeURIComponent(fields.get('grpc-message') ?? ''), typeName);
   if (!message) return undefined;
   fields.set('grpc-status', String(Code.InvalidArgument));
@@ -163,7 +168,7 @@ function rewriteGrpcWebTrailer(text: string, typeName: string): string | undefin
 }
 
 function rewriteGrpcTrailer(trailer: Headers | undefined, typeName: string): void {
-  if (trailer?.get('grpc-status') !== String(Code.Internal)) return;
+  if (!trailer || !rewritable(trailer.get('grpc-status'))) return;
   const message = invalidRequest(safeDecodeURIComponent(trailer.get('grpc-message') ?? ''), typeName);
   if (!message) return;
   trailer.set('grpc-status', String(Code.InvalidArgument));
@@ -196,6 +201,11 @@ function rewriteLastEnvelope(
   new DataView(out.buffer).setUint32(last + 1, data.length);
   out.set(data, last + 5);
   return out;
+}
+
+/** Codes connect-es answers unreadable requests with: INTERNAL, or INVALID_ARGUMENT in its own words. */
+function rewritable(grpcStatus: string | null | undefined): boolean {
+  return grpcStatus === String(Code.Internal) || grpcStatus === String(Code.InvalidArgument);
 }
 
 function parseJson(text: string): Record<string, unknown> | undefined {

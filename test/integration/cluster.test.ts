@@ -39,6 +39,10 @@ describe('cluster mode', () => {
         });
         expect(new Set(workers).size).toBe(2);
         expect(new Set(listening().map((l) => l.port))).toEqual(new Set([server.port]));
+        // The native gRPC port is shared the same way.
+        expect(new Set(listening().map((l) => `http://127.0.0.1:${l.grpcPort}`))).toEqual(
+          new Set([server.grpcUrl]),
+        );
         expect(workers).not.toContain(server.pid);
         expect(server.bootstrapKey).toBeDefined();
 
@@ -55,6 +59,10 @@ describe('cluster mode', () => {
           Number(r.seq),
         );
         expect(seqs.sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+        const native = createHeraldClient({ baseUrl: server.grpcUrl!, apiKey: server.bootstrapKey! });
+        expect(
+          Number((await native.send({ userId: 'cluster-user', type: 'cluster.test', title: 'n' })).seq),
+        ).toBe(13);
 
         process.kill(workers[0]!, 'SIGKILL');
         const replacement = await until('a replacement worker', 30_000, () => {
@@ -63,7 +71,7 @@ describe('cluster mode', () => {
         });
         expect(server.logs().some((l) => l.msg === 'worker died; starting a replacement')).toBe(true);
         expect(replacement).not.toBe(workers[0]);
-        expect(Number((await send(99)).seq)).toBe(13);
+        expect(Number((await send(99)).seq)).toBe(14);
 
         const exit = await server.stop('SIGTERM', 20_000);
         expect(exit.code).toBe(0);

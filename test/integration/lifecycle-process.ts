@@ -120,6 +120,8 @@ export class ServeProcess {
   url = '';
   port = 0;
   engine = '';
+  /** The native gRPC port's URL, unless it is off. */
+  grpcUrl: string | undefined;
   bootstrapKey: string | undefined;
 
   private constructor(readonly child: ChildProcess) {
@@ -145,10 +147,10 @@ export class ServeProcess {
   /** Starts `herald serve` on 127.0.0.1, port 0, and resolves once it prints where it listens. */
   static async start(env: Record<string, string>, timeoutMs = 45_000): Promise<ServeProcess> {
     const server = new ServeProcess(
-      spawnHerald(['serve'], { HERALD_HOST: '127.0.0.1', HERALD_PORT: '0', ...env }),
+      spawnHerald(['serve'], { HERALD_HOST: '127.0.0.1', HERALD_PORT: '0', HERALD_GRPC_PORT: '0', ...env }),
     );
     running.add(server.child);
-    const listening = /Herald is listening on (http:\/\/\S+):(\d+) \((\w+)\)/;
+    const listening = /Herald is listening on (http:\/\/\S+):(\d+) \((\w+)\); native gRPC (?:on (\S+)|off)/;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         server.kill();
@@ -162,6 +164,7 @@ export class ServeProcess {
         server.url = `${match[1]}:${match[2]}`;
         server.port = Number(match[2]);
         server.engine = match[3]!;
+        server.grpcUrl = match[4];
         server.bootstrapKey = /^\s+(hk_[A-Za-z0-9_-]{43})$/m.exec(server.stdout)?.[1];
         resolve();
       };

@@ -134,20 +134,28 @@ describe('herald serve as a process (embedded engine)', () => {
   }, 30_000);
 
   it('on SIGTERM drains an open stream until the deadline, exits 0, refuses connections and frees the directory', async () => {
-    // A long-lived RPC in flight: the health Watch stream runs until the server cancels it.
-    const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
-    const stream = health.watch({ service: '' })[Symbol.asyncIterator]();
-    const firstUpdate = await stream.next();
-    expect(firstUpdate.done).toBe(false);
-    expect(firstUpdate.value?.status).toBe(ServingStatus.SERVING);
-    const rest = (async () => {
-      try {
-        for (let r = await stream.next(); !r.done; r = await stream.next());
-        return 'ended';
-      } catch (error) {
-        return Code[ConnectError.from(error).code];
-      }
-    })();
+    // Long-lived RPCs in flight: health Watch streams, on the main port and on the native gRPC port, run until
+    // the server cancels them.
+    const watch = async (baseUrl: string) => {
+      const health = createClient(Health, createGrpcTransport({ baseUrl }));
+      const stream = health.watch({ service: '' })[Symbol.asyncIterator]();
+      const firstUpdate = await stream.next();
+      expect(firstUpdate.done).toBe(false);
+      expect(firstUpdate.value?.status).toBe(ServingStatus.SERVING);
+      // Wrapped, so awaiting `watch` does not wait for the end of the stream too.
+      return {
+        end: (async () => {
+          try {
+            for (let r = await stream.next(); !r.done; r = await stream.next());
+            return 'ended';
+          } catch (error) {
+            return Code[ConnectError.from(error).code];
+          }
+        })(),
+      };
+    };
+    const rest = (await watch(server.url)).end;
+    const nativeRest = (await watch(server.grpcUrl!)).end;
 
     const exit = await server.stop('SIGTERM');
     expect(exit.code, server.stderr).toBe(0);
@@ -164,9 +172,10 @@ describe('herald serve as a process (embedded engine)', () => {
         'stopped',
       ]),
     );
-    expect(server.logs().find((line) => line.msg === 'shutting down')?.inFlight).toBe(1);
-    // The client saw its stream finish rather than hang.
+    expect(server.logs().find((line) => line.msg === 'shutting down')?.inFlight).toBe(2);
+    // The clients saw their streams finish rather than hang; the native port names the reason.
     expect(['ended', 'Canceled', 'Unavailable']).toContain(await rest);
+    expect(await nativeRest).toBe('Unavailable');
     expect(await httpOutcome(`${server.url}/healthz`)).toBe('ECONNREFUSED');
 
     // The directory is free again: the command refused above now works.
@@ -363,8 +372,9 @@ describe('in-process server on an in-memory database', () => {
     await db?.destroy();
   });
 
-  // gRPC runs over HTTP/2; Connect here over HTTP/1.1 keep-alive connections, one per concurrent call.
-  it.each(['grpc', 'connect'] as const)(
+  // gRPC runs over HTTP/2 (to the native gRPC port, and to the main port); Connect here over HTTP/1.1
+  // keep-alive connections, one per concurrent call.
+  it.each(['grpc', 'grpc-main-port', 'connect'] as const)(
     'lets every %s Send that reached the server finish, then refuses new connections',
     async (protocol) => {
       const userId = `drain-${protocol}`;
@@ -404,6 +414,11 @@ describe('in-process server on an in-memory database', () => {
 
         expect(
           await codeOf(client(server.url, server.adminKey).send({ userId, type: 'welcome', title: 'late' })),
+        ).toBe(Code.Unavailable);
+        expect(
+          await codeOf(
+            client(server.grpcUrl, server.adminKey).send({ userId, type: 'welcome', title: 'late' }),
+          ),
         ).toBe(Code.Unavailable);
         expect(await httpOutcome(`${server.url}/healthz`)).toBe('ECONNREFUSED');
 

@@ -74,7 +74,7 @@ describe.runIf(missing.length === 0)('a Python client generated with the checked
     work = await mkdtemp(path.join(tmpdir(), 'herald-python-'));
     const template = ['--template', 'clients/templates/buf.gen.python.yaml'];
     await buf(['generate', ...template, '--output', path.join(work, 'proto')]);
-    await writeFile(path.join(work, 'herald.binpb'), await schemaFromReflection(server.url));
+    await writeFile(path.join(work, 'herald.binpb'), await schemaFromReflection(server.grpcUrl));
     await buf([
       'generate',
       path.join(work, 'herald.binpb'),
@@ -90,10 +90,14 @@ describe.runIf(missing.length === 0)('a Python client generated with the checked
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it.each(['proto', 'reflection'])(
-    'from %s: Sends, replays on StreamNotifications and receives a live notification',
-    async (source) => {
-      const user = `python-${source}`;
+  it.each([
+    { source: 'proto', port: 'native gRPC port' },
+    { source: 'reflection', port: 'native gRPC port' },
+    { source: 'proto', port: 'main port' },
+  ])(
+    'from $source, on the $port: Sends, replays on StreamNotifications and receives a live notification',
+    async ({ source, port }) => {
+      const user = `python-${source}-${port.split(' ')[0]}`;
       const { stdout } = await run(
         python,
         [
@@ -101,7 +105,7 @@ describe.runIf(missing.length === 0)('a Python client generated with the checked
           '--stubs',
           path.join(work, source),
           '--target',
-          `127.0.0.1:${server.herald.port}`,
+          `127.0.0.1:${port === 'main port' ? server.herald.port : server.herald.grpcPort}`,
           '--user',
           user,
         ],

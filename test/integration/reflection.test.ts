@@ -93,6 +93,15 @@ describe('gRPC server reflection (HERALD_REFLECTION default)', () => {
     },
   );
 
+  it('buf curl --list-services on the native gRPC port lists every service without credentials', async () => {
+    const out = await bufCurl(server.grpcUrl, ['--protocol', 'grpc', '--list-services']);
+    expect(lines(out)).toEqual(SERVICES);
+    const [answer] = await ask(server.grpcUrl, [
+      { case: 'fileContainingSymbol', value: 'herald.v1.AdminService' },
+    ]);
+    expect(fileNames(answer)).toContain('herald/v1/admin_service.proto');
+  });
+
   it('answers clients that only speak grpc.reflection.v1alpha', async () => {
     const out = await bufCurl(server.url, [
       '--protocol',
@@ -104,7 +113,7 @@ describe('gRPC server reflection (HERALD_REFLECTION default)', () => {
     expect(lines(out)).toContain('herald.v1.NotificationService/Send');
     expect(lines(out)).toContain('herald.v1.AdminService/PutRoutingRule');
 
-    const client = createClient(v1alpha.ServerReflection, createGrpcTransport({ baseUrl: server.url }));
+    const client = createClient(v1alpha.ServerReflection, createGrpcTransport({ baseUrl: server.grpcUrl }));
     async function* one() {
       yield { host: '', messageRequest: { case: 'listServices' as const, value: '' } };
     }
@@ -119,7 +128,7 @@ describe('gRPC server reflection (HERALD_REFLECTION default)', () => {
   });
 
   it('a Send made by buf curl with the schema from reflection alone is stored', async () => {
-    const out = await bufCurl(`${server.url}/herald.v1.NotificationService/Send`, [
+    const out = await bufCurl(`${server.grpcUrl}/herald.v1.NotificationService/Send`, [
       '--protocol',
       'grpc',
       '-H',

@@ -1,6 +1,6 @@
 // Property tests: whatever a client sends — arbitrary bytes, or arbitrary well-typed messages with every
-// field anywhere in its range — to any RPC over any protocol (Connect, gRPC-Web, gRPC), the answer is never
-// INTERNAL or UNKNOWN: a client's mistake is named as one. Runs on the embedded engine (the property is about
+// field anywhere in its range — to any RPC over any protocol (Connect, gRPC-Web, gRPC on the main port, and
+// native gRPC on the gRPC port), the answer is never INTERNAL or UNKNOWN: a client's mistake is named as one. Runs on the embedded engine (the property is about
 // the API layer; the storage paths it reaches are the same code on PostgreSQL).
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -17,7 +17,8 @@ import { startTestServer, type TestServer } from '../support/server.js';
 
 const services: DescService[] = [NotificationService, AdminService, Health];
 const methods: DescMethod[] = services.flatMap((s) => s.methods);
-const protocols = ['connect', 'grpc-web', 'grpc'] as const;
+/** 'native-grpc' is gRPC to the native gRPC port (@grpc/grpc-js); the others go to the main port. */
+const protocols = ['connect', 'grpc-web', 'grpc', 'native-grpc'] as const;
 type Protocol = (typeof protocols)[number];
 /** A streaming call that is still open after this long was accepted: good enough. */
 const STREAM_GRACE_MS = 300;
@@ -92,7 +93,8 @@ describe('RPCs under arbitrary input', () => {
 
   /** Sends raw bytes; resolves to the answer's code. Only a server stream may still be open at its grace. */
   async function rawCall(protocol: Protocol, method: DescMethod, request: RawRequest): Promise<Code | 'ok'> {
-    if (protocol === 'grpc') return rawGrpcCall(method, request);
+    if (protocol === 'grpc') return rawGrpcCall(server.url, method, request);
+    if (protocol === 'native-grpc') return rawGrpcCall(server.grpcUrl, method, request);
     const unary = protocol === 'connect' && !streaming(method);
     const headers: Record<string, string> = {
       'content-type':
@@ -128,9 +130,9 @@ describe('RPCs under arbitrary input', () => {
     }
   }
 
-  function rawGrpcCall(method: DescMethod, request: RawRequest): Promise<Code | 'ok'> {
+  function rawGrpcCall(baseUrl: string, method: DescMethod, request: RawRequest): Promise<Code | 'ok'> {
     return new Promise((resolve, reject) => {
-      const session = http2.connect(server.url);
+      const session = http2.connect(baseUrl);
       session.on('error', reject);
       const req = session.request({
         ':method': 'POST',
@@ -228,7 +230,11 @@ describe('RPCs under arbitrary input', () => {
       Object.fromEntries(
         protocols.map((p) => {
           const auth = credential.startsWith('hk_') ? { apiKey: credential } : { token: credential };
-          return [p, createHeraldTransport({ baseUrl: server.url, protocol: p, ...auth })];
+          const to =
+            p === 'native-grpc'
+              ? { baseUrl: server.grpcUrl, protocol: 'grpc' as const }
+              : { baseUrl: server.url, protocol: p };
+          return [p, createHeraldTransport({ ...to, ...auth })];
         }),
       ),
     );

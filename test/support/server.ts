@@ -31,19 +31,25 @@ export class LogCapture extends Writable {
   }
 }
 
+/**
+ * How a test's client reaches the server: gRPC goes to the native gRPC port (the fast path clients use by
+ * default); 'grpc-main-port' is gRPC to the main port, served by connect-node with Connect and gRPC-Web.
+ */
+export type TestProtocol = NonNullable<HeraldTransportOptions['protocol']> | 'grpc-main-port';
+
 export interface TestServer {
   herald: Herald;
   db: TestDatabase;
+  /** The main port: Connect, gRPC-Web and gRPC (connect-node), plain HTTP and WebSockets. */
   url: string;
+  /** The native gRPC port (@grpc/grpc-js). */
+  grpcUrl: string;
   adminKey: string;
   logs: LogCapture;
   /** The generated client (protobuf messages as they are, one attempt per call) over the Node client's transport,
-   * speaking gRPC (default), Connect or gRPC-Web. */
-  client(
-    credential: { apiKey?: string; token?: string },
-    protocol?: HeraldTransportOptions['protocol'],
-  ): NotificationServiceClient;
-  admin(protocol?: HeraldTransportOptions['protocol']): NotificationServiceClient;
+   * speaking gRPC (default, to the native gRPC port), Connect or gRPC-Web. */
+  client(credential: { apiKey?: string; token?: string }, protocol?: TestProtocol): NotificationServiceClient;
+  admin(protocol?: TestProtocol): NotificationServiceClient;
   /** AdminService with the admin key (or another key). */
   adminService(apiKey?: string): AdminServiceClient;
   keyWith(...scopes: ApiKeyScope[]): Promise<string>;
@@ -55,6 +61,7 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
     HERALD_HOST: '127.0.0.1',
     HERALD_PORT: '0',
+    HERALD_GRPC_PORT: '0',
     HERALD_JWT_SECRET: JWT_SECRET,
     HERALD_LOG_LEVEL: 'info',
     HERALD_SHUTDOWN_TIMEOUT_MS: '2000',
@@ -95,18 +102,26 @@ export async function startTestServer(
   });
   const adminKey = herald.bootstrapKey ?? (await createApiKey(db.database.db, 'test-admin', ['admin'])).key;
   const url = `http://127.0.0.1:${herald.port}`;
+  const grpcUrl = `http://127.0.0.1:${herald.grpcPort}`;
   const client: TestServer['client'] = (credential, protocol = 'grpc') =>
-    createClient(NotificationService, createHeraldTransport({ baseUrl: url, protocol, ...credential }));
+    createClient(NotificationService, createHeraldTransport({ ...transportTo(protocol), ...credential }));
+  const transportTo = (protocol: TestProtocol): HeraldTransportOptions =>
+    protocol === 'grpc'
+      ? { baseUrl: grpcUrl, protocol }
+      : protocol === 'grpc-main-port'
+        ? { baseUrl: url, protocol: 'grpc' }
+        : { baseUrl: url, protocol };
   return {
     herald,
     db,
     url,
+    grpcUrl,
     adminKey,
     logs,
     client,
     admin: (protocol) => client({ apiKey: adminKey }, protocol),
     adminService: (apiKey = adminKey) =>
-      createClient(AdminService, createHeraldTransport({ baseUrl: url, apiKey })),
+      createClient(AdminService, createHeraldTransport({ baseUrl: grpcUrl, apiKey })),
     async keyWith(...scopes) {
       return (await createApiKey(db.database.db, `test-${scopes.join('-')}`, scopes)).key;
     },

@@ -1,0 +1,324 @@
+// The native gRPC port (@grpc/grpc-js) applies the same rules as the main port, and answers the same way:
+// malformed requests, credentials, limits, deadlines, cancellation, health, metrics, and what it does not
+// speak. Each case asks both ports and compares, or asks the native port what only it can get wrong.
+import http from 'node:http';
+import http2 from 'node:http2';
+import { gzipSync } from 'node:zlib';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHeraldTransport, NotificationService, SendRequestSchema } from '../../clients/node/index.js';
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from '../../gen/grpc/health/v1/health_pb.js';
+import { pgliteEngine } from '../support/engines.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { until } from './lifecycle-process.js';
+
+const SEND = `/${NotificationService.typeName}/${NotificationService.method.send.name}`;
+
+interface RawAnswer {
+  status: number | undefined;
+  grpcStatus: string | undefined;
+  grpcMessage: string;
+}
+
+/** One gRPC call with exactly these headers and body bytes (already enveloped). */
+function rawGrpc(baseUrl: string, headers: http2.OutgoingHttpHeaders, body: Uint8Array): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(baseUrl);
+    session.on('error', reject);
+    const req = session.request({
+      ':method': 'POST',
+      ':path': SEND,
+      'content-type': 'application/grpc+proto',
+      te: 'trailers',
+      ...headers,
+    });
+    const answer: RawAnswer = { status: undefined, grpcStatus: undefined, grpcMessage: '' };
+    const read = (h: http2.IncomingHttpHeaders) => {
+      if (h[':status'] !== undefined) answer.status = Number(h[':status']);
+      if (h['grpc-status'] !== undefined) {
+        answer.grpcStatus = String(h['grpc-status']);
+        answer.grpcMessage = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      }
+    };
+    req.on('response', read);
+    req.on('trailers', read);
+    req.on('data', () => {});
+    req.on('error', reject);
+    req.on('close', () => {
+      session.close();
+      resolve(answer);
+    });
+    req.end(body);
+  });
+}
+
+function envelope(data: Uint8Array, compressed = false): Buffer {
+  const out = Buffer.alloc(5 + data.length);
+  out[0] = compressed ? 1 : 0;
+  out.writeUInt32BE(data.length, 1);
+  out.set(data, 5);
+  return out;
+}
+
+describe('the native gRPC port', () => {
+  let server: TestServer;
+  let both: { port: string; url: string }[];
+  beforeAll(async () => {
+    server = await startTestServer(pgliteEngine, { overrides: { HERALD_MAX_REQUEST_BYTES: '4096' } });
+    both = [
+      { port: 'main', url: server.url },
+      { port: 'native', url: server.grpcUrl },
+    ];
+  });
+  afterAll(() => server?.stop());
+
+  const auth = () => ({ authorization: `Bearer ${server.adminKey}` });
+
+  it('answers a request it cannot read INVALID_ARGUMENT, worded as on the main port', async () => {
+    const cases: [string, http2.OutgoingHttpHeaders, Uint8Array][] = [
+      ['not protobuf', {}, envelope(Buffer.from([0xff, 0xff, 0xff]))],
+      ['compressed garbage', { 'grpc-encoding': 'gzip' }, envelope(Buffer.from('not gzip'), true)],
+    ];
+    for (const [what, headers, body] of cases) {
+      const answers = await Promise.all(both.map(({ url }) => rawGrpc(url, { ...auth(), ...headers }, body)));
+      for (const answer of answers) expect(answer.grpcStatus, what).toBe(String(Code.InvalidArgument));
+      expect(answers[1]!.grpcMessage, what).toBe(answers[0]!.grpcMessage);
+      expect(answers[1]!.grpcMessage, what).toMatch(/^request: /);
+    }
+    // A real compressed message is read.
+    const message = toBinary(
+      SendRequestSchema,
+      create(SendRequestSchema, { userId: 'gz', type: 't', title: 'gz' }),
+    );
+    const gzipped = await rawGrpc(
+      server.grpcUrl,
+      { ...auth(), 'grpc-encoding': 'gzip' },
+      envelope(gzipSync(message), true),
+    );
+    expect(gzipped.grpcStatus).toBe('0');
+  });
+
+  it('answers a grpc-timeout it cannot read INVALID_ARGUMENT', async () => {
+    const message = toBinary(
+      SendRequestSchema,
+      create(SendRequestSchema, { userId: 'u', type: 't', title: 't' }),
+    );
+    const answer = await rawGrpc(server.grpcUrl, { ...auth(), 'grpc-timeout': 'soon' }, envelope(message));
+    expect(answer.grpcStatus).toBe(String(Code.InvalidArgument));
+    expect(answer.grpcMessage).toContain('grpc-timeout');
+  });
+
+  it('asks for the same credentials and scopes, in the same words', async () => {
+    const readKey = await server.keyWith('read');
+    const otherUser = await server.userToken('someone');
+    const calls: [string, { apiKey?: string; token?: string }, Code][] = [
+      ['no credential', {}, Code.Unauthenticated],
+      ['unknown key', { apiKey: `hk_${'A'.repeat(43)}` }, Code.Unauthenticated],
+      ['key without send', { apiKey: readKey }, Code.PermissionDenied],
+      ['user token', { token: otherUser }, Code.PermissionDenied],
+    ];
+    for (const [what, credential, code] of calls) {
+      const errors = await Promise.all(
+        both.map(({ url }) =>
+          createClient(NotificationService, createHeraldTransport({ baseUrl: url, ...credential }))
+            .send({ userId: 'victim', type: 't', title: 'x' })
+            .then(
+              () => undefined,
+              (error: unknown) => ConnectError.from(error),
+            ),
+        ),
+      );
+      for (const error of errors) expect(error?.code, what).toBe(code);
+      expect(errors[1]!.rawMessage, what).toBe(errors[0]!.rawMessage);
+    }
+  });
+
+  it('refuses a request over HERALD_MAX_REQUEST_BYTES with RESOURCE_EXHAUSTED on both ports', async () => {
+    for (const { port, url } of both) {
+      const client = createClient(
+        NotificationService,
+        createHeraldTransport({ baseUrl: url, apiKey: server.adminKey }),
+      );
+      const error = await client.send({ userId: 'big', type: 't', title: 'x'.repeat(8_000) }).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      expect(error?.code, port).toBe(Code.ResourceExhausted);
+    }
+  });
+
+  it('ends a stream at its deadline and when the client cancels it, and the server lets go of it', async () => {
+    const client = server.client({ apiKey: server.adminKey });
+    const metric = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(/^herald_inbox_streams_open (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+    };
+    const timedOut = await (async () => {
+      try {
+        for await (const _ of client.streamNotifications({ userId: 'deadline-user' }, { timeoutMs: 300 }));
+        return 'ended';
+      } catch (error) {
+        return ConnectError.from(error).code;
+      }
+    })();
+    expect(timedOut).toBe(Code.DeadlineExceeded);
+
+    const controller = new AbortController();
+    const open = (async () => {
+      try {
+        for await (const _ of client.streamNotifications(
+          { userId: 'cancel-user' },
+          { signal: controller.signal },
+        ));
+      } catch {
+        // cancelled
+      }
+    })();
+    await until('the stream is open on the server', 5_000, async () =>
+      (await metric()) === 1 ? true : undefined,
+    );
+    controller.abort();
+    await open;
+    await until('the server closed it', 5_000, async () => ((await metric()) === 0 ? true : undefined));
+  });
+
+  it('answers health checks and watches, and counts its calls in the RPC metrics', async () => {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: server.grpcUrl }));
+    expect((await health.check({ service: '' })).status).toBe(ServingStatus.SERVING);
+    const watch = health.watch({ service: '' })[Symbol.asyncIterator]();
+    expect((await watch.next()).value?.status).toBe(ServingStatus.SERVING);
+    await watch.return?.();
+    await expect(health.check({ service: 'nope' })).rejects.toMatchObject({ code: Code.NotFound });
+
+    const count = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const line =
+        /^herald_rpc_requests_total\{method="grpc.health.v1.Health\/Check",code="not_found"\} (\d+)/m.exec(
+          text,
+        );
+      return Number(line?.[1] ?? 0);
+    };
+    const before = await count();
+    await expect(health.check({ service: 'nope' })).rejects.toMatchObject({ code: Code.NotFound });
+    expect(await count()).toBe(before + 1);
+  });
+
+  it('speaks native gRPC only: HTTP/1.1 gets 505, Connect over HTTP/2 is refused, unknown methods UNIMPLEMENTED', async () => {
+    const url = new URL(server.grpcUrl);
+    const http1 = await new Promise<{ status: number | undefined; body: string }>((resolve, reject) => {
+      http
+        .get({ host: url.hostname, port: url.port, path: '/healthz' }, (res) => {
+          let body = '';
+          res.on('data', (chunk) => {
+            body += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode, body }));
+        })
+        .on('error', reject);
+    });
+    expect(http1.status).toBe(505);
+    expect(http1.body).toContain('main port');
+
+    const connect = await rawGrpc(
+      server.grpcUrl,
+      { ...auth(), 'content-type': 'application/proto' },
+      new Uint8Array(),
+    );
+    expect(connect.status).toBe(415);
+
+    const session = http2.connect(server.grpcUrl);
+    const unknown = await new Promise<string | undefined>((resolve) => {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/herald.v1.Nope/Nope',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      req.on('response', (h) => resolve(h['grpc-status'] as string | undefined));
+      req.end(envelope(new Uint8Array()));
+    });
+    session.close();
+    expect(unknown).toBe(String(Code.Unimplemented));
+  });
+});
+
+describe('a request that does not end', () => {
+  it('is answered DEADLINE_EXCEEDED after HERALD_REQUEST_TIMEOUT_MS, while a stream it opened stays open', async () => {
+    const server = await startTestServer(pgliteEngine, {
+      overrides: { HERALD_REQUEST_TIMEOUT_MS: '400', HERALD_HEADERS_TIMEOUT_MS: '400' },
+    });
+    const session = http2.connect(server.grpcUrl);
+    try {
+      const started = performance.now();
+      const status = await new Promise<string | undefined>((resolve) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': SEND,
+          'content-type': 'application/grpc+proto',
+          te: 'trailers',
+          authorization: `Bearer ${server.adminKey}`,
+        });
+        req.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])));
+        req.on('trailers', (h) => resolve(String(h['grpc-status'])));
+        req.on('close', () => resolve(undefined));
+        req.write(envelope(new Uint8Array(3)).subarray(0, 4)); // part of an envelope, and never the end
+      });
+      expect(status).toBe(String(Code.DeadlineExceeded));
+      expect(performance.now() - started).toBeGreaterThanOrEqual(350);
+
+      // A server stream's request ended long ago: the stream itself is not timed.
+      const client = server.client({ apiKey: server.adminKey });
+      const controller = new AbortController();
+      const events: string[] = [];
+      const stream = (async () => {
+        try {
+          for await (const event of client.streamNotifications(
+            { userId: 'long-stream' },
+            { signal: controller.signal },
+          ))
+            events.push(event.event.case ?? '');
+        } catch (error) {
+          return ConnectError.from(error).code;
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      controller.abort();
+      expect(await stream).toBe(Code.Canceled);
+      expect(events).toContain('unreadCount');
+    } finally {
+      session.destroy();
+      await server.stop();
+    }
+  });
+});
+
+describe('connection caps', () => {
+  it('count the connections of both ports together', async () => {
+    const server = await startTestServer(pgliteEngine, {
+      overrides: { HERALD_MAX_CONNECTIONS: '2', HERALD_PER_ADDRESS_EXEMPT_NETWORKS: 'none' },
+    });
+    const sessions: http2.ClientHttp2Session[] = [];
+    try {
+      for (const url of [server.url, server.url]) {
+        const session = http2.connect(url);
+        await new Promise((resolve) => session.once('remoteSettings', resolve));
+        sessions.push(session);
+      }
+      const refused = http2.connect(server.grpcUrl);
+      sessions.push(refused);
+      const goaway = await new Promise<number>((resolve) => {
+        refused.on('goaway', (code) => resolve(code));
+        refused.on('error', () => {});
+      });
+      expect(goaway).toBe(http2.constants.NGHTTP2_REFUSED_STREAM);
+    } finally {
+      for (const session of sessions) session.destroy();
+      await server.stop();
+    }
+  });
+});
