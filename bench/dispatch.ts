@@ -159,7 +159,7 @@ function printReport(options: Options, layout: PgBossLayout, env: Environment, r
       'first send to last call acknowledged',
     'receiver: node:http in a child process, 200 at once, first arrival per webhook-id; one request in ' +
       `${options.verifyEvery} verified with standardwebhooks`,
-    `Herald: child process (src/main.ts serve), HERALD_DISPATCH_CONCURRENCY=${options.concurrency}, ` +
+    `Herald: child process (dist/src/main.js serve, the compiled build), HERALD_DISPATCH_CONCURRENCY=${options.concurrency}, ` +
       `HERALD_DB_POOL_MAX=${layout.poolMax}, SendBatch over gRPC, woken by NOTIFY`,
     `raw undici: ${options.concurrency} closed-loop workers in this process, Agent with ` +
       `${options.concurrency} connections, the same signed body (webhookPayload + signWebhook)`,

@@ -144,7 +144,7 @@ function printReport(options: Options, env: Environment, run: Run): void {
     `bare nodemailer: in this process, pool: true, maxConnections ${options.connections}, requireTLS, ` +
       `tls.ca, AUTH, ${options.concurrency} closed-loop workers; each message from ${FROM}, reply-to, ` +
       'subject, HTML and text with signed unsubscribe and preferences links, List-Unsubscribe(-Post), Message-ID <uuid@herald>',
-    `Herald: child process (src/main.ts serve), HERALD_DISPATCH_CONCURRENCY_EMAIL=${options.concurrency}, ` +
+    `Herald: child process (dist/src/main.js serve, the compiled build), HERALD_DISPATCH_CONCURRENCY_EMAIL=${options.concurrency}, ` +
       `providers file with only smtp (nodemailer, connections ${options.connections}), HERALD_PUBLIC_URL and ` +
       `HERALD_LINK_SECRET set; EMAIL notifications with Recipient.email, SendBatch of ${options.batchSize} ` +
       `over gRPC, ${options.senders} calls at a time`,

@@ -244,9 +244,25 @@ function rateRatio(a: DeliveryResult | undefined, b: DeliveryResult | undefined)
   return deliveriesPerSecond(a) / deliveriesPerSecond(b);
 }
 
+/** Herald's unicast against its own ceiling: the same SendBatch calls, stored with nobody connected. */
+function ceilingRatio(herald: ServerRun | undefined): number | undefined {
+  const alone = herald?.storeOnly;
+  if (!herald || !alone || alone.failures.length > 0 || herald.unicast.received < herald.unicast.expected) {
+    return undefined;
+  }
+  return deliveriesPerSecond(herald.unicast) / (alone.notifications / (alone.elapsedMs / 1000));
+}
+
 function targets(herald: ServerRun | undefined, bare: ServerRun | undefined): Target[] {
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
   return [
+    {
+      label: 'unicast deliveries/s, Herald / its Send-only ceiling',
+      value: ceilingRatio(herald),
+      format: pct,
+      pass: (v) => v >= TARGET_RATIO,
+      target: `>= ${TARGET_RATIO * 100}%`,
+    },
     {
       label: 'unicast deliveries/s, Herald / bare ws',
       value: rateRatio(herald?.unicast, bare?.unicast),
@@ -325,7 +341,7 @@ function printReport(
     `Herald WebSocket fanout benchmark — ${cpus.length} CPUs (${cpus[0]?.model ?? 'unknown'}), Node ${process.version}`,
     `machine busy before the run: ${percent(env.backgroundLoad)} of all cores` +
       (env.backgroundLoad > BUSY_MACHINE ? ' — OTHER PROCESSES ARE COMPETING; see "other CPU"' : ''),
-    `Herald: child process (src/main.ts serve, --inspect=127.0.0.1:0 for GC) on ${env.engine ?? '-'}, ` +
+    `Herald: child process (dist/src/main.js serve, the compiled build, --inspect=127.0.0.1:0 for GC) on ${env.engine ?? '-'}, ` +
       `bus ${process.env.REDIS_URL ? 'Redis (REDIS_URL)' : 'in memory'}, ` +
       `HERALD_DB_POOL_MAX=${process.env.HERALD_DB_POOL_MAX ?? '10 (default)'}, ` +
       `HERALD_STREAM_HEARTBEAT_MS=${process.env.HERALD_STREAM_HEARTBEAT_MS ?? '20000 (default)'}; ` +

@@ -319,7 +319,7 @@ function printReport(
       `PostgreSQL ${env.postgresVersion}`,
     `machine busy before the run: ${percent(env.backgroundLoad)} of all cores` +
       (env.backgroundLoad > BUSY_MACHINE ? ' — OTHER PROCESSES ARE COMPETING; see "other CPU"' : ''),
-    'server: child process (src/main.ts serve) on PostgreSQL, log level warn, ' +
+    'server: child process (dist/src/main.js serve, the compiled build) on PostgreSQL, log level warn, ' +
       `bus ${process.env.REDIS_URL ? 'Redis (REDIS_URL)' : 'in memory (one instance)'}, ` +
       `HERALD_DB_POOL_MAX=${process.env.HERALD_DB_POOL_MAX ?? '10 (default)'}, ` +
       `HERALD_STREAM_HEARTBEAT_MS=${process.env.HERALD_STREAM_HEARTBEAT_MS ?? '20000 (default)'}`,

@@ -148,7 +148,7 @@ function printReport(options: Options, env: Environment, run: Run): void {
     `bare http2: node:http2 in this process, one session, ${options.concurrency} closed-loop workers, ` +
       `node-apn's headers (apns-topic ${APP_ID}, push-type alert, priority 10, expiration, collapse-id, ` +
       `apns-id), one JWT (kid ${KEY_ID}, iss ${TEAM_ID}) signed once with jose`,
-    `Herald: child process (src/main.ts serve), HERALD_DISPATCH_CONCURRENCY_PUSH=${options.concurrency}, ` +
+    `Herald: child process (dist/src/main.js serve, the compiled build), HERALD_DISPATCH_CONCURRENCY_PUSH=${options.concurrency}, ` +
       'providers file with only apns (@parse/node-apn) or only webpush (web-push), PUSH notifications at ' +
       `priority HIGH, SendBatch of ${options.batchSize} over gRPC, ${options.senders} calls at a time; ` +
       'devices inserted into push_tokens with SQL before the child starts',

@@ -29,8 +29,24 @@ function fromWire(row: WireInboxRow): InboxRow {
   };
 }
 
+/**
+ * A notification the bus carried, written without reading Postgres: the row as it travelled (dates as ISO
+ * strings), for writers that can use it as it is (the WebSocket bridge's frames), and as an InboxRow, made
+ * only when asked for (parsing three dates costs more than the frame the bridge writes).
+ */
+class CarriedNotification {
+  readonly kind = 'notification';
+  #row: InboxRow | undefined;
+  constructor(readonly wire: WireInboxRow) {}
+  get row(): InboxRow {
+    this.#row ??= fromWire(this.wire);
+    return this.#row;
+  }
+}
+
 export type SessionEvent =
-  | { kind: 'notification'; row: InboxRow }
+  /** `wire`: the row as the bus carried it, when it did. */
+  | { kind: 'notification'; row: InboxRow; wire?: WireInboxRow }
   | Extract<BusEvent, { kind: 'state' }>
   | { kind: 'unread_count'; count: number }
   | { kind: 'system'; event: SystemEvent };
@@ -151,9 +167,9 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
   /** The common case: the hint carries the notification right after the last one written. */
   function writeCarried(row: WireInboxRow): void {
     lastSeq = row.seq;
-    const written = fromWire(row);
-    counted(written);
-    emit({ kind: 'notification', row: written });
+    // A new notification: not read, not archived.
+    counted({ seq: row.seq, readAt: null, archivedAt: null });
+    emit(new CarriedNotification(row));
     options.onWritten?.([row.id]);
     emitCount();
   }

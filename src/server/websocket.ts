@@ -39,6 +39,7 @@ import type { InboxSession, Realtime, SessionEvent, SystemEvent } from '../realt
 import type { InAppMetrics } from '../realtime/metrics.js';
 import { type Database, latestInboxSeq, type MarkAction } from '../store/index.js';
 import { type CorsOrigins, createOriginCheck } from './cors.js';
+import { notificationFrame, unreadCountFrame } from './websocket-frames.js';
 
 export interface WebSocketOptions {
   path: string;
@@ -170,8 +171,13 @@ export function attachWebSocketBridge(
     if (state) state.missed = 0;
   }
 
-  /** The JSON text of a session event's frame (a broadcast's is encoded once for every connection). */
+  /**
+   * The JSON text of a session event's frame: the two every delivery sends written directly
+   * (websocket-frames.ts), a broadcast's encoded once for every connection, the rest through protobuf JSON.
+   */
   function encode(event: SessionEvent): string | Buffer {
+    if (event.kind === 'notification') return notificationFrame(event.wire ?? event.row);
+    if (event.kind === 'unread_count') return unreadCountFrame(event.count);
     if (event.kind === 'system') {
       let frame = systemFrames.get(event.event);
       if (!frame) {
