@@ -150,9 +150,12 @@ export function createProviderHealth(options: {
       const own = options.dispatching ? [snapshot()] : [];
       if (!redis) return own;
       let timer: NodeJS.Timeout | undefined;
+      const read = everyInstance(redis);
+      // Past the timeout nobody awaits the read; its late failure (Redis closing, say) is not an error.
+      read.catch(() => {});
       try {
         return await Promise.race([
-          everyInstance(redis),
+          read,
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => reject(new Error('redis did not answer in time')), READ_TIMEOUT_MS);
           }),

@@ -106,6 +106,8 @@ export async function startHerald({
   let startedProviders: ProviderSet | undefined;
   let engine: DeliveryEngine | undefined;
   let tracing: Tracing | undefined;
+  /** What else a failed start must stop, newest first: listeners, WebSockets, the bus, timers. */
+  const undo: (() => unknown)[] = [];
   try {
     if (config.migrateOnStart) await db.migrate();
     const bootstrapKey = config.bootstrapAdminKey ? await bootstrapAdminKey(db.db) : undefined;
@@ -127,6 +129,7 @@ export async function startHerald({
       expiryCheckMs: CREDENTIAL_EXPIRY_CHECK_MS,
       onError: (error) => logger.warn({ err: error }, 'credential check failed; retrying'),
     });
+    undo.unshift(() => credentials.close());
     const webhookGuard = createAddressGuard(config.delivery.webhookAllowNetworks);
     // Links in messages: signed with HERALD_LINK_SECRET (else a secret of this process alone, so links die
     // with it: development), based at HERALD_PUBLIC_URL (else this server, once it listens).
@@ -170,6 +173,7 @@ export async function startHerald({
           logger,
         })
       : undefined;
+    undo.unshift(() => staleTokens?.close());
     // Only with an OTLP endpoint: without one no span is made anywhere.
     tracing = config.tracing ? await startTracing(config.tracing, logger) : undefined;
     const delivery = await startDeliveryEngine({
@@ -210,6 +214,7 @@ export async function startHerald({
         })
       : createMemoryBus();
     const realtime = createRealtime({ database: db, bus, logger, fallbackPollMs: config.busFallbackPollMs });
+    undo.unshift(() => realtime.close());
     new Gauge({
       name: 'herald_bus_degraded',
       help: '1 while the real-time bus (Redis) is away and live sessions poll PostgreSQL instead, else 0.',
@@ -218,6 +223,8 @@ export async function startHerald({
         this.set(realtime.degraded() ? 1 : 0);
       },
     });
+    // Cancelled RPCs end with UNAVAILABLE, which clients treat as "retry elsewhere".
+    const shutdownReason = new ConnectError('server is shutting down; retry', Code.Unavailable);
     const streamsClosing = new AbortController();
     // Every open stream listens on it; thousands at once is the normal case, not a leak.
     setMaxListeners(0, streamsClosing.signal);
@@ -346,6 +353,14 @@ export async function startHerald({
       ),
       { ...config.listener, maxConnections, logger, registry: metrics.registry },
     );
+    // A port that cannot be bound (the gRPC port taken, say) fails the start: nothing may keep listening.
+    undo.unshift(() =>
+      listener.close(
+        0,
+        () => {},
+        nativeGrpc?.close(0, shutdownReason, () => {}),
+      ),
+    );
     const websockets = attachWebSocketBridge(
       listener.http1,
       { authenticate, credentials, realtime, database: db, logger, now, inAppMetrics },
@@ -356,6 +371,7 @@ export async function startHerald({
         ...config.websocket,
       },
     );
+    undo.unshift(() => websockets.close());
     const port = await listener.listen(config.port, config.host);
     const grpcPort =
       nativeGrpc && config.grpcPort !== undefined
@@ -415,8 +431,6 @@ export async function startHerald({
           streamsClosing.abort();
           const wsClosed = websockets.close();
           const dispatching = delivery.close(config.shutdownTimeoutMs);
-          // Cancelled RPCs end with UNAVAILABLE, which clients treat as "retry elsewhere".
-          const cancelled = new ConnectError('server is shutting down; retry', Code.Unavailable);
           let deadlinePassed = false;
           const onDeadline = () => {
             if (deadlinePassed) return;
@@ -425,9 +439,9 @@ export async function startHerald({
               { inFlight: listener.inFlight() + (nativeGrpc?.inFlight() ?? 0) },
               'shutdown deadline passed; cancelling in-flight RPCs',
             );
-            shutdown.abort(cancelled);
+            shutdown.abort(shutdownReason);
           };
-          const grpcDrained = nativeGrpc?.close(config.shutdownTimeoutMs, cancelled, onDeadline);
+          const grpcDrained = nativeGrpc?.close(config.shutdownTimeoutMs, shutdownReason, onDeadline);
           await listener.close(config.shutdownTimeoutMs, onDeadline, grpcDrained);
           await dispatching;
           await wsClosed;
@@ -443,6 +457,7 @@ export async function startHerald({
       },
     };
   } catch (error) {
+    for (const stop of undo) await Promise.resolve(stop()).catch(() => {});
     // Providers built before the failure hold connections, timers and (FCM over an endpoint) key files.
     if (engine) await engine.close(0).catch(() => {});
     else if (startedProviders) await closeProviders(startedProviders).catch(() => {});

@@ -121,6 +121,8 @@ function destroy(this: net.Socket) {
   this.destroy();
 }
 
+function discard() {}
+
 function destroySocket(socket: net.Socket) {
   socket.destroy();
 }
@@ -394,6 +396,17 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
     const h2 = chunk.subarray(0, n).equals(PREFACE.subarray(0, n));
     this.end(REFUSALS[h2 ? 'http2' : 'http1'][refused.reason]);
   }
+  /**
+   * Anything but HTTP/2 on the gRPC port: answered 505 and closed. What the client sends after that is read and
+   * dropped (its FIN too, so the socket closes and leaves the caps), and it is cut after REFUSAL_LINGER_MS.
+   */
+  function answerNotGrpc(socket: net.Socket) {
+    socket.on('data', discard);
+    socket.resume();
+    socket.end(NOT_GRPC);
+    const timer = setTimeout(destroySocket, REFUSAL_LINGER_MS, socket);
+    socket.once('close', () => clearTimeout(timer));
+  }
   function unlinger(this: net.Socket) {
     clearTimeout(lingering.get(this)?.timer);
     lingering.delete(this);
@@ -466,7 +479,7 @@ export function createListener(handler: RequestHandler, options: ListenerOptions
         { noDelay: true },
         accepting((socket, looksLikeH2) => {
           if (looksLikeH2) accept(socket);
-          else socket.end(NOT_GRPC);
+          else answerNotGrpc(socket);
         }),
       );
       extraPorts.push(server);

@@ -378,9 +378,11 @@ function asMessage(schema: DescMessage, output: unknown): unknown {
  *
  * - Two client mistakes grpc-js answers INTERNAL before any handler runs, a compressed message that does not
  *   decompress and a `grpc-timeout` it cannot read, are answered INVALID_ARGUMENT, worded as on the main port.
- * - A request that has not ended (half-closed) within the request timeout, like a body trickling in on the
- *   main port, is answered DEADLINE_EXCEEDED; streams of requests (reflection) are exempt, as their end is
- *   the client's to choose.
+ * - A request that has not ended (half-closed) within the request timeout is answered DEADLINE_EXCEEDED, as
+ *   the main port resets an HTTP/2 request whose body has not ended by then (streams of requests, reflection,
+ *   included: one stream cannot hold a call open for longer).
+ * - A request with no complete message, or with two for a method that takes one, is INVALID_ARGUMENT, not
+ *   grpc-js's UNIMPLEMENTED (the method exists; the request is malformed).
  *
  * Both replace a method of grpc-js's public call interface on that instance (`sendStatus`, `start`); the
  * tests send each case to every method.
@@ -410,23 +412,25 @@ function callGuards(requestTimeoutMs: number): { interceptor: grpc.ServerInterce
   let startOf: Call['start'] | undefined;
   function sendStatus(this: Call, status: SentStatus) {
     pending.delete(this);
-    sendStatusOf!.call(this, status.code === grpc.status.INTERNAL ? asClientMistake(status) : status);
+    const mistake =
+      status.code === grpc.status.INTERNAL || status.code === grpc.status.UNIMPLEMENTED
+        ? asClientMistake(status)
+        : status;
+    sendStatusOf!.call(this, mistake);
   }
   function start(this: Call, listener: ServerCallListener) {
     startOf!.call(this, new RequestEndListener(this, listener, pending));
   }
 
-  const interceptor: grpc.ServerInterceptor = (method, call) => {
+  const interceptor: grpc.ServerInterceptor = (_method, call) => {
     sendStatusOf ??= call.sendStatus;
     startOf ??= call.start;
     if (call.sendStatus !== sendStatusOf || call.start !== startOf) {
       throw new Error('grpc-js call objects no longer share their methods; the call guards need updating');
     }
     call.sendStatus = sendStatus;
-    if (!method.requestStream) {
-      pending.set(call, performance.now());
-      call.start = start;
-    }
+    pending.set(call, performance.now());
+    call.start = start;
     // The interface grpc-js hands over is all it asks back; its type names the wrapper class instead.
     return call as grpc.ServerInterceptingCall;
   };
@@ -469,6 +473,17 @@ function asClientMistake(status: SentStatus): SentStatus {
       details: 'request: the compressed message could not be decompressed',
     };
   }
+  if (status.details?.startsWith('Received no request message')) {
+    return { ...status, code: grpc.status.INVALID_ARGUMENT, details: 'request: no complete request message' };
+  }
+  if (status.details?.startsWith('Received a second request message')) {
+    return {
+      ...status,
+      code: grpc.status.INVALID_ARGUMENT,
+      details: 'request: more than one request message for a method that takes one',
+    };
+  }
+  if (status.code !== grpc.status.INTERNAL) return status;
   if (status.details?.startsWith('Invalid grpc-timeout value')) {
     return { ...status, code: grpc.status.INVALID_ARGUMENT, details: `request: ${status.details}` };
   }
@@ -522,19 +537,21 @@ export function createNativeGrpc(options: NativeGrpcOptions): NativeGrpc {
         const call = new NativeCall(false, service, method, request, grpcCall);
         call.fail = callback;
         live.add(call);
-        invoke(call as unknown as UnaryRequest).then(
-          (response) => {
-            if (call.done) return;
-            end(call);
-            call.sendHeaders();
-            callback(null, response.message, call.trailers());
-          },
-          (error: unknown) => {
-            if (call.done) return;
-            end(call);
-            callback(statusOf(error));
-          },
-        );
+        invoke(call as unknown as UnaryRequest)
+          .then(
+            (response) => {
+              if (call.done) return;
+              end(call);
+              call.sendHeaders();
+              callback(null, response.message, call.trailers());
+            },
+            (error: unknown) => {
+              if (call.done) return;
+              end(call);
+              callback(statusOf(error));
+            },
+          )
+          .catch((error: unknown) => options.onHandlerError(name, error));
       };
       server.register(path, handle, serialize, deserialize, 'unary');
       continue;
@@ -636,12 +653,18 @@ export function createNativeGrpc(options: NativeGrpcOptions): NativeGrpc {
   }
   const idleWaiters: (() => void)[] = [];
   const connections = new Set<Socket>();
+  let closing = false;
   const closeWaiters: (() => void)[] = [];
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   return {
     paths,
     accept(socket) {
+      // Draining: a connection whose preface arrives now would miss the GOAWAY; its client retries elsewhere.
+      if (closing) {
+        socket.destroy();
+        return;
+      }
       connections.add(socket);
       socket.once('close', () => {
         connections.delete(socket);
@@ -651,6 +674,7 @@ export function createNativeGrpc(options: NativeGrpcOptions): NativeGrpc {
     },
     inFlight: () => live.size,
     async close(deadlineMs, reason, onDeadline) {
+      closing = true;
       // GOAWAY now; grpc-js destroys the sessions left after the grace period itself.
       injector.drain(deadlineMs + CANCEL_GRACE_MS);
       const idle = live.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));

@@ -3,6 +3,7 @@
 // speak. Each case asks both ports and compares, or asks the native port what only it can get wrong.
 import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -89,6 +90,11 @@ describe('the native gRPC port', () => {
       for (const answer of answers) expect(answer.grpcStatus, what).toBe(String(Code.InvalidArgument));
       expect(answers[1]!.grpcMessage, what).toBe(answers[0]!.grpcMessage);
       expect(answers[1]!.grpcMessage, what).toMatch(/^request: /);
+    }
+    // A message cut short: INVALID_ARGUMENT on both ports (each in its own words).
+    const truncated = Buffer.from([0, 0, 0, 0, 10, 1, 2, 3]);
+    for (const { port, url } of both) {
+      expect((await rawGrpc(url, auth(), truncated)).grpcStatus, port).toBe(String(Code.InvalidArgument));
     }
     // A real compressed message is read.
     const message = toBinary(
@@ -209,6 +215,11 @@ describe('the native gRPC port', () => {
   });
 
   it('speaks native gRPC only: HTTP/1.1 gets 505, Connect over HTTP/2 is refused, unknown methods UNIMPLEMENTED', async () => {
+    const connectionsOpen = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(/^herald_connections_open (\d+)$/m.exec(text)?.[1]);
+    };
+    const before = await connectionsOpen();
     const url = new URL(server.grpcUrl);
     const http1 = await new Promise<{ status: number | undefined; body: string }>((resolve, reject) => {
       http
@@ -223,6 +234,10 @@ describe('the native gRPC port', () => {
     });
     expect(http1.status).toBe(505);
     expect(http1.body).toContain('main port');
+    // The refused connection closes and stops counting against the connection caps.
+    await until('the 505 connection is gone', 5_000, async () =>
+      (await connectionsOpen()) <= before ? true : undefined,
+    );
 
     const connect = await rawGrpc(
       server.grpcUrl,
@@ -271,6 +286,22 @@ describe('a request that does not end', () => {
       expect(status).toBe(String(Code.DeadlineExceeded));
       expect(performance.now() - started).toBeGreaterThanOrEqual(350);
 
+      // A stream of requests (reflection) that never ends is held no longer than a request may take.
+      const reflection = await new Promise<string | undefined>((resolve) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+          'content-type': 'application/grpc+proto',
+          te: 'trailers',
+        });
+        req.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])));
+        req.on('trailers', (h) => resolve(String(h['grpc-status'])));
+        req.on('data', () => {});
+        req.on('close', () => resolve(undefined));
+        req.write(envelope(Buffer.from([0x3a, 0x00]))); // list_services: "", and the stream stays open
+      });
+      expect(reflection).toBe(String(Code.DeadlineExceeded));
+
       // A server stream's request ended long ago: the stream itself is not timed.
       const client = server.client({ apiKey: server.adminKey });
       const controller = new AbortController();
@@ -293,6 +324,38 @@ describe('a request that does not end', () => {
     } finally {
       session.destroy();
       await server.stop();
+    }
+  });
+});
+
+describe('a gRPC port that cannot be bound', () => {
+  it('fails the start and leaves nothing listening', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const free = net.createServer();
+    await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+    const mainPort = (free.address() as net.AddressInfo).port;
+    await new Promise((resolve) => free.close(resolve));
+    try {
+      await expect(
+        startTestServer(pgliteEngine, {
+          overrides: {
+            HERALD_PORT: String(mainPort),
+            HERALD_GRPC_PORT: String((taken.address() as net.AddressInfo).port),
+          },
+        }),
+      ).rejects.toThrow(/EADDRINUSE/);
+      const refused = await new Promise<string>((resolve) => {
+        const socket = net.connect(mainPort, '127.0.0.1');
+        socket.on('connect', () => {
+          socket.destroy();
+          resolve('connected');
+        });
+        socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+      });
+      expect(refused).toBe('ECONNREFUSED');
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
     }
   });
 });
