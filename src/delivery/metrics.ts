@@ -110,7 +110,8 @@ interface QueueFigures {
 
 /** The queue per channel, read at most once per QUEUE_CACHE_MS (concurrent scrapes share one query). */
 async function readQueue(sql: SqlRunner): Promise<Map<string, QueueFigures>> {
-  // Both figures from the partial index deliveries_due (status = 'queued', by next_attempt_at).
+  // Both figures from the partial index deliveries_due_by_channel (status = 'queued', by channel, then
+  // next_attempt_at).
   const rows = await sql.query<{ channel: string; queued: number; oldest_due_seconds: number | null }>(
     `select channel, count(*)::int as queued,
             extract(epoch from now() - min(next_attempt_at) filter (where next_attempt_at <= now()))::float8

@@ -13,6 +13,10 @@ export interface OnlineIndex {
   readonly table: string;
   /** The column list as CREATE INDEX takes it. */
   readonly columns: string;
+  /** A partial index's predicate. */
+  readonly where?: string;
+  /** An index this one replaces: dropped (concurrently) once this one is built and valid. */
+  readonly replaces?: string;
 }
 
 export const ONLINE_INDEXES: readonly OnlineIndex[] = [
@@ -21,7 +25,19 @@ export const ONLINE_INDEXES: readonly OnlineIndex[] = [
   { name: 'notifications_user_created', table: 'notifications', columns: '(user_id, created_at, id)' },
   { name: 'deliveries_created', table: 'deliveries', columns: '(created_at)' },
   { name: 'delivery_attempts_started', table: 'delivery_attempts', columns: '(started_at)' },
+  // Migration 0013: the dispatcher's claims, per channel.
+  {
+    name: 'deliveries_due_by_channel',
+    table: 'deliveries',
+    columns: '(channel, next_attempt_at)',
+    where: "status = 'queued'",
+    replaces: 'deliveries_due',
+  },
 ];
+
+function definition(index: OnlineIndex): string {
+  return `${index.name} on ${index.table} using btree ${index.columns}${index.where ? ` where ${index.where}` : ''}`;
+}
 
 /** Runs one statement outside any transaction. */
 type Run = (text: string, params?: readonly string[]) => Promise<readonly Record<string, unknown>[]>;
@@ -32,15 +48,18 @@ export async function buildOnlineIndexes(run: Run): Promise<void> {
     const [found] = await run('select indisvalid as valid from pg_index where indexrelid = to_regclass($1)', [
       index.name,
     ]);
-    if (found?.valid === true) continue;
-    if (found) await run(`drop index concurrently if exists ${index.name}`);
-    await run(`create index concurrently ${index.name} on ${index.table} using btree ${index.columns}`);
+    if (found?.valid !== true) {
+      if (found) await run(`drop index concurrently if exists ${index.name}`);
+      await run(`create index concurrently ${definition(index)}`);
+    }
+    if (index.replaces) await run(`drop index concurrently if exists ${index.replaces}`);
   }
 }
 
 /** The embedded engine has one connection and no concurrent writers to spare: a plain build. */
 export async function buildIndexesInPlace(run: Run): Promise<void> {
   for (const index of ONLINE_INDEXES) {
-    await run(`create index if not exists ${index.name} on ${index.table} using btree ${index.columns}`);
+    await run(`create index if not exists ${definition(index)}`);
+    if (index.replaces) await run(`drop index if exists ${index.replaces}`);
   }
 }

@@ -115,8 +115,10 @@ export const deliveries = pgTable(
   },
   (t) => [
     index('deliveries_notification').on(t.notificationId),
-    // The dispatcher's claim query scans only what is due, and leases that ran out (a dispatcher died).
-    index('deliveries_due').on(t.nextAttemptAt).where(sql`status = 'queued'`),
+    // The dispatcher's claim query scans only what is due on its channel, and leases that ran out (a
+    // dispatcher died). By channel first: in-app deliveries stay queued until their user connects (no
+    // dispatcher claims them), and a claim for e-mail must not walk past every one of them.
+    index('deliveries_due_by_channel').on(t.channel, t.nextAttemptAt).where(sql`status = 'queued'`),
     index('deliveries_leased').on(t.leaseUntil).where(sql`status = 'sending'`),
     // Delivery statistics by minute read only the window asked for.
     index('deliveries_created').on(t.createdAt),

@@ -35,6 +35,15 @@ describe.each(engines())('indexes built after the migrations on $name', (engine)
     await db.database.migrate();
     expect(await read()).toEqual(before);
   });
+
+  it('drops the index a built one replaces', async () => {
+    for (const index of ONLINE_INDEXES.filter((i) => i.replaces)) {
+      const [row] = await db.database.sql.query<{ gone: boolean }>('select to_regclass($1) is null as gone', [
+        index.replaces!,
+      ]);
+      expect(row?.gone, index.replaces).toBe(true);
+    }
+  });
 });
 
 describe.runIf(postgresUrl())('an interrupted concurrent build on PostgreSQL', () => {
