@@ -92,13 +92,15 @@ export function createProviderHealth(options: {
     circuits: providerCircuitStates(options.circuits, options.providers(), performance.now()),
   });
   const { redis } = options;
+  // Two plain commands, not MULTI: when the connection closes with a MULTI queued, ioredis rejects the MULTI
+  // command's own promise too, which nothing can await (an unhandled rejection). A report whose key is there
+  // without its set entry (or the reverse) is read right, or dropped, by everyInstance.
   const publish = async () => {
     if (!redis) return;
-    await redis
-      .multi()
-      .set(reportKey(instance), JSON.stringify(snapshot()), 'PX', REPORT_TTL_MS)
-      .sadd(INSTANCES_KEY, instance)
-      .exec();
+    await Promise.all([
+      redis.set(reportKey(instance), JSON.stringify(snapshot()), 'PX', REPORT_TTL_MS),
+      redis.sadd(INSTANCES_KEY, instance),
+    ]);
   };
   // A Redis outage is reported once, not every REPORT_MS; the first report that goes through again re-arms it.
   let reported = false;
@@ -169,14 +171,11 @@ export function createProviderHealth(options: {
       }
     },
     async close() {
-      if (!timer) return;
+      if (!timer || !redis) return;
       clearInterval(timer);
-      await redis
-        ?.multi()
-        .del(reportKey(instance))
-        .srem(INSTANCES_KEY, instance)
-        .exec()
-        .catch(options.onError);
+      await Promise.all([redis.del(reportKey(instance)), redis.srem(INSTANCES_KEY, instance)]).catch(
+        options.onError,
+      );
     },
   };
 }

@@ -109,8 +109,10 @@ export async function createRedisBus(
   let connectedOnce = false;
 
   /** This instance is alive, and its share of each user's connections is what it holds. */
+  // Batches are pipelines, not MULTI: nothing here needs them atomic, and a MULTI whose connection closes
+  // leaves ioredis with a rejection no caller can handle.
   async function refreshConnections(): Promise<void> {
-    const batch = pub.multi();
+    const batch = pub.pipeline();
     batch.set(ALIVE_KEY + instanceId, '1', 'PX', options.registryTtlMs);
     for (const [userId, n] of connections.entries()) {
       batch.hset(CONNECTIONS_KEY + userId, instanceId, n);
@@ -249,7 +251,7 @@ export async function createRedisBus(
       users.clear();
       everyone.clear();
       if (pub.status === 'ready') {
-        const batch = pub.multi();
+        const batch = pub.pipeline();
         for (const userId of held) batch.zrem(USER_KEY + userId, instanceId);
         for (const [userId] of connections.entries()) batch.hdel(CONNECTIONS_KEY + userId, instanceId);
         batch.del(ALIVE_KEY + instanceId);

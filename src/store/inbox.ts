@@ -150,9 +150,12 @@ export function markInbox(
       seen_at: Date | null;
       archived_at: Date | null;
     }>(
+      // By ids: the list is joined (one lookup per id); as `id in (select ...)` a generic plan may walk the
+      // user's whole inbox and read the list again for each notification.
       `update notifications set ${SET[action]}
+       ${byIds ? 'from (select distinct value::uuid as wanted from jsonb_array_elements_text($2::text::jsonb)) as w' : ''}
        where user_id = $1 and inbox and ${NOT_YET[action]}
-         and ${byIds ? 'id in (select jsonb_array_elements_text($2::text::jsonb)::uuid)' : 'seq <= ($2::text)::bigint'}
+         and ${byIds ? 'id = w.wanted' : 'seq <= ($2::text)::bigint'}
        returning id::text as id, read_at, seen_at, archived_at`,
       // unread and unarchived clear a time instead of setting one: they take no $3 (PostgreSQL refuses a
       // parameter a statement never uses, as it cannot infer its type).

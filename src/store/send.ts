@@ -145,15 +145,16 @@ on conflict (sender_key_id, key) do update
 returning k.key`;
 
 const TAKEN_KEYS = `
-select key, request_hash, notification_id::text as notification_id
-from idempotency_keys
-where sender_key_id = $1::uuid and key in (select jsonb_array_elements_text($2::text::jsonb))`;
+select k.key, k.request_hash, k.notification_id::text as notification_id
+from (select distinct value as key from jsonb_array_elements_text($2::text::jsonb)) as w
+join idempotency_keys k on k.sender_key_id = $1::uuid and k.key = w.key`;
 
 const ORIGINALS = `
 select n.id::text as notification_id, n.seq::text as seq, n.created_at, n.send_at,
        d.id::text as delivery_id, d.channel, d.status, d.reason
-from notifications n left join deliveries d on d.notification_id = n.id
-where n.id in (select jsonb_array_elements_text($1::text::jsonb)::uuid)
+from (select distinct value::uuid as id from jsonb_array_elements_text($1::text::jsonb)) as w
+join notifications n on n.id = w.id
+left join deliveries d on d.notification_id = n.id
 order by n.id, d.id`;
 
 async function claimIdempotencyKeys(
