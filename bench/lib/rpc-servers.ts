@@ -95,7 +95,7 @@ function stopChild(child: ChildProcess): void {
 }
 
 /** A bare node:http2 gRPC handler for Send: the least any server can do per call. */
-export function bareGrpcHandler(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+function bareGrpcHandler(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
   if (headers[':path'] !== SEND_PATH) {
     stream.respond(
       { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12' },

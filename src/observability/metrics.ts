@@ -29,16 +29,19 @@ export function createMetrics(): Metrics {
 
   // The labelled children, made once per method and code: looking them up by a labels object on every call
   // (hashing the labels) costs more than the RPC stack itself on a no-op call.
-  const children = new Map<
-    string,
-    { requests: Counter.Internal; duration: Histogram.Internal<'method' | 'code'> }
-  >();
-  const record = (method: string, code: string, started: number) => {
-    const key = `${method} ${code}`;
-    let child = children.get(key);
+  type Children = { requests: Counter.Internal; duration: Histogram.Internal<'method' | 'code'> };
+  const children = new WeakMap<DescMethod, Map<string, Children>>();
+  const record = (descMethod: DescMethod, code: string, started: number) => {
+    let byCode = children.get(descMethod);
+    if (!byCode) {
+      byCode = new Map();
+      children.set(descMethod, byCode);
+    }
+    let child = byCode.get(code);
     if (!child) {
-      child = { requests: requests.labels({ method, code }), duration: duration.labels({ method, code }) };
-      children.set(key, child);
+      const labels = { method: methodName(descMethod), code };
+      child = { requests: requests.labels(labels), duration: duration.labels(labels) };
+      byCode.set(code, child);
     }
     child.requests.inc();
     child.duration.observe((performance.now() - started) / 1_000);
@@ -46,14 +49,13 @@ export function createMetrics(): Metrics {
 
   const interceptor: Interceptor = (next) => (req) => {
     const started = performance.now();
-    const method = methodName(req.method);
     return next(req).then(
       (res) => {
-        record(method, 'ok', started);
+        record(req.method, 'ok', started);
         return res;
       },
       (error: unknown) => {
-        record(method, codeName(ConnectError.from(error).code), started);
+        record(req.method, codeName(ConnectError.from(error).code), started);
         throw error;
       },
     );

@@ -44,6 +44,7 @@ import {
 } from '@connectrpc/connect';
 import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import * as grpc from '@grpc/grpc-js';
+import { methodName } from '../observability/metrics.js';
 import { unparsableRequest } from './rpc-handler.js';
 
 export interface NativeGrpcOptions {
@@ -508,8 +509,8 @@ export function createNativeGrpc(options: NativeGrpcOptions): NativeGrpc {
   for (const spec of collectMethods(options.routes)) {
     const { method } = spec;
     const service = method.parent;
-    const path = `/${service.typeName}/${method.name}`;
-    const name = `${service.typeName}/${method.name}`;
+    const name = methodName(method);
+    const path = `/${name}`;
     const serialize = (message: unknown) => asBuffer(toBinary(method.output, message as never));
     const deserialize = (bytes: Buffer) => bytes;
     paths.push(path);

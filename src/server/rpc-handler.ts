@@ -27,6 +27,7 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from '@connectrpc/connect-node';
+import { methodName } from '../observability/metrics.js';
 import type { RequestHandler } from './listener.js';
 
 export interface RpcHandlerOptions extends ConnectRouterOptions {
@@ -75,7 +76,7 @@ export function createRpcHandler(options: RpcHandlerOptions): RequestHandler {
       )
       .catch((error: unknown) => {
         if (ConnectError.from(error).code === Code.Aborted) return;
-        options.onHandlerError(`${handler.service.typeName}/${handler.method.name}`, error);
+        options.onHandlerError(methodName(handler.method), error);
       });
   };
 }

@@ -26,14 +26,22 @@ interface RawAnswer {
   grpcMessage: string;
 }
 
-/** One gRPC call with exactly these headers and body bytes (already enveloped). */
-function rawGrpc(baseUrl: string, headers: http2.OutgoingHttpHeaders, body: Uint8Array): Promise<RawAnswer> {
+/**
+ * One gRPC call with exactly these headers and body bytes (already enveloped), to Send unless `path` says
+ * otherwise. With `end: false` the request is never ended: the call is cancelled once the server answers.
+ */
+function rawGrpc(
+  baseUrl: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array,
+  { path = SEND, end = true }: { path?: string; end?: boolean } = {},
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(baseUrl);
     session.on('error', reject);
     const req = session.request({
       ':method': 'POST',
-      ':path': SEND,
+      ':path': path,
       'content-type': 'application/grpc+proto',
       te: 'trailers',
       ...headers,
@@ -44,6 +52,7 @@ function rawGrpc(baseUrl: string, headers: http2.OutgoingHttpHeaders, body: Uint
       if (h['grpc-status'] !== undefined) {
         answer.grpcStatus = String(h['grpc-status']);
         answer.grpcMessage = decodeURIComponent(String(h['grpc-message'] ?? ''));
+        if (!end) req.close(http2.constants.NGHTTP2_CANCEL);
       }
     };
     req.on('response', read);
@@ -54,7 +63,8 @@ function rawGrpc(baseUrl: string, headers: http2.OutgoingHttpHeaders, body: Uint
       session.close();
       resolve(answer);
     });
-    req.end(body);
+    if (end) req.end(body);
+    else req.write(body);
   });
 }
 
@@ -246,19 +256,10 @@ describe('the native gRPC port', () => {
     );
     expect(connect.status).toBe(415);
 
-    const session = http2.connect(server.grpcUrl);
-    const unknown = await new Promise<string | undefined>((resolve) => {
-      const req = session.request({
-        ':method': 'POST',
-        ':path': '/herald.v1.Nope/Nope',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-      });
-      req.on('response', (h) => resolve(h['grpc-status'] as string | undefined));
-      req.end(envelope(new Uint8Array()));
+    const unknown = await rawGrpc(server.grpcUrl, {}, envelope(new Uint8Array()), {
+      path: '/herald.v1.Nope/Nope',
     });
-    session.close();
-    expect(unknown).toBe(String(Code.Unimplemented));
+    expect(unknown.grpcStatus).toBe(String(Code.Unimplemented));
   });
 });
 
@@ -267,40 +268,25 @@ describe('a request that does not end', () => {
     const server = await startTestServer(pgliteEngine, {
       overrides: { HERALD_REQUEST_TIMEOUT_MS: '400', HERALD_HEADERS_TIMEOUT_MS: '400' },
     });
-    const session = http2.connect(server.grpcUrl);
     try {
       const started = performance.now();
-      const status = await new Promise<string | undefined>((resolve) => {
-        const req = session.request({
-          ':method': 'POST',
-          ':path': SEND,
-          'content-type': 'application/grpc+proto',
-          te: 'trailers',
-          authorization: `Bearer ${server.adminKey}`,
-        });
-        req.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])));
-        req.on('trailers', (h) => resolve(String(h['grpc-status'])));
-        req.on('close', () => resolve(undefined));
-        req.write(envelope(new Uint8Array(3)).subarray(0, 4)); // part of an envelope, and never the end
-      });
-      expect(status).toBe(String(Code.DeadlineExceeded));
+      // Part of an envelope, and never the end.
+      const partial = await rawGrpc(
+        server.grpcUrl,
+        { authorization: `Bearer ${server.adminKey}` },
+        envelope(new Uint8Array(3)).subarray(0, 4),
+        { end: false },
+      );
+      expect(partial.grpcStatus).toBe(String(Code.DeadlineExceeded));
       expect(performance.now() - started).toBeGreaterThanOrEqual(350);
 
-      // A stream of requests (reflection) that never ends is held no longer than a request may take.
-      const reflection = await new Promise<string | undefined>((resolve) => {
-        const req = session.request({
-          ':method': 'POST',
-          ':path': '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
-          'content-type': 'application/grpc+proto',
-          te: 'trailers',
-        });
-        req.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])));
-        req.on('trailers', (h) => resolve(String(h['grpc-status'])));
-        req.on('data', () => {});
-        req.on('close', () => resolve(undefined));
-        req.write(envelope(Buffer.from([0x3a, 0x00]))); // list_services: "", and the stream stays open
+      // A stream of requests (reflection) that never ends is held no longer than a request may take:
+      // list_services "", and the stream stays open.
+      const reflection = await rawGrpc(server.grpcUrl, {}, envelope(Buffer.from([0x3a, 0x00])), {
+        path: '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+        end: false,
       });
-      expect(reflection).toBe(String(Code.DeadlineExceeded));
+      expect(reflection.grpcStatus).toBe(String(Code.DeadlineExceeded));
 
       // A server stream's request ended long ago: the stream itself is not timed.
       const client = server.client({ apiKey: server.adminKey });
@@ -322,7 +308,6 @@ describe('a request that does not end', () => {
       expect(await stream).toBe(Code.Canceled);
       expect(events).toContain('unreadCount');
     } finally {
-      session.destroy();
       await server.stop();
     }
   });
