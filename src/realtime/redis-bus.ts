@@ -93,7 +93,11 @@ export async function createRedisBus(
 ): Promise<Bus & { readonly instanceId: string }> {
   const instanceId = randomUUID();
   const pub = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false }) as RoutedRedis;
-  const sub = new Redis(options.url, { maxRetriesPerRequest: null });
+  // This bus subscribes again itself after a reconnect: ioredis's own resubscription sends SUBSCRIBE without
+  // handling its promise, so a connection closed before the reply (a shutdown right after Redis came back)
+  // rejected it unhandled.
+  const sub = new Redis(options.url, { maxRetriesPerRequest: null, autoResubscribe: false });
+  const channels = [INSTANCE_CHANNEL + instanceId, BROADCAST_CHANNEL];
   pub.defineCommand('route', { numberOfKeys: 1, lua: ROUTE });
   pub.defineCommand('register', { lua: REGISTER });
   pub.defineCommand('claim', { numberOfKeys: 1, lua: CLAIM });
@@ -107,6 +111,9 @@ export async function createRedisBus(
   const everyone = new Set<(event: SystemEvent) => void>();
   const connections = new ConnectionCounts();
   let connectedOnce = false;
+  /** The subscriber connection is up and listening on this instance's channels. */
+  let subscribed = false;
+  let closing = false;
 
   /** This instance is alive, and its share of each user's connections is what it holds. */
   // Batches are pipelines, not MULTI: nothing here needs them atomic, and a MULTI whose connection closes
@@ -142,7 +149,7 @@ export async function createRedisBus(
   // through the bus, and one committed before it is found by the re-read.
   let outage = false;
   function recover(): void {
-    if (!outage || pub.status !== 'ready' || sub.status !== 'ready') return;
+    if (!outage || pub.status !== 'ready' || !subscribed) return;
     outage = false;
     register([...users.keys()]).then(
       () => {
@@ -160,8 +167,30 @@ export async function createRedisBus(
     connection.on('close', () => {
       if (connectedOnce) outage = true;
     });
-    connection.on('ready', recover);
   }
+  pub.on('ready', recover);
+  // After a reconnect (and on every refresh until it took): listen on this instance's channels again.
+  let subscribing = false;
+  function resubscribe(): void {
+    if (!connectedOnce || closing || subscribed || subscribing || sub.status !== 'ready') return;
+    subscribing = true;
+    sub.subscribe(...channels).then(
+      () => {
+        subscribing = false;
+        subscribed = sub.status === 'ready';
+        recover();
+      },
+      (error: unknown) => {
+        // The connection went again before the reply: its next 'ready' subscribes again.
+        subscribing = false;
+        if (!closing) options.onError(error);
+      },
+    );
+  }
+  sub.on('close', () => {
+    subscribed = false;
+  });
+  sub.on('ready', resubscribe);
 
   async function route(event: BusEvent): Promise<void> {
     await pub.route(USER_KEY + event.userId, JSON.stringify(event), INSTANCE_CHANNEL);
@@ -172,7 +201,8 @@ export async function createRedisBus(
     for (const event of held) route(event).catch(() => pending.set(`${event.userId}\n${event.kind}`, event));
   });
 
-  await sub.subscribe(INSTANCE_CHANNEL + instanceId, BROADCAST_CHANNEL);
+  await sub.subscribe(...channels);
+  subscribed = true;
   // Alive (and this instance's counts written) as soon as the publishing connection is: it may still be
   // connecting here, and it queues nothing while it is not.
   const announceAlive = () => refreshConnections().catch(options.onError);
@@ -183,6 +213,7 @@ export async function createRedisBus(
     () => {
       register([...users.keys()]).catch(options.onError);
       refreshConnections().catch(options.onError);
+      resubscribe();
       recover();
     },
     Math.max(50, Math.floor(options.registryTtlMs / 3)),
@@ -244,8 +275,9 @@ export async function createRedisBus(
       });
     },
     // Away until both connections are back and this instance has re-registered its users (recover()).
-    degraded: () => outage || pub.status !== 'ready' || sub.status !== 'ready',
+    degraded: () => outage || pub.status !== 'ready' || !subscribed,
     async close() {
+      closing = true;
       clearInterval(refresher);
       const held = [...users.keys()];
       users.clear();
