@@ -36,6 +36,7 @@ import {
   startBareFanoutServer,
   startHeraldFanoutServer,
 } from './lib/realtime-fanout-servers.js';
+import type { MemoryBreakdown } from './lib/realtime-memory.js';
 import {
   CPU_HEADER,
   CPU_LEGEND,
@@ -219,6 +220,20 @@ function idleTable(runs: ServerRun[]): string {
   return renderTable(header, rows, 1);
 }
 
+/** What the idle connections' RSS is made of (Herald): V8's heap pages, young generation apart, and the rest. */
+function memoryLines(runs: ServerRun[]): string[] {
+  return runs.flatMap(({ label, idle }) => {
+    const { memoryBefore: a, memoryAfter: b } = idle;
+    if (!a || !b || idle.connected === 0) return [];
+    const per = (f: (m: MemoryBreakdown) => number) => kib((f(b) - f(a)) / idle.connected);
+    return [
+      `${label} RSS per connection by kind: V8 heap pages ${per((m) => m.heapTotal - m.newSpace)} + young ` +
+        `generation ${per((m) => m.newSpace)} (${mib(a.newSpace)} -> ${mib(b.newSpace)}) + external ` +
+        `${per((m) => m.external)} + native (sockets, malloc) ${per((m) => m.rss - m.heapTotal - m.external)}`,
+    ];
+  });
+}
+
 function rssPerConnection(idle: ServerRun['idle']): number {
   return idle.connected > 0 ? (idle.rssAfter - idle.rssBefore) / idle.connected : Number.NaN;
 }
@@ -311,16 +326,26 @@ function problems(runs: ServerRun[]): string[] {
 /** The unicast's ceiling: Herald's Sends alone, with nobody connected, against bare ws's unicast. */
 function storeOnlyLines(herald: ServerRun | undefined, bare: ServerRun | undefined): string[] {
   const alone = herald?.storeOnly;
-  if (!alone) return [];
+  if (!herald || !alone) return [];
   const rate = alone.notifications / (alone.elapsedMs / 1000);
   const ratio = bare ? percent(rate / deliveriesPerSecond(bare.unicast)) : '-';
   const failed =
     alone.failures.length > 0 ? ` (${alone.failures.length} failed; first: ${alone.failures[0]})` : '';
+  /** CPU per notification over a phase, in microseconds of one core. */
+  const perNotification = (share: number | undefined, cpu: { wallMs: number }, n: number) =>
+    share === undefined ? '-' : `${integer((share * cpu.wallMs * 1000) / n)} µs`;
+  const { unicast } = herald;
   return [
     '',
     `Herald's unicast ceiling: the same SendBatch calls to ${integer(alone.notifications)} users with nobody ` +
       `connected (stored, written to no socket) took ${integer(alone.elapsedMs)} ms = ` +
       `${integer(rate)} notifications/s = ${ratio} of bare ws unicast${failed}`,
+    `CPU per notification: server ${perNotification(alone.cpu.server, alone.cpu, alone.notifications)} ` +
+      `alone vs ${perNotification(unicast.cpu.server, unicast.cpu, unicast.expected)} in the unicast; ` +
+      `PostgreSQL ${perNotification(alone.cpu.postgres, alone.cpu, alone.notifications)} alone vs ` +
+      `${perNotification(unicast.cpu.postgres, unicast.cpu, unicast.expected)}; load generator ` +
+      `${perNotification(unicast.cpu.generator, unicast.cpu, unicast.expected)} in the unicast ` +
+      `(machine ${percent(alone.cpu.machine)} busy alone, ${percent(unicast.cpu.machine)} in the unicast)`,
   ];
 }
 
@@ -358,6 +383,7 @@ function printReport(
       'moves with heap pages kept from earlier garbage)',
     '',
     idleTable(runs),
+    ...memoryLines(runs),
     '',
     'frames/s = frames received / (first hand-over - last arrival); latency = hand-over to arrival',
     deliveryTable(runs),

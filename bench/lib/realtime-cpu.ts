@@ -12,12 +12,15 @@ export interface RealtimeCpu {
   other: number;
   /** Busy fraction of all cores together (0..1). */
   machine: number;
+  /** How long the window lasted. */
+  wallMs: number;
 }
 
 /** Starts counting; the returned function ends the window and gives the shares over it. */
 export function startCpuWindow(subjects: CpuSubjects, generatorPids: readonly number[]): () => RealtimeCpu {
   const before = snapshotCpu(subjects);
   const childrenBefore = generatorPids.map((pid) => snapshotCpu({ serverPid: pid }));
+  const startedAt = performance.now();
   return () => {
     const after = snapshotCpu(subjects);
     const shares = cpuShares(before, after);
@@ -32,6 +35,7 @@ export function startCpuWindow(subjects: CpuSubjects, generatorPids: readonly nu
       postgres: shares.postgres,
       other: Math.max(0, shares.other - childrenTotal),
       machine: shares.machine,
+      wallMs: performance.now() - startedAt,
     };
   };
 }

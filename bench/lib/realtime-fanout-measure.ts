@@ -3,7 +3,7 @@
 import { type RealtimeCpu, startCpuWindow, waitUntilQuiet } from './realtime-cpu.js';
 import type { ArrivalsReply, ClientGroup } from './realtime-fanout-clients.js';
 import type { FanoutServer } from './realtime-fanout-servers.js';
-import { residentBytes } from './realtime-memory.js';
+import { type MemoryBreakdown, residentBytes } from './realtime-memory.js';
 
 export interface FanoutSettings {
   connections: number;
@@ -26,6 +26,9 @@ export interface IdleResult {
   heapAfter: number;
   /** Whether RSS was read after a forced full GC (else after the settle wait only). */
   forcedGc: boolean;
+  /** Where the memory sat at both readings (Herald only). */
+  memoryBefore: MemoryBreakdown | null;
+  memoryAfter: MemoryBreakdown | null;
 }
 
 export interface DeliveryResult {
@@ -49,7 +52,7 @@ export interface ServerRun {
   label: string;
   idle: IdleResult;
   /** The unicast's Sends with nobody connected (Herald only). */
-  storeOnly: { notifications: number; elapsedMs: number; failures: string[] } | undefined;
+  storeOnly: { notifications: number; elapsedMs: number; failures: string[]; cpu: RealtimeCpu } | undefined;
   unicast: DeliveryResult;
   broadcast: DeliveryResult;
   /** Live connections the server closed during the run. */
@@ -72,10 +75,12 @@ export function deliveriesPerSecond(result: DeliveryResult): number {
 async function settledRss(
   server: FanoutServer,
   settleMs: number,
-): Promise<{ rss: number; heap: number; forcedGc: boolean }> {
+): Promise<{ rss: number; heap: number; forcedGc: boolean; memory: MemoryBreakdown | null }> {
   const heap = await server.collectGarbage().catch(() => null);
   await sleep(settleMs);
-  return { rss: residentBytes(server.pid), heap: heap ?? Number.NaN, forcedGc: heap !== null };
+  const rss = residentBytes(server.pid);
+  const memory = (await server.memory?.().catch(() => null)) ?? null;
+  return { rss, heap: heap ?? Number.NaN, forcedGc: heap !== null, memory };
 }
 
 /**
@@ -110,6 +115,8 @@ async function connectIdle(
     heapBefore: before.heap,
     heapAfter: after.heap,
     forcedGc: before.forcedGc && after.forcedGc,
+    memoryBefore: before.memory,
+    memoryAfter: after.memory,
   };
 }
 
@@ -196,8 +203,14 @@ export async function measureServer(
     let storeOnly: ServerRun['storeOnly'];
     if (server.storeOnly) {
       progress(`  ${server.label}: the same Sends with nobody connected`);
-      await waitUntilQuiet({ serverPid: server.pid, database: server.database }, QUIET_TIMEOUT_MS);
-      storeOnly = { notifications: settings.connections, ...(await server.storeOnly(settings.connections)) };
+      const subjects = { serverPid: server.pid, database: server.database };
+      await waitUntilQuiet(subjects, QUIET_TIMEOUT_MS);
+      const stopCpu = startCpuWindow(subjects, []);
+      const stopProfile = await server.profile('store-only');
+      const sent = await server.storeOnly(settings.connections);
+      const cpu = stopCpu();
+      await stopProfile();
+      storeOnly = { notifications: settings.connections, ...sent, cpu };
     }
     return {
       label: server.label,

@@ -21,6 +21,8 @@ import {
   collectGarbageOverInspector,
   inspectorUrl,
   isInspectorNotice,
+  type MemoryBreakdown,
+  memoryOverInspector,
   profileOverInspector,
 } from './realtime-memory.js';
 import { BODY, TITLE } from './workload.js';
@@ -38,6 +40,8 @@ export interface FanoutServer {
   readonly database: string | undefined;
   /** A full GC in the server before its RSS is read, to the V8 heap then in use; null when not possible. */
   collectGarbage(): Promise<number | null>;
+  /** Where its memory sits (Herald only: read over its inspector). */
+  memory?(): Promise<MemoryBreakdown | null>;
   /** With --cpu-prof, profiles the server over one phase; the returned function stops and writes it. */
   profile(phase: string): Promise<() => Promise<void>>;
   /** One notification to each of users 0..count-1; `sent` is told when each slice was handed over. */
@@ -162,6 +166,9 @@ export async function startHeraldFanoutServer(options: HeraldFanoutOptions): Pro
     database: options.databaseName,
     async collectGarbage() {
       return inspector ? collectGarbageOverInspector(inspector) : null;
+    },
+    async memory() {
+      return inspector ? memoryOverInspector(inspector) : null;
     },
     async profile(phase) {
       const dir = options.cpuProfDir;

@@ -94,6 +94,38 @@ export async function collectGarbageOverInspector(url: string): Promise<number> 
   }
 }
 
+/** Where a process's memory sits, as Node sees it (bytes). */
+export interface MemoryBreakdown {
+  rss: number;
+  /** Pages V8 holds for its heap, every space. */
+  heapTotal: number;
+  /** Of those, the young generation's (it grows under allocation and is not given back by a full GC). */
+  newSpace: number;
+  /** Memory of Buffers and other objects V8 tracks outside its heap. */
+  external: number;
+}
+
+const MEMORY_EXPRESSION = `JSON.stringify((() => {
+  const m = process.memoryUsage();
+  const spaces = process.getBuiltinModule?.('v8')?.getHeapSpaceStatistics() ?? [];
+  const young = spaces.filter((s) => s.space_name === 'new_space' || s.space_name === 'new_large_object_space');
+  return { rss: m.rss, heapTotal: m.heapTotal, external: m.external,
+    newSpace: young.reduce((sum, s) => sum + s.space_size, 0) };
+})())`;
+
+/** The memory breakdown of the process behind `url`, read over its inspector. */
+export async function memoryOverInspector(url: string): Promise<MemoryBreakdown> {
+  const session = new InspectorSession(url);
+  try {
+    const { result } = (await session.call('Runtime.evaluate', { expression: MEMORY_EXPRESSION })) as {
+      result: { value: string };
+    };
+    return JSON.parse(result.value) as MemoryBreakdown;
+  } finally {
+    session.close();
+  }
+}
+
 /**
  * Starts V8's CPU profiler in the process behind `url`; the returned function stops it and writes the profile
  * (a .cpuprofile file, for Chrome DevTools or `node --cpu-prof` tooling) to `file`.

@@ -63,14 +63,22 @@ export function createRealtime(options: RealtimeOptions): Realtime {
     maxItems: 1_000,
   });
   const onError = (error: unknown) => logger.warn({ err: error }, 'real-time session error');
+  // Notifications written in one turn (a SendBatch reaching many sessions) go to the group writer together.
+  let written: string[] = [];
+  const flushWritten = () => {
+    const ids = written;
+    written = [];
+    writeSent(ids).catch(onError);
+  };
   // Shared by every session (one set of functions, not one per connection).
   const shared = {
     database,
     bus,
     onError,
     unreadState: async (userId: string) => (await readUnread([userId]))[0]!,
-    onWritten: (ids: string[]) => {
-      writeSent(ids).catch(onError);
+    onWritten: (id: string) => {
+      if (written.length === 0) process.nextTick(flushWritten);
+      written.push(id);
     },
   };
   // Live sessions on this instance, for the degraded-bus fallback.

@@ -52,7 +52,9 @@ export function createInAppMetrics(registry: Registry): InAppMetrics {
     registers: [registry],
   });
   // Both transports start at 0, so a rate over them exists before the first notification.
-  for (const transport of ['stream', 'websocket'] as const) written.inc({ transport }, 0);
+  // Bound once: a label lookup per written notification is measurable under a burst.
+  const writtenBy = { stream: written.labels('stream'), websocket: written.labels('websocket') };
+  for (const child of Object.values(writtenBy)) child.inc(0);
   for (const state of ACKNOWLEDGING) acknowledged.inc({ state }, 0);
   return {
     streamOpened() {
@@ -66,7 +68,7 @@ export function createInAppMetrics(registry: Registry): InAppMetrics {
     countWebSockets(connections) {
       webSockets = connections;
     },
-    written: (transport) => written.inc({ transport }),
+    written: (transport) => writtenBy[transport].inc(),
     marked(action, count) {
       if (ACKNOWLEDGING.has(action) && count > 0) acknowledged.inc({ state: action }, count);
     },

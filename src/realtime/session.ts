@@ -58,8 +58,8 @@ export interface SessionOptions {
   afterSeq: number;
   /** Writes one event to the client; never throws. */
   emit: (event: SessionEvent) => void;
-  /** Notifications just written to this client (in-app delivery status: sent). */
-  onWritten?: (notificationIds: string[]) => void;
+  /** A notification just written to this client (in-app delivery status: sent). */
+  onWritten?: (notificationId: string) => void;
   /** The user's unread state (sessions share statements through it); one query per call otherwise. */
   unreadState?: (userId: string) => Promise<UnreadState>;
   onError: (error: unknown) => void;
@@ -130,11 +130,9 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
           lastSeq = row.seq;
           counted(row);
           emit({ kind: 'notification', row });
+          options.onWritten?.(row.id);
         }
-        if (rows.length > 0) {
-          changed = true;
-          options.onWritten?.(rows.map((r) => r.id));
-        }
+        if (rows.length > 0) changed = true;
         if (rows.length === PAGE) readAgain = true;
       } while ((readAgain || recount) && !closed);
       if (changed) emitCount();
@@ -170,7 +168,7 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
     // A new notification: not read, not archived.
     counted({ seq: row.seq, readAt: null, archivedAt: null });
     emit(new CarriedNotification(row));
-    options.onWritten?.([row.id]);
+    options.onWritten?.(row.id);
     emitCount();
   }
 
