@@ -15,15 +15,13 @@
 // arrival; rate = arrivals / (first hand-over - last arrival). RSS is read after a forced full GC (Herald:
 // over its inspector, started with --inspect=127.0.0.1:0) and --settle seconds. Environment variables the
 // server understands (HERALD_DB_POOL_MAX, HERALD_STREAM_HEARTBEAT_MS, REDIS_URL, ...) are passed on to it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createBenchDatabase } from './lib/bench-database.js';
-import { Cleanup } from './lib/cleanup.js';
-import { backgroundLoad } from './lib/cpu.js';
-import { benchServerUrl, positiveInteger } from './lib/options.js';
-import { type ClientGroup, startClientGroup } from './lib/realtime-fanout-clients.js';
+import type { Cleanup } from './lib/cleanup.js';
+import { benchServerUrl, listOption, positiveInteger } from './lib/options.js';
+import type { ClientGroup } from './lib/realtime-fanout-clients.js';
 import {
   type DeliveryResult,
   deliveriesPerSecond,
@@ -31,11 +29,7 @@ import {
   measureServer,
   type ServerRun,
 } from './lib/realtime-fanout-measure.js';
-import {
-  type FanoutServer,
-  startBareFanoutServer,
-  startHeraldFanoutServer,
-} from './lib/realtime-fanout-servers.js';
+import { startBareFanoutServer } from './lib/realtime-fanout-servers.js';
 import type { MemoryBreakdown } from './lib/realtime-memory.js';
 import {
   CPU_HEADER,
@@ -48,13 +42,11 @@ import {
   percent,
   renderTable,
 } from './lib/realtime-report.js';
-import { ensureJwtSecret } from './lib/realtime-token.js';
+import { CLIENT_OPTIONS, clientCounts, startHerald, withClientGroups } from './lib/realtime-setup.js';
 import { type Target, targetTable } from './lib/report.js';
 
 const TARGET_RATIO = 0.7;
 const TARGET_RSS_PER_CONNECTION = 12 * 1024;
-/** One process may hold about 19,900 sockets here (ulimit -n 20000); stay far below. */
-const MAX_SOCKETS_PER_PROCESS = 2_500;
 const USER_PREFIX = 'fan-user-';
 const SERVERS = ['herald', 'bare'] as const;
 type ServerName = (typeof SERVERS)[number];
@@ -70,42 +62,21 @@ interface Options extends FanoutSettings {
   serverUrl: string;
 }
 
-function isServerName(value: string): value is ServerName {
-  return SERVERS.some((name) => name === value);
-}
-
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
     args,
     options: {
-      connections: { type: 'string' },
-      processes: { type: 'string' },
+      ...CLIENT_OPTIONS,
       broadcasts: { type: 'string' },
       batch: { type: 'string' },
       senders: { type: 'string' },
-      'connect-concurrency': { type: 'string' },
       settle: { type: 'string' },
-      timeout: { type: 'string' },
-      servers: { type: 'string' },
       pglite: { type: 'boolean', default: false },
-      'cpu-prof': { type: 'boolean', default: false },
     },
   });
-  const servers = (values.servers ?? SERVERS.join(',')).split(',').map((s) => s.trim());
-  const unknown = servers.filter((s) => !isServerName(s));
-  if (unknown.length > 0)
-    throw new Error(`--servers: unknown ${unknown.join(', ')} (known: ${SERVERS.join(', ')})`);
-  const connections = positiveInteger('--connections', values.connections, 10_000);
-  const processes = Math.max(
-    positiveInteger('--processes', values.processes, 4),
-    Math.ceil(connections / MAX_SOCKETS_PER_PROCESS),
-  );
-  if (processes > 250)
-    throw new Error('--processes: at most 250 source addresses (127.0.0.2 .. 127.0.0.251)');
   const timeoutMs = positiveInteger('--timeout', values.timeout, 120) * 1000;
   return {
-    connections,
-    processes: Math.min(processes, connections),
+    ...clientCounts(values),
     broadcasts: positiveInteger('--broadcasts', values.broadcasts, 20),
     batchSize: positiveInteger('--batch', values.batch, 500),
     senders: positiveInteger('--senders', values.senders, 4),
@@ -113,7 +84,7 @@ function parseOptions(args: string[]): Options {
     settleMs: positiveInteger('--settle', values.settle, 2) * 1000,
     connectTimeoutMs: timeoutMs,
     phaseTimeoutMs: timeoutMs,
-    servers: servers.filter(isServerName),
+    servers: listOption('--servers', values.servers, SERVERS),
     pglite: values.pglite ?? false,
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'herald-bench-prof-')) : undefined,
     serverUrl: benchServerUrl(),
@@ -124,58 +95,6 @@ function progress(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
-/** Client children, child k holding users [k * per, ...) from 127.0.0.(k + 2). */
-function startClientGroups(options: Options, jwtSecret: string, cleanup: Cleanup): ClientGroup[] {
-  const per = Math.ceil(options.connections / options.processes);
-  const groups: ClientGroup[] = [];
-  for (let k = 0; k * per < options.connections; k++) {
-    const group = startClientGroup({
-      userPrefix: USER_PREFIX,
-      firstUser: k * per,
-      count: Math.min(per, options.connections - k * per),
-      localAddress: `127.0.0.${k + 2}`,
-      jwtSecret,
-      concurrency: options.connectConcurrency,
-    });
-    cleanup.add(`stop ws clients ${group.localAddress}`, () => group.stop());
-    groups.push(group);
-  }
-  return groups;
-}
-
-async function startHerald(
-  options: Options,
-  cleanup: Cleanup,
-): Promise<{ server: FanoutServer; engine: string }> {
-  const common = {
-    userPrefix: USER_PREFIX,
-    batchSize: options.batchSize,
-    senders: options.senders,
-    cpuProfDir: options.cpuProfDir,
-  };
-  if (options.pglite) {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-bench-fanout-'));
-    cleanup.add(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
-    const server = await startHeraldFanoutServer({
-      ...common,
-      databaseUrl: undefined,
-      dataDir: dir,
-      databaseName: undefined,
-    });
-    return { server, engine: 'PGlite (embedded)' };
-  }
-  const database = await createBenchDatabase(options.serverUrl);
-  cleanup.add(`drop database ${database.name}`, () => database.drop());
-  progress(`PostgreSQL: database ${database.name}`);
-  const server = await startHeraldFanoutServer({
-    ...common,
-    databaseUrl: database.url,
-    dataDir: undefined,
-    databaseName: database.name,
-  });
-  return { server, engine: `PostgreSQL ${await database.serverVersion()}` };
-}
-
 async function runServer(
   name: ServerName,
   options: Options,
@@ -184,7 +103,7 @@ async function runServer(
 ): Promise<{ run: ServerRun; engine: string | undefined }> {
   const { server, engine } =
     name === 'herald'
-      ? await startHerald(options, cleanup)
+      ? await startHerald({ ...options, userPrefix: USER_PREFIX }, cleanup, progress)
       : { server: await startBareFanoutServer(), engine: undefined };
   cleanup.add(`stop ${server.label}`, () => server.stop());
   try {
@@ -404,12 +323,7 @@ function printReport(
 
 export async function main(args: string[] = []): Promise<void> {
   const options = parseOptions(args);
-  const cleanup = new Cleanup();
-  const detach = cleanup.onInterrupt();
-  try {
-    const load = await backgroundLoad(1_000);
-    const jwtSecret = ensureJwtSecret();
-    const groups = startClientGroups(options, jwtSecret, cleanup);
+  await withClientGroups({ ...options, userPrefix: USER_PREFIX }, async (groups, cleanup, load) => {
     const runs: ServerRun[] = [];
     let engine: string | undefined;
     for (const name of options.servers) {
@@ -422,8 +336,5 @@ export async function main(args: string[] = []): Promise<void> {
       process.stdout.write(
         `\nCPU profiles of Herald, one per phase: ${options.cpuProfDir}/herald-*.cpuprofile\n`,
       );
-  } finally {
-    await cleanup.runAll();
-    detach();
-  }
+  });
 }

@@ -26,3 +26,16 @@ export function benchServerUrl(): string {
     'postgres://postgres@127.0.0.1:5432/test'
   );
 }
+
+/** A comma-separated list of known names (all of them when not given). */
+export function listOption<T extends string>(
+  name: string,
+  raw: string | undefined,
+  known: readonly T[],
+): T[] {
+  const values = (raw ?? known.join(',')).split(',').map((s) => s.trim());
+  const unknown = values.filter((v) => !known.includes(v as T));
+  if (unknown.length > 0)
+    throw new Error(`${name}: unknown ${unknown.join(', ')} (known: ${known.join(', ')})`);
+  return values as T[];
+}

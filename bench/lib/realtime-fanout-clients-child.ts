@@ -77,6 +77,8 @@ async function connect(command: ConnectCommand): Promise<ConnectedReply> {
   closed = 0;
   firstClose = null;
   const sign = userTokenSigner(command.jwtSecret);
+  const ackMs: number[] = [];
+  const liveMs: number[] = [];
   const result = await openAll(Math.min(command.limit, command.count), command.concurrency, async (local) => {
     const userId = `${command.userPrefix}${command.firstUser + local}`;
     const ws = await openInboxSocket({
@@ -86,6 +88,10 @@ async function connect(command: ConnectCommand): Promise<ConnectedReply> {
       localAddress: command.localAddress,
       timeoutMs: command.timeoutMs,
       onFrame: (frame, arrivedAt) => onFrame(local, userId, frame, arrivedAt),
+      onTimings: (ack, live) => {
+        ackMs.push(ack);
+        liveMs.push(live);
+      },
       onClose: (code, reason) => {
         if (disconnecting) return;
         closed++;
@@ -100,6 +106,8 @@ async function connect(command: ConnectCommand): Promise<ConnectedReply> {
     opened: result.opened.size,
     failed: result.failed,
     firstError: result.firstError,
+    ackMs,
+    liveMs,
   };
 }
 

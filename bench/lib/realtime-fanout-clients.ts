@@ -37,6 +37,9 @@ export interface ConnectedReply {
   opened: number;
   failed: number;
   firstError: string | null;
+  /** Per live connection: milliseconds from opening to `connection_ack`, and to the end of its replay. */
+  ackMs: number[];
+  liveMs: number[];
 }
 
 /**
@@ -87,7 +90,9 @@ function isConnected(value: unknown): value is ConnectedReply {
     value.kind === 'connected' &&
     Number.isSafeInteger(value.opened) &&
     Number.isSafeInteger(value.failed) &&
-    (value.firstError === null || typeof value.firstError === 'string')
+    (value.firstError === null || typeof value.firstError === 'string') &&
+    Array.isArray(value.ackMs) &&
+    Array.isArray(value.liveMs)
   );
 }
 

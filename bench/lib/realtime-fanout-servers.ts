@@ -11,6 +11,7 @@ import {
   NotificationService,
   SendBatchRequestSchema,
   SendBatchResponseSchema,
+  SendRequestSchema,
 } from '../../clients/node/index.js';
 import { epochNow } from './dispatch-child.js';
 import { type HeraldChild, startHeraldChild } from './herald-child.js';
@@ -29,6 +30,7 @@ import { BODY, TITLE } from './workload.js';
 
 export const UNICAST_TYPE = 'bench.fanout.unicast';
 const SEND_BATCH = `/${NotificationService.typeName}/${NotificationService.method.sendBatch.name}`;
+const SEND = `/${NotificationService.typeName}/${NotificationService.method.send.name}`;
 const CALL_TIMEOUT_MS = 60_000;
 
 export interface FanoutServer {
@@ -53,6 +55,10 @@ export interface FanoutServer {
   storeOnly?(count: number): Promise<{ elapsedMs: number; failures: string[] }>;
   /** `messages` broadcasts, all started at once; `sent` is told when each was handed over. */
   broadcast(messages: number, sent: (index: number, at: number) => void): Promise<string[]>;
+  /** Herald only: its main port's /healthz. */
+  readonly healthUrl?: string;
+  /** Herald only: one in-app Send to `userId`, resolved once answered. */
+  sendOne?(userId: string): Promise<void>;
   /** Warnings and errors the server logged. */
   logLines(): readonly string[];
   stop(): Promise<void>;
@@ -162,6 +168,17 @@ export async function startHeraldFanoutServer(options: HeraldFanoutOptions): Pro
   return {
     label: 'Herald',
     pid: child.pid,
+    healthUrl: `${child.url}/healthz`,
+    async sendOne(userId) {
+      const request = create(SendRequestSchema, {
+        userId,
+        type: UNICAST_TYPE,
+        title: TITLE,
+        body: BODY,
+        channels: [Channel.IN_APP],
+      });
+      await senders[0]!.unary(SEND, toBinary(SendRequestSchema, request), CALL_TIMEOUT_MS);
+    },
     wsUrl: `${child.url.replace(/^http/, 'ws')}/ws`,
     database: options.databaseName,
     async collectGarbage() {

@@ -18,11 +18,15 @@ export interface InboxSocketOptions {
   onFrame: (frame: InboxFrame, arrivedAt: number) => void;
   /** The connection closed after it went live. */
   onClose: (code: number, reason: string) => void;
+  /** Once live: milliseconds from opening the socket to `connection_ack`, and to the end of the replay. */
+  onTimings?: (ackMs: number, liveMs: number) => void;
 }
 
 /** Resolves with the socket once the inbox session is live; rejects (and terminates it) otherwise. */
 export function openInboxSocket(options: InboxSocketOptions): Promise<WebSocket> {
   const url = `${options.url}?user_id=${encodeURIComponent(options.userId)}`;
+  const openedAt = performance.now();
+  let ackMs = Number.NaN;
   const ws = new WebSocket(url, ['herald.v1', `bearer.${options.token}`], {
     perMessageDeflate: false,
     handshakeTimeout: options.timeoutMs,
@@ -54,10 +58,12 @@ export function openInboxSocket(options: InboxSocketOptions): Promise<WebSocket>
       if (frame.type === 'error') fail(`error frame: ${frame.message}`);
       else if (state === 'handshake' && frame.type === 'other' && frame.name === 'connection_ack') {
         state = 'resuming';
+        ackMs = performance.now() - openedAt;
         ws.send(JSON.stringify({ type: 'resume', after_seq: 0 }));
       } else if (state === 'resuming' && frame.type === 'unread_count') {
         state = 'live';
         clearTimeout(timer);
+        options.onTimings?.(ackMs, performance.now() - openedAt);
         resolve(ws);
       }
     });
