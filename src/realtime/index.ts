@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
 import { createGroupWriter } from '../store/group-commit.js';
 import {
+  type InboxRead,
+  inboxAfterMany,
   latestInboxSeqs,
   type MarkAction,
   type MarkResult,
@@ -14,7 +16,7 @@ import {
   unreadStates,
 } from '../store/inbox.js';
 import type { Bus } from './bus.js';
-import { type InboxSession, openInboxSession, type SessionOptions } from './session.js';
+import { INBOX_PAGE, type InboxSession, openInboxSession, type SessionOptions } from './session.js';
 
 export type { Bus, BusEvent, SystemEvent, WireInboxRow } from './bus.js';
 export { createMemoryBus } from './bus.js';
@@ -24,6 +26,8 @@ export interface Realtime {
   readonly bus: Bus;
   /** A live session; `emit` writes to the client. */
   openSession(options: Pick<SessionOptions, 'userId' | 'afterSeq' | 'emit'>): Promise<InboxSession>;
+  /** The user's latest inbox seq (0 for an empty inbox); connections starting together share statements. */
+  latestSeq(userId: string): Promise<number>;
   /** A client acknowledged these notifications. */
   acknowledge(userId: string, notificationIds: readonly string[]): Promise<void>;
   /** Changes inbox state and pushes it (`state`, `unread_count`) to every live session of the user. */
@@ -62,6 +66,22 @@ export function createRealtime(options: RealtimeOptions): Realtime {
     maxStatements: 2,
     maxItems: 1_000,
   });
+  // ... and their replays: each read takes up to a page, so fewer share a statement.
+  const readInbox = createGroupWriter(
+    (reads: InboxRead[]) => inboxAfterMany(database.sql, reads, INBOX_PAGE),
+    {
+      maxStatements: 2,
+      maxItems: 100,
+    },
+  );
+  // Connections acknowledged together (the seq their connection_ack carries).
+  const readLatest = createGroupWriter(
+    async (userIds: string[]) => {
+      const latest = await latestInboxSeqs(database.sql, [...new Set(userIds)]);
+      return userIds.map((id) => latest.get(id) ?? 0);
+    },
+    { maxStatements: 2, maxItems: 1_000 },
+  );
   const onError = (error: unknown) => logger.warn({ err: error }, 'real-time session error');
   // Notifications written in one turn (a SendBatch reaching many sessions) go to the group writer together.
   let written: string[] = [];
@@ -76,6 +96,7 @@ export function createRealtime(options: RealtimeOptions): Realtime {
     bus,
     onError,
     unreadState: async (userId: string) => (await readUnread([userId]))[0]!,
+    readInbox: async (userId: string, afterSeq: number) => (await readInbox([{ userId, afterSeq }]))[0]!,
     onWritten: (id: string) => {
       if (written.length === 0) process.nextTick(flushWritten);
       written.push(id);
@@ -143,6 +164,7 @@ export function createRealtime(options: RealtimeOptions): Realtime {
       };
     },
     degraded: () => bus.degraded(),
+    latestSeq: async (userId) => (await readLatest([userId]))[0]!,
     acknowledge: (userId, ids) => markInAppDelivered(database.sql, userId, ids),
     async mark(userId, target, action, at) {
       const result = await markInbox(database.sql, userId, target, action, at);

@@ -62,6 +62,8 @@ export interface SessionOptions {
   onWritten?: (notificationId: string) => void;
   /** The user's unread state (sessions share statements through it); one query per call otherwise. */
   unreadState?: (userId: string) => Promise<UnreadState>;
+  /** The user's inbox after a seq, at most INBOX_PAGE rows (sessions share statements through it). */
+  readInbox?: (userId: string, afterSeq: number) => Promise<InboxRow[]>;
   onError: (error: unknown) => void;
 }
 
@@ -74,7 +76,8 @@ export interface InboxSession {
   close(): Promise<void>;
 }
 
-const PAGE = 500;
+/** Rows one read of a session takes at most; a full page means there may be more. */
+export const INBOX_PAGE = 500;
 
 type UnreadCountEvent = Extract<BusEvent, { kind: 'unread_count' }>;
 
@@ -82,6 +85,8 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
   const { database, bus, userId, emit } = options;
   const readUnread =
     options.unreadState ?? (async (user: string) => (await unreadStates(database.sql, [user]))[0]!);
+  const readInbox =
+    options.readInbox ?? ((user: string, after: number) => inboxAfter(database.db, user, after, INBOX_PAGE));
   let lastSeq = options.afterSeq;
   let closed = false;
   let started = false;
@@ -123,7 +128,7 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
           if (!unread || state.version >= unread.version) unread = { ...state };
           changed = true;
         }
-        const rows = await inboxAfter(database.db, userId, lastSeq, PAGE);
+        const rows = await readInbox(userId, lastSeq);
         if (closed) return;
         for (const row of rows) {
           if (row.seq <= lastSeq) continue;
@@ -133,7 +138,7 @@ export async function openInboxSession(options: SessionOptions): Promise<InboxSe
           options.onWritten?.(row.id);
         }
         if (rows.length > 0) changed = true;
-        if (rows.length === PAGE) readAgain = true;
+        if (rows.length === INBOX_PAGE) readAgain = true;
       } while ((readAgain || recount) && !closed);
       if (changed) emitCount();
     })().finally(() => {

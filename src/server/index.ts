@@ -363,7 +363,7 @@ export async function startHerald({
     );
     const websockets = attachWebSocketBridge(
       listener.http1,
-      { authenticate, credentials, realtime, database: db, logger, now, inAppMetrics },
+      { authenticate, credentials, realtime, logger, now, inAppMetrics },
       {
         path: '/ws',
         heartbeatMs: config.streamHeartbeatMs,

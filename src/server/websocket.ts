@@ -37,7 +37,7 @@ import { isUuid } from '../core/ids.js';
 import type { Logger } from '../observability/logger.js';
 import type { InboxSession, Realtime, SessionEvent, SystemEvent } from '../realtime/index.js';
 import type { InAppMetrics } from '../realtime/metrics.js';
-import { type Database, latestInboxSeq, type MarkAction } from '../store/index.js';
+import type { MarkAction } from '../store/index.js';
 import { type CorsOrigins, createOriginCheck } from './cors.js';
 import { notificationFrame, unreadCountFrame } from './websocket-frames.js';
 
@@ -79,14 +79,13 @@ export function attachWebSocketBridge(
     authenticate: Authenticator;
     credentials: CredentialWatch;
     realtime: Realtime;
-    database: Database;
     logger: Logger;
     now: () => Date;
     inAppMetrics: InAppMetrics;
   },
   options: WebSocketOptions,
 ): WebSocketBridge {
-  const { realtime, database, logger } = deps;
+  const { realtime, logger } = deps;
   const isAllowedOrigin = options.allowedOrigins ? createOriginCheck(options.allowedOrigins) : () => true;
   const wss = new WebSocketServer({
     noServer: true,
@@ -350,7 +349,7 @@ export function attachWebSocketBridge(
     send(ws, {
       type: 'connection_ack',
       connection_id: connectionId,
-      server_seq: await latestInboxSeq(database.sql, userId),
+      server_seq: await realtime.latestSeq(userId),
     });
   }
 

@@ -23,6 +23,62 @@ export function inboxAfter(
     .limit(limit);
 }
 
+/** One session's read: its user's inbox after `afterSeq`. */
+export interface InboxRead {
+  userId: string;
+  afterSeq: number;
+}
+
+// Every column of an inbox row, named as InboxRow names it; ids and seq as text (one shape on every engine).
+const INBOX_COLUMNS = `n.id::text as "id", n.user_id as "userId", n.seq::text as "seq", n.type as "type",
+  n.priority as "priority", n.data as "data", n.title as "title", n.body as "body",
+  n.sender_key_id::text as "senderKeyId", n.idempotency_key as "idempotencyKey", n.send_at as "sendAt",
+  n.expires_at as "expiresAt", n.push_options as "pushOptions", n.critical as "critical", n.inbox as "inbox",
+  n.cancelled_at as "cancelledAt", n.trace_parent as "traceParent", n.created_at as "createdAt",
+  n.read_at as "readAt", n.seen_at as "seenAt", n.archived_at as "archivedAt"`;
+const INBOX_DATES = [
+  'sendAt',
+  'expiresAt',
+  'cancelledAt',
+  'createdAt',
+  'readAt',
+  'seenAt',
+  'archivedAt',
+] as const;
+
+/**
+ * inboxAfter for many sessions in one statement (sessions starting together in a reconnect storm): per read,
+ * at most `limit` rows, oldest first, each read one index range scan (notifications_user_seq).
+ */
+export async function inboxAfterMany(
+  sqlRunner: SqlRunner,
+  reads: readonly InboxRead[],
+  limit: number,
+): Promise<InboxRow[][]> {
+  const rows = await sqlRunner.query<Record<string, unknown> & { i: number }>(
+    `select r.i::int as i, ${INBOX_COLUMNS}
+     from jsonb_array_elements($1::text::jsonb) with ordinality as r(req, i)
+     cross join lateral (
+       select * from notifications m
+       where m.user_id = r.req->>'u' and m.inbox and m.seq > (r.req->>'a')::bigint
+       order by m.seq limit $2
+     ) n
+     order by r.i, n.seq`,
+    [JSON.stringify(reads.map((r) => ({ u: r.userId, a: r.afterSeq }))), limit],
+  );
+  const out: InboxRow[][] = reads.map(() => []);
+  for (const { i, ...row } of rows) {
+    row.seq = Number(row.seq);
+    // The engines disagree on how timestamps come back from plain SQL (Date or text): settle on Date.
+    for (const field of INBOX_DATES) {
+      const value = row[field];
+      if (value !== null && !(value instanceof Date)) row[field] = new Date(value as string);
+    }
+    out[Number(i) - 1]!.push(row as InboxRow);
+  }
+  return out;
+}
+
 export interface InboxQuery {
   limit: number;
   /** Only notifications with seq below this (the previous page's last seq). */
