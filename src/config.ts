@@ -32,6 +32,8 @@ export interface Config {
   /** gRPC server reflection (grpc.reflection.v1 and v1alpha), answered without credentials. */
   reflection: boolean;
   shutdownTimeoutMs: number;
+  /** On shutdown: live WebSockets and streams are ended (1012, service restart) spread over this window. */
+  drainMs: number;
   logLevel: string;
   /** Server processes sharing the port (node:cluster); more than one needs DATABASE_URL. */
   workers: number;
@@ -43,6 +45,8 @@ export interface Config {
   registryTtlMs: number;
   /** With REDIS_URL: while Redis is away, how often live sessions look in PostgreSQL for what they missed. */
   busFallbackPollMs: number;
+  /** Live sessions (WebSocket handshakes, StreamNotifications calls) starting at once; the rest wait or are refused. */
+  sessionStarts: { limit: number; maxWaitMs: number };
   websocket: {
     pingMs: number;
     authTimeoutMs: number;
@@ -213,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRequestBytes: int('HERALD_MAX_REQUEST_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     reflection: bool('HERALD_REFLECTION', true),
     shutdownTimeoutMs: int('HERALD_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    drainMs: int('HERALD_DRAIN_MS', 5_000, 0, 600_000),
     logLevel,
     publicUrl: publicUrl(str('HERALD_PUBLIC_URL'), problems),
     corsOrigins: corsOrigins(str('HERALD_CORS_ORIGINS'), problems),
@@ -232,6 +237,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     streamHeartbeatMs: int('HERALD_STREAM_HEARTBEAT_MS', 20_000, 100, 600_000),
     registryTtlMs: int('HERALD_REGISTRY_TTL_MS', 60_000, 300, 3_600_000),
     busFallbackPollMs: int('HERALD_BUS_FALLBACK_POLL_MS', 2_000, 100, 60_000),
+    sessionStarts: {
+      limit: int('HERALD_SESSION_STARTS_MAX', 256, 1, 100_000),
+      maxWaitMs: int('HERALD_SESSION_START_WAIT_MS', 5_000, 0, 60_000),
+    },
     websocket: {
       pingMs: int('HERALD_WS_PING_MS', 25_000, 50, 600_000),
       authTimeoutMs: int('HERALD_WS_AUTH_TIMEOUT_MS', 5_000, 50, 60_000),

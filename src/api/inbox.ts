@@ -43,6 +43,9 @@ export interface InboxDeps {
   inAppMetrics: InAppMetrics;
 }
 
+/** Response metadata of a refused stream: when to try again, in milliseconds (the clients honour it). */
+export const RETRY_AFTER_MS = 'retry-after-ms';
+
 const CREDENTIAL_ENDED: Record<CredentialEnd, string> = {
   expired: 'the user token expired; reconnect with a fresh one',
   revoked: 'the API key was revoked',
@@ -129,66 +132,99 @@ export function inboxHandlers({
       if (req.afterSeq < 0n || req.afterSeq > MAX_SEQ) {
         throw invalidArgument('after_seq', `must be 0..${MAX_SEQ}`);
       }
-      const queue: StreamNotificationsResponse[] = [];
-      let wake: (() => void) | null = null;
-      let overflow = false;
-      const push = (message: StreamNotificationsResponse) => {
-        if (queue.length >= MAX_QUEUED_EVENTS) overflow = true;
-        else queue.push(message);
-        wake?.();
-      };
-      const session = await realtime.openSession({
-        userId,
-        afterSeq: Number(req.afterSeq),
-        emit: (event) => {
-          if (event.kind === 'notification') inAppMetrics.written('stream');
-          push(sessionEventToProto(event));
-        },
-      });
-      const heartbeat = setInterval(() => {
-        push(
-          create(StreamNotificationsResponseSchema, {
-            event: { case: 'heartbeat', value: { serverTime: timestampFromDate(now()) } },
-          }),
+      const askedAt = performance.now();
+      if (realtime.draining()) throw new ConnectError('service restart; reconnect', Code.Unavailable);
+      // Its turn among the sessions starting at once; a caller that leaves while waiting gives its place up.
+      const ticket = realtime.admit();
+      ctx.signal.addEventListener('abort', ticket.cancel, { once: true });
+      const admission = await ticket.admitted;
+      if (!admission.admitted) {
+        ctx.signal.removeEventListener('abort', ticket.cancel);
+        inAppMetrics.sessionStartRefused('stream');
+        throw new ConnectError(
+          `too many sessions starting; retry after ${admission.retryAfterMs} ms`,
+          Code.Unavailable,
+          { [RETRY_AFTER_MS]: String(admission.retryAfterMs) },
         );
-      }, heartbeatMs);
-      const onAbort = () => wake?.();
-      let credentialEnded: CredentialEnd | null = null;
-      const unwatch = credentials.watch(principalOf(ctx), (why) => {
-        credentialEnded = why;
-        wake?.();
-      });
-      ctx.signal.addEventListener('abort', onAbort);
-      closing.addEventListener('abort', onAbort);
-      const streamClosed = inAppMetrics.streamOpened();
+      }
       try {
-        for (;;) {
-          if (credentialEnded)
-            throw new ConnectError(CREDENTIAL_ENDED[credentialEnded], Code.Unauthenticated);
-          if (overflow) {
-            throw new ConnectError(
-              'the client is not reading its stream; reconnect and resume',
-              Code.ResourceExhausted,
-            );
-          }
-          const next = queue.shift();
-          if (next) {
-            yield next;
-            continue;
-          }
-          if (ctx.signal.aborted || closing.aborted) return;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          wake = null;
-        }
+        yield* follow();
       } finally {
-        streamClosed();
-        unwatch();
-        clearInterval(heartbeat);
-        ctx.signal.removeEventListener('abort', onAbort);
-        closing.removeEventListener('abort', onAbort);
-        await session.close();
+        ctx.signal.removeEventListener('abort', ticket.cancel);
+        ticket.cancel();
+      }
+
+      async function* follow(): AsyncGenerator<StreamNotificationsResponse> {
+        const queue: StreamNotificationsResponse[] = [];
+        let wake: (() => void) | null = null;
+        let overflow = false;
+        const push = (message: StreamNotificationsResponse) => {
+          if (queue.length >= MAX_QUEUED_EVENTS) overflow = true;
+          else queue.push(message);
+          wake?.();
+        };
+        const session = await realtime.openSession({
+          userId,
+          afterSeq: Number(req.afterSeq),
+          emit: (event) => {
+            if (event.kind === 'notification') inAppMetrics.written('stream');
+            push(sessionEventToProto(event));
+          },
+        });
+        ticket.cancel();
+        inAppMetrics.sessionStarted('stream', (performance.now() - askedAt) / 1000);
+        // A drain on shutdown ends it at its turn (the client reconnects, elsewhere).
+        let drained = false;
+        const untrack = realtime.track(() => {
+          drained = true;
+          wake?.();
+        });
+        const heartbeat = setInterval(() => {
+          push(
+            create(StreamNotificationsResponseSchema, {
+              event: { case: 'heartbeat', value: { serverTime: timestampFromDate(now()) } },
+            }),
+          );
+        }, heartbeatMs);
+        const onAbort = () => wake?.();
+        let credentialEnded: CredentialEnd | null = null;
+        const unwatch = credentials.watch(principalOf(ctx), (why) => {
+          credentialEnded = why;
+          wake?.();
+        });
+        ctx.signal.addEventListener('abort', onAbort);
+        closing.addEventListener('abort', onAbort);
+        const streamClosed = inAppMetrics.streamOpened();
+        try {
+          for (;;) {
+            if (credentialEnded)
+              throw new ConnectError(CREDENTIAL_ENDED[credentialEnded], Code.Unauthenticated);
+            if (overflow) {
+              throw new ConnectError(
+                'the client is not reading its stream; reconnect and resume',
+                Code.ResourceExhausted,
+              );
+            }
+            const next = queue.shift();
+            if (next) {
+              yield next;
+              continue;
+            }
+            if (ctx.signal.aborted || closing.aborted || drained) return;
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+            });
+            wake = null;
+          }
+        } finally {
+          untrack();
+          streamClosed();
+          unwatch();
+          clearInterval(heartbeat);
+          ctx.signal.removeEventListener('abort', onAbort);
+          closing.removeEventListener('abort', onAbort);
+          await session.close();
+        }
       }
     },
 

@@ -15,9 +15,11 @@ import {
   markInbox,
   unreadStates,
 } from '../store/inbox.js';
+import { type AdmissionControl, type AdmissionTicket, createAdmissionControl } from './admission.js';
 import type { Bus } from './bus.js';
 import { INBOX_PAGE, type InboxSession, openInboxSession, type SessionOptions } from './session.js';
 
+export type { Admission, AdmissionControl, AdmissionTicket } from './admission.js';
 export type { Bus, BusEvent, SystemEvent, WireInboxRow } from './bus.js';
 export { createMemoryBus } from './bus.js';
 export type { InboxSession, SessionEvent } from './session.js';
@@ -34,8 +36,27 @@ export interface Realtime {
   mark(userId: string, target: MarkTarget, action: MarkAction, at: Date): Promise<MarkResult>;
   /** True while the bus is away and live sessions poll PostgreSQL instead. */
   degraded(): boolean;
+  /** A session wants to start: its turn among the sessions starting at once (see admission.ts). */
+  admit(): AdmissionTicket;
+  readonly admission: AdmissionControl;
+  /**
+   * A live connection or stream the drain ends (`end` closes it, telling the client to reconnect); call the
+   * answer once it has ended by itself.
+   */
+  track(end: () => void): () => void;
+  /** True once the drain started: nothing new starts. */
+  draining(): boolean;
+  /**
+   * Ends every tracked connection and stream, spread over `windowMs` (sooner when there are few: at most
+   * DRAIN_RATE a second), so their clients do not all come back in the same second.
+   */
+  drain(windowMs: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Ends per second a drain spreads connections at, when they are too few to fill its window. */
+export const DRAIN_RATE = 1_000;
+const DRAIN_TICK_MS = 20;
 
 export interface RealtimeOptions {
   database: Database;
@@ -46,6 +67,8 @@ export interface RealtimeOptions {
    * told about: the most a notification waits then.
    */
   fallbackPollMs: number;
+  /** Sessions starting at once, and how long one waits its turn before it is refused. */
+  sessionStarts: { limit: number; maxWaitMs: number };
 }
 
 /** Users whose latest inbox seq one fallback statement reads. */
@@ -144,8 +167,45 @@ export function createRealtime(options: RealtimeOptions): Realtime {
     }
   }
 
+  const admission = createAdmissionControl({
+    ...options.sessionStarts,
+    // Waiting costs a socket and a request's memory each; beyond this many, refusing at once is kinder.
+    maxQueued: options.sessionStarts.limit * 8,
+  });
+  const tracked = new Set<() => void>();
+  let draining = false;
+
   return {
     bus,
+    admission,
+    admit: () => admission.request(),
+    track(end) {
+      tracked.add(end);
+      return () => {
+        tracked.delete(end);
+      };
+    },
+    draining: () => draining,
+    async drain(windowMs) {
+      draining = true;
+      // In random order: the clients of one region, tenant or load balancer do not all leave first.
+      const ends = [...tracked];
+      tracked.clear();
+      for (let i = ends.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [ends[i], ends[j]] = [ends[j]!, ends[i]!];
+      }
+      const spanMs = Math.min(windowMs, (ends.length / DRAIN_RATE) * 1000);
+      const started = performance.now();
+      let next = 0;
+      while (next < ends.length) {
+        const due =
+          spanMs > 0 ? Math.ceil((ends.length * (performance.now() - started)) / spanMs) : ends.length;
+        for (const end of ends.slice(next, Math.max(next + 1, due))) end();
+        next = Math.max(next + 1, due);
+        if (next < ends.length) await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
+      }
+    },
     async openSession(o) {
       const session = await openInboxSession({
         ...shared,

@@ -213,7 +213,14 @@ export async function startHerald({
           onError: (error) => logger.warn({ err: (error as Error).message }, 'redis bus unavailable'),
         })
       : createMemoryBus();
-    const realtime = createRealtime({ database: db, bus, logger, fallbackPollMs: config.busFallbackPollMs });
+    const realtime = createRealtime({
+      database: db,
+      bus,
+      logger,
+      fallbackPollMs: config.busFallbackPollMs,
+      sessionStarts: config.sessionStarts,
+    });
+    inAppMetrics.countSessionStarts(realtime.admission);
     undo.unshift(() => realtime.close());
     new Gauge({
       name: 'herald_bus_degraded',
@@ -426,10 +433,14 @@ export async function startHerald({
       close() {
         closing ??= (async () => {
           logger.info({ inFlight: listener.inFlight() + (nativeGrpc?.inFlight() ?? 0) }, 'shutting down');
-          // Live streams end at once (clients resume elsewhere); the dispatcher stops claiming and finishes
-          // its attempts while the RPCs drain.
-          streamsClosing.abort();
-          const wsClosed = websockets.close();
+          // Live streams and WebSockets end spread over the drain window (clients resume elsewhere, not all in
+          // the same second); the dispatcher stops claiming and finishes its attempts while the RPCs drain.
+          // At most half the shutdown timeout: the streams ended last still finish before its deadline.
+          const drainMs = Math.min(config.drainMs, config.shutdownTimeoutMs / 2);
+          const wsClosed = realtime.drain(drainMs).then(() => {
+            streamsClosing.abort();
+            return websockets.close();
+          });
           const dispatching = delivery.close(config.shutdownTimeoutMs);
           let deadlinePassed = false;
           const onDeadline = () => {
@@ -442,7 +453,9 @@ export async function startHerald({
             shutdown.abort(shutdownReason);
           };
           const grpcDrained = nativeGrpc?.close(config.shutdownTimeoutMs, shutdownReason, onDeadline);
-          await listener.close(config.shutdownTimeoutMs, onDeadline, grpcDrained);
+          // Sockets are destroyed only once the drain has told every WebSocket to go.
+          const drained = Promise.all([grpcDrained, wsClosed]).then(() => {});
+          await listener.close(config.shutdownTimeoutMs, onDeadline, drained);
           await dispatching;
           await wsClosed;
           await realtime.close();

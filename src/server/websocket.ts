@@ -55,7 +55,7 @@ export interface WebSocketOptions {
 export interface WebSocketBridge {
   /** Connections open on this instance (not counting those closing). */
   connections(): number;
-  /** Closes every connection with 1001 (going away). */
+  /** Closes every connection left with 1012 (service restart). */
   close(): Promise<void>;
 }
 
@@ -66,12 +66,14 @@ const MARK_ACTIONS: readonly MarkAction[] = ['read', 'unread', 'seen', 'archived
 
 // Close codes (RFC 6455 §7.4.1).
 const POLICY_VIOLATION = 1008;
-const GOING_AWAY = 1001;
+const SERVICE_RESTART = 1012;
 const TRY_AGAIN_LATER = 1013;
 /** The connection's credential expired or was revoked (application-defined, like HTTP 401). */
 const CREDENTIAL_ENDED = 4001;
 const CREDENTIAL_ENDED_REASON = { expired: 'credential expired', revoked: 'credential revoked' } as const;
 const SLOW_CONSUMER_GRACE_MS = 5_000;
+/** On shutdown, how long clients get to answer the close frame. */
+const CLOSE_GRACE_MS = 1_000;
 
 export function attachWebSocketBridge(
   http1: Server,
@@ -141,16 +143,49 @@ export function attachWebSocketBridge(
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     const bearer = offered.find((p) => p.startsWith(BEARER_PREFIX))?.slice(BEARER_PREFIX.length) ?? null;
     const requestedUser = url.searchParams.get('user_id');
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket, bearer, requestedUser));
+    const askedAt = performance.now();
+    // Its turn among the sessions starting at once. The place (or the slot) is given up when the socket closes
+    // however that happens: while waiting, a handshake ws refuses, or the connection's end.
+    const ticket = realtime.admit();
+    socket.once('close', ticket.cancel);
+    void ticket.admitted.then((admission) => {
+      if (socket.destroyed) return;
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        if (admission.admitted && !realtime.draining()) {
+          accept(ws, socket, bearer, requestedUser, { release: ticket.cancel, askedAt });
+          return;
+        }
+        // Refused, or the server is draining: the upgrade completes so that browsers, which see no HTTP
+        // status, can read the close code and the suggested delay.
+        ticket.cancel();
+        if (admission.admitted) ws.close(SERVICE_RESTART, 'service restart');
+        else {
+          deps.inAppMetrics.sessionStartRefused('websocket');
+          ws.close(TRY_AGAIN_LATER, `too many sessions starting; retry after ${admission.retryAfterMs} ms`);
+        }
+      });
+    });
   });
 
-  function accept(ws: WebSocket, socket: Duplex, bearer: string | null, requestedUser: string | null): void {
+  /** The connection's slot among the sessions starting: held until its session is live, or it is gone. */
+  interface Start {
+    release: () => void;
+    askedAt: number;
+  }
+
+  function accept(
+    ws: WebSocket,
+    socket: Duplex,
+    bearer: string | null,
+    requestedUser: string | null,
+    start: Start,
+  ): void {
     // Protocol errors (an oversized frame: 1009) close the connection; the event must still be handled.
     ws.on('error', onProtocolError);
     live.set(ws, { socket, missed: 0, userId: null });
     ws.on('pong', onPong);
     ws.once('close', onClosed);
-    serve(ws, bearer, requestedUser).catch((error) => {
+    serve(ws, bearer, requestedUser, start).catch((error) => {
       logger.warn({ err: error }, 'websocket connection failed');
       if (ws.readyState === ws.OPEN) ws.close(1011, 'internal error');
     });
@@ -233,7 +268,12 @@ export function attachWebSocketBridge(
     });
   }
 
-  async function serve(ws: WebSocket, bearer: string | null, requestedUser: string | null): Promise<void> {
+  async function serve(
+    ws: WebSocket,
+    bearer: string | null,
+    requestedUser: string | null,
+    start: Start,
+  ): Promise<void> {
     const credential = await credentialOf(ws, bearer);
     if (!credential) {
       ws.close(POLICY_VIOLATION, 'authentication required');
@@ -275,7 +315,10 @@ export function attachWebSocketBridge(
     const unwatch = deps.credentials.watch(principal, (why) =>
       ws.close(CREDENTIAL_ENDED, CREDENTIAL_ENDED_REASON[why]),
     );
+    // A drain on shutdown ends it with 1012 at its turn.
+    const untrack = realtime.track(() => ws.close(SERVICE_RESTART, 'service restart'));
     ws.on('close', () => {
+      untrack();
       unwatch();
       realtime.bus.releaseConnection(userId);
       void session?.close();
@@ -320,6 +363,8 @@ export function attachWebSocketBridge(
             },
           });
           if (ws.readyState !== ws.OPEN) await session.close();
+          else deps.inAppMetrics.sessionStarted('websocket', (performance.now() - start.askedAt) / 1000);
+          start.release();
           return;
         }
         case 'ack': {
@@ -351,6 +396,8 @@ export function attachWebSocketBridge(
       connection_id: connectionId,
       server_seq: await realtime.latestSeq(userId),
     });
+    // A client that does not resume soon after the ack does not hold its place among the starting sessions.
+    setTimeout(start.release, options.authTimeoutMs).unref();
   }
 
   async function markAndAnnounce(userId: string, ids: string[], action: MarkAction): Promise<void> {
@@ -366,7 +413,11 @@ export function attachWebSocketBridge(
     async close() {
       clearInterval(pinger);
       clearInterval(heartbeat);
-      for (const ws of live.keys()) ws.close(GOING_AWAY, 'server shutting down');
+      for (const ws of live.keys()) ws.close(SERVICE_RESTART, 'service restart');
+      // Each client answers the close frame and the connection ends; one that does not is cut after the
+      // grace (the listener then destroys what is left).
+      const deadline = performance.now() + CLOSE_GRACE_MS;
+      while (live.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };

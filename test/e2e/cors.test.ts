@@ -3,18 +3,19 @@
 // @connectrpc/connect-web and calls Herald's GetPreferences with a user token over the Connect and the gRPC-Web
 // transport, and opens the WebSocket bridge. From an origin in HERALD_CORS_ORIGINS all three work; from a
 // third origin, not listed, Chromium rejects both fetches and the WebSocket upgrade fails.
-import http from 'node:http';
-import type net from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumArgs, chromiumAvailable, chromiumPath } from '../support/browser.js';
+import {
+  bundlePageScript,
+  chromiumArgs,
+  chromiumAvailable,
+  chromiumPath,
+  startPageServer,
+} from '../support/browser.js';
 import { pgliteEngine } from '../support/engines.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 const WAIT_MS = 10_000;
-const root = fileURLToPath(new URL('../..', import.meta.url));
 
 // The page's script: reads Herald's URL and a user token from the fragment, writes each outcome into the page.
 const PAGE_SCRIPT = `
@@ -59,46 +60,18 @@ const PAGE = `<!doctype html>
 <script type="module" src="/app.js"></script></body></html>
 `;
 
-async function bundlePageScript(): Promise<string> {
-  const result = await build({
-    stdin: { contents: PAGE_SCRIPT, loader: 'ts', resolveDir: root, sourcefile: 'cors-page.ts' },
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-    logLevel: 'silent',
-  });
-  return result.outputFiles[0]!.text;
-}
-
-/** A web app's server on its own port (its own origin): the page and its script. */
-async function startAppServer(script: string): Promise<{ origin: string; close(): Promise<void> }> {
-  const app = http.createServer((req, res) => {
-    const js = req.url === '/app.js';
-    res.writeHead(200, { 'content-type': js ? 'text/javascript' : 'text/html; charset=utf-8' });
-    res.end(js ? script : PAGE);
-  });
-  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
-  const { port } = app.address() as net.AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    close: () => new Promise((resolve) => app.close(() => resolve())),
-  };
-}
-
 describe.runIf(chromiumAvailable)('CORS from a page on another origin in headless Chromium', () => {
   let browser: Browser;
   let server: TestServer;
-  let allowed: Awaited<ReturnType<typeof startAppServer>>;
-  let other: Awaited<ReturnType<typeof startAppServer>>;
+  let allowed: Awaited<ReturnType<typeof startPageServer>>;
+  let other: Awaited<ReturnType<typeof startPageServer>>;
   let token: string;
 
   beforeAll(async () => {
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
-    const script = await bundlePageScript();
-    allowed = await startAppServer(script);
-    other = await startAppServer(script);
+    const script = await bundlePageScript(PAGE_SCRIPT, 'cors-page.ts');
+    allowed = await startPageServer(PAGE, script);
+    other = await startPageServer(PAGE, script);
     server = await startTestServer(pgliteEngine, { overrides: { HERALD_CORS_ORIGINS: allowed.origin } });
     token = await server.userToken('cors-browser');
   });

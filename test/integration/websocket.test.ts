@@ -3,45 +3,12 @@
 // frames (1009), missed pongs, a slow consumer closed at the cap (1013) while others keep receiving, and the
 // per-user connection cap. Runs on every available engine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { Channel, DeliveryStatus } from '../../clients/node/index.js';
 import { engines } from '../support/engines.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { until } from '../support/until.js';
-
-type Frame = Record<string, unknown> & { type: string };
-
-interface Client {
-  ws: WebSocket;
-  frames: Frame[];
-  closed: Promise<{ code: number; reason: string }>;
-  send(frame: Record<string, unknown>): void;
-  next(type: string, timeoutMs?: number): Promise<Frame>;
-}
-
-function open(url: string, protocols: string[] = [], options: WebSocket.ClientOptions = {}): Client {
-  const ws = new WebSocket(url, protocols, options);
-  const frames: Frame[] = [];
-  ws.on('message', (data) => frames.push(JSON.parse(String(data)) as Frame));
-  ws.on('error', () => {});
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
-  );
-  return {
-    ws,
-    frames,
-    closed,
-    send: (frame) => ws.send(JSON.stringify(frame)),
-    next: (type, timeoutMs = 5_000) =>
-      until(`a ${type} frame`, timeoutMs, () => frames.find((f) => f.type === type && !taken.has(f))).then(
-        (f) => {
-          taken.add(f);
-          return f;
-        },
-      ),
-  };
-}
-const taken = new WeakSet<Frame>();
+import { open } from '../support/ws-client.js';
 
 describe.each(engines())('WebSocket bridge on $name', (engine) => {
   let server: TestServer;

@@ -14,7 +14,7 @@ import {
   UnreadCountSchema,
 } from '../../clients/node/src/index.js';
 import { backoffDelay, defaultBackoff } from '../../clients/node/src/retry.js';
-import { type OpenStream, resumableStream } from '../../clients/node/src/stream.js';
+import { type OpenStream, resumableStream, suggestedDelayMs } from '../../clients/node/src/stream.js';
 
 const at = new Date('2026-03-01T12:34:56.789Z');
 
@@ -132,6 +132,35 @@ describe('the resuming stream', () => {
       throw unavailable();
     });
     expect(opens).toBe(6);
+  });
+
+  it('waits the delay a refusing server suggests, on top of its own backoff', async () => {
+    // Refused with 2,000 ms suggested, then taken: opens at 0 and 2,000 + 20 ms; none before.
+    let refused = false;
+    const refusing: OpenStream = async function* (_afterSeq, signal) {
+      if (!refused) {
+        refused = true;
+        throw new ConnectError('too many sessions starting', Code.Unavailable, {
+          'retry-after-ms': '2000, 2000',
+        });
+      }
+      yield count;
+      await new Promise((resolve) => signal.addEventListener('abort', resolve));
+    };
+    expect(await opensWithin(2_000, refusing)).toBe(1);
+    refused = false;
+    expect(await opensWithin(2_100, refusing)).toBe(2);
+  });
+
+  it('reads no delay where the server suggested none, or nonsense', () => {
+    expect(suggestedDelayMs(null)).toBe(0);
+    expect(suggestedDelayMs(new ConnectError('gone', Code.Unavailable))).toBe(0);
+    const suggesting = (value: string) =>
+      suggestedDelayMs(new ConnectError('busy', Code.Unavailable, { 'retry-after-ms': value }));
+    expect(suggesting('-5')).toBe(0);
+    expect(suggesting('soon')).toBe(0);
+    expect(suggesting('1500')).toBe(1500);
+    expect(suggesting('9999999')).toBe(60_000);
   });
 
   it('opens nothing for a signal that is already aborted', async () => {

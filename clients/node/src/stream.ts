@@ -1,7 +1,8 @@
 // StreamNotifications that resumes by itself. Herald replays every inbox notification after `after_seq`, then
 // streams live events with no gap at the seam; so when a connection ends (cut, server restarting, UNAVAILABLE,
 // the server asking the client to reconnect) this opens a new one after the last seq it yielded, spaced by the
-// client's jittered backoff. No notification is lost, and none is yielded twice: one at or below the last seq is
+// client's jittered backoff, on top of the delay the server suggested when it refused the stream (too many
+// sessions starting there: UNAVAILABLE with `retry-after-ms`). No notification is lost, and none is yielded twice: one at or below the last seq is
 // dropped. State changes made while no connection was open are not replayed; the notifications replayed carry
 // their current read/seen/archived times, and the first unread_count after a reconnect is exact.
 //
@@ -23,6 +24,20 @@ const RECONNECT_ON = new Set([
   Code.Internal,
   Code.Unknown,
 ]);
+
+/** Response metadata in which a refusing server says when to come back, in milliseconds. */
+export const RETRY_AFTER_MS = 'retry-after-ms';
+/** A suggested delay past this is taken as this. */
+const MAX_SUGGESTED_DELAY_MS = 60_000;
+
+/** How long the server asked the client to wait before it comes back (0 when it did not say). */
+export function suggestedDelayMs(failure: unknown): number {
+  if (failure === null) return 0;
+  // A trailers-only answer carries it in its headers and its trailers: the first value counts.
+  const value = ConnectError.from(failure).metadata.get(RETRY_AFTER_MS)?.split(',')[0]?.trim();
+  const ms = value ? Number(value) : 0;
+  return Number.isSafeInteger(ms) && ms > 0 ? Math.min(ms, MAX_SUGGESTED_DELAY_MS) : 0;
+}
 
 export type OpenStream = (
   afterSeq: bigint,
@@ -65,7 +80,8 @@ export async function* resumableStream(
     if (failure !== null && !RECONNECT_ON.has(ConnectError.from(failure).code)) throw failure;
     failures = lastSeq > seqAtOpen ? 1 : failures + 1;
     try {
-      await sleep(backoffDelay(failures, backoff), signal);
+      // The server's suggested delay (too many sessions starting there), then the jittered backoff on top.
+      await sleep(suggestedDelayMs(failure) + backoffDelay(failures, backoff), signal);
     } catch {
       return; // aborted while waiting
     }

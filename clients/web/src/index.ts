@@ -9,7 +9,7 @@
 // Events are the WebSocket bridge's frames on both transports (frames.ts: `notification`, `state`,
 // `unread_count`, `heartbeat`, `system`), plus `connected`, `disconnected`, and `error` frames the bridge sends.
 import { create, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
-import { createClient, type Interceptor } from '@connectrpc/connect';
+import { ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-web';
 import { eventJson, frameOf, type StreamFrame } from './frames.js';
 import {
@@ -143,6 +143,17 @@ async function markResult(answer: Promise<{ updated: bigint; unreadCount: bigint
   return { updated: Number(updated), unreadCount: Number(unreadCount) };
 }
 
+/** A server's suggested delay past this is taken as this. */
+const MAX_SUGGESTED_DELAY_MS = 60_000;
+
+/** How long a server that refused the stream asked the client to wait (UNAVAILABLE with `retry-after-ms`). */
+function suggestedDelayMs(error: unknown): number {
+  // A trailers-only answer carries it in its headers and its trailers: the first value counts.
+  const value = ConnectError.from(error).metadata.get('retry-after-ms')?.split(',')[0]?.trim();
+  const ms = value ? Number(value) : 0;
+  return Number.isSafeInteger(ms) && ms > 0 ? Math.min(ms, MAX_SUGGESTED_DELAY_MS) : 0;
+}
+
 export function createHeraldWebClient(options: HeraldWebClientOptions): HeraldWebClient {
   const auth: Interceptor = (next) => (req) => {
     req.header.set('authorization', `Bearer ${options.token}`);
@@ -174,7 +185,7 @@ export function createHeraldWebClient(options: HeraldWebClientOptions): HeraldWe
     for (const listener of listeners) listener(event);
   }
 
-  function scheduleReconnect(error: unknown): void {
+  function scheduleReconnect(error: unknown, suggestedMs = 0): void {
     stopCurrent = null;
     if (!running) return;
     emit({ type: 'disconnected', error: error instanceof Error ? error.message : String(error ?? 'closed') });
@@ -191,7 +202,8 @@ export function createHeraldWebClient(options: HeraldWebClientOptions): HeraldWe
       options.maxDelayMs ?? 30_000,
       (options.baseDelayMs ?? 500) * 2 ** (failures - 1),
     );
-    retryTimer = setTimeout(connect, Math.random() * ceiling);
+    // The delay a refusing server suggested (too many sessions starting there), the jittered backoff on top.
+    retryTimer = setTimeout(connect, suggestedMs + Math.random() * ceiling);
   }
 
   function connected(): void {
@@ -223,7 +235,7 @@ export function createHeraldWebClient(options: HeraldWebClientOptions): HeraldWe
         }
         if (!abort.signal.aborted) scheduleReconnect(new Error('stream ended'));
       } catch (error) {
-        if (!abort.signal.aborted) scheduleReconnect(error);
+        if (!abort.signal.aborted) scheduleReconnect(error, suggestedDelayMs(error));
       }
     })();
     return () => abort.abort();
@@ -248,7 +260,13 @@ export function createHeraldWebClient(options: HeraldWebClientOptions): HeraldWe
       emit(frame);
     };
     ws.onclose = (event) => {
-      if (!closedByUs) scheduleReconnect(new Error(`websocket closed (${event.code})`));
+      if (closedByUs) return;
+      // 1013 (try again later) names the delay in its reason: "... retry after N ms".
+      const suggested = Number(/retry after (\d+) ms/.exec(event.reason)?.[1] ?? 0);
+      scheduleReconnect(
+        new Error(`websocket closed (${event.code}${event.reason ? `: ${event.reason}` : ''})`),
+        Math.min(suggested, MAX_SUGGESTED_DELAY_MS),
+      );
     };
     return () => {
       closedByUs = true;
