@@ -140,6 +140,7 @@ export function inboxHandlers({
       const admission = await ticket.admitted;
       if (!admission.admitted) {
         ctx.signal.removeEventListener('abort', ticket.cancel);
+        if (admission.reason === 'cancelled') throw new ConnectError('the client went away', Code.Canceled);
         inAppMetrics.sessionStartRefused('stream');
         throw new ConnectError(
           `too many sessions starting; retry after ${admission.retryAfterMs} ms`,

@@ -16,7 +16,7 @@ export interface AdmissionOptions {
 
 export type Admission =
   | { admitted: true; release: () => void }
-  | { admitted: false; retryAfterMs: number; reason: 'queue full' | 'waited too long' };
+  | { admitted: false; retryAfterMs: number; reason: 'queue full' | 'waited too long' | 'cancelled' };
 
 export interface AdmissionTicket {
   readonly admitted: Promise<Admission>;
@@ -126,7 +126,7 @@ export function createAdmissionControl(options: AdmissionOptions): AdmissionCont
           if (at < 0) return;
           queue.splice(at, 1);
           clearTimeout(waiter.timer);
-          waiter.resolve({ admitted: false, retryAfterMs: 0, reason: 'waited too long' });
+          waiter.resolve({ admitted: false, retryAfterMs: 0, reason: 'cancelled' });
         },
       };
     },

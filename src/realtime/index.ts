@@ -180,6 +180,11 @@ export function createRealtime(options: RealtimeOptions): Realtime {
     admission,
     admit: () => admission.request(),
     track(end) {
+      // Started while the drain runs: ended at once (its turn has passed).
+      if (draining) {
+        setImmediate(end);
+        return () => {};
+      }
       tracked.add(end);
       return () => {
         tracked.delete(end);
@@ -201,7 +206,13 @@ export function createRealtime(options: RealtimeOptions): Realtime {
       while (next < ends.length) {
         const due =
           spanMs > 0 ? Math.ceil((ends.length * (performance.now() - started)) / spanMs) : ends.length;
-        for (const end of ends.slice(next, Math.max(next + 1, due))) end();
+        for (const end of ends.slice(next, Math.max(next + 1, due))) {
+          try {
+            end();
+          } catch (error) {
+            logger.warn({ err: error }, 'ending a live session for the drain failed');
+          }
+        }
         next = Math.max(next + 1, due);
         if (next < ends.length) await new Promise((resolve) => setTimeout(resolve, DRAIN_TICK_MS));
       }

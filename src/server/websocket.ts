@@ -74,6 +74,8 @@ const CREDENTIAL_ENDED_REASON = { expired: 'credential expired', revoked: 'crede
 const SLOW_CONSUMER_GRACE_MS = 5_000;
 /** On shutdown, how long clients get to answer the close frame. */
 const CLOSE_GRACE_MS = 1_000;
+/** How long a refused client gets to answer the close frame before its socket is cut. */
+const REFUSED_GRACE_MS = 5_000;
 
 export function attachWebSocketBridge(
   http1: Server,
@@ -144,48 +146,22 @@ export function attachWebSocketBridge(
     const bearer = offered.find((p) => p.startsWith(BEARER_PREFIX))?.slice(BEARER_PREFIX.length) ?? null;
     const requestedUser = url.searchParams.get('user_id');
     const askedAt = performance.now();
-    // Its turn among the sessions starting at once. The place (or the slot) is given up when the socket closes
-    // however that happens: while waiting, a handshake ws refuses, or the connection's end.
-    const ticket = realtime.admit();
-    socket.once('close', ticket.cancel);
-    void ticket.admitted.then((admission) => {
-      if (socket.destroyed) return;
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        if (admission.admitted && !realtime.draining()) {
-          accept(ws, socket, bearer, requestedUser, { release: ticket.cancel, askedAt });
-          return;
-        }
-        // Refused, or the server is draining: the upgrade completes so that browsers, which see no HTTP
-        // status, can read the close code and the suggested delay.
-        ticket.cancel();
-        if (admission.admitted) ws.close(SERVICE_RESTART, 'service restart');
-        else {
-          deps.inAppMetrics.sessionStartRefused('websocket');
-          ws.close(TRY_AGAIN_LATER, `too many sessions starting; retry after ${admission.retryAfterMs} ms`);
-        }
-      });
-    });
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket, bearer, requestedUser, askedAt));
   });
-
-  /** The connection's slot among the sessions starting: held until its session is live, or it is gone. */
-  interface Start {
-    release: () => void;
-    askedAt: number;
-  }
 
   function accept(
     ws: WebSocket,
     socket: Duplex,
     bearer: string | null,
     requestedUser: string | null,
-    start: Start,
+    askedAt: number,
   ): void {
     // Protocol errors (an oversized frame: 1009) close the connection; the event must still be handled.
     ws.on('error', onProtocolError);
     live.set(ws, { socket, missed: 0, userId: null });
     ws.on('pong', onPong);
     ws.once('close', onClosed);
-    serve(ws, bearer, requestedUser, start).catch((error) => {
+    serve(ws, bearer, requestedUser, askedAt).catch((error) => {
       logger.warn({ err: error }, 'websocket connection failed');
       if (ws.readyState === ws.OPEN) ws.close(1011, 'internal error');
     });
@@ -268,17 +244,59 @@ export function attachWebSocketBridge(
     });
   }
 
+  /** Closes a connection the server will not serve; a client that ignores the close frame is cut after the grace. */
+  function refuse(ws: WebSocket, code: number, reason: string): void {
+    ws.close(code, reason);
+    setTimeout(() => ws.terminate(), REFUSED_GRACE_MS).unref();
+  }
+
   async function serve(
     ws: WebSocket,
     bearer: string | null,
     requestedUser: string | null,
-    start: Start,
+    askedAt: number,
   ): Promise<void> {
-    const credential = await credentialOf(ws, bearer);
-    if (!credential) {
-      ws.close(POLICY_VIOLATION, 'authentication required');
+    if (realtime.draining()) {
+      refuse(ws, SERVICE_RESTART, 'service restart');
       return;
     }
+    // No place among the starting sessions while the client has not yet said who it is: a connection that
+    // never does cannot hold one.
+    const credential = await credentialOf(ws, bearer);
+    if (!credential) {
+      refuse(ws, POLICY_VIOLATION, 'authentication required');
+      return;
+    }
+    // Its turn among the sessions starting at once. Given up when the server stops serving it (below), when
+    // its session is live, or when it closes, whichever comes first.
+    const ticket = realtime.admit();
+    ws.once('close', ticket.cancel);
+    const admission = await ticket.admitted;
+    if (ws.readyState !== ws.OPEN) return;
+    if (!admission.admitted) {
+      deps.inAppMetrics.sessionStartRefused('websocket');
+      refuse(ws, TRY_AGAIN_LATER, `too many sessions starting; retry after ${admission.retryAfterMs} ms`);
+      return;
+    }
+    const start = { release: ticket.cancel, askedAt };
+    try {
+      await authenticated(ws, credential, requestedUser, start);
+    } catch (error) {
+      start.release();
+      throw error;
+    }
+  }
+
+  async function authenticated(
+    ws: WebSocket,
+    credential: { token: string; userId: string | null },
+    requestedUser: string | null,
+    start: { release: () => void; askedAt: number },
+  ): Promise<void> {
+    const close = (code: number, reason: string) => {
+      start.release();
+      refuse(ws, code, reason);
+    };
     let userId: string;
     let principal: Principal;
     try {
@@ -290,7 +308,7 @@ export function attachWebSocketBridge(
         INBOX_SCOPES.follow,
       );
     } catch (failure) {
-      ws.close(
+      close(
         POLICY_VIOLATION,
         failure instanceof HeraldError ? failure.message.slice(0, 120) : 'authentication failed',
       );
@@ -299,7 +317,7 @@ export function attachWebSocketBridge(
     if (ws.readyState !== ws.OPEN) return;
     // Counted on every instance (with Redis), so a user cannot open the cap once per instance.
     if (!(await realtime.bus.claimConnection(userId, options.maxConnectionsPerUser))) {
-      ws.close(POLICY_VIOLATION, `at most ${options.maxConnectionsPerUser} connections per user`);
+      close(POLICY_VIOLATION, `at most ${options.maxConnectionsPerUser} connections per user`);
       return;
     }
     if (ws.readyState !== ws.OPEN) {

@@ -76,6 +76,18 @@ describe.each(engines())('session starts on $name', (engine) => {
     waiting.ws.close();
   });
 
+  it('holds no place for a connection that has not presented a credential, nor for one refused', async () => {
+    // Silent (no token offered, no auth frame yet), and refused (a bad token): neither keeps anyone waiting.
+    const silent = open(wsUrl, ['herald.v1']);
+    const refused = open(wsUrl, ['herald.v1', 'bearer.not-a-token']);
+    expect((await refused.closed).code).toBe(1008);
+    const next = await connect('start-5');
+    await next.next('connection_ack', 1_000);
+    expect(await metric(server, /^herald_session_starts_waiting /)).toBe(0);
+    next.ws.close();
+    silent.ws.close();
+  });
+
   it('gives the place of a client that left while waiting to the one after it', async () => {
     const holder = await connect('leave-1');
     await holder.next('connection_ack');

@@ -190,8 +190,10 @@ export function createHeraldWebClient(options: HeraldWebClientOptions): HeraldWe
     if (!running) return;
     emit({ type: 'disconnected', error: error instanceof Error ? error.message : String(error ?? 'closed') });
     failures = lastSeq > seqAtOpen ? 1 : failures + 1;
-    // Connect streaming that fails before it ever delivered anything: try the WebSocket bridge instead.
+    // Connect streaming that fails before it ever delivered anything: try the WebSocket bridge instead. Not
+    // when the server answered with a delay to come back after: it is busy, and streaming works.
     if (
+      suggestedMs === 0 &&
       (options.transport ?? 'auto') === 'auto' &&
       current === 'connect' &&
       !connectStreamWorked &&
