@@ -19,7 +19,7 @@ import {
 import { invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import { checkId } from '../core/rules.js';
-import type { Realtime, SessionEvent } from '../realtime/index.js';
+import { type InboxSession, type Realtime, refusalMessage, type SessionEvent } from '../realtime/index.js';
 import type { InAppMetrics } from '../realtime/metrics.js';
 import {
   type Database,
@@ -134,37 +134,29 @@ export function inboxHandlers({
       }
       const askedAt = performance.now();
       if (realtime.draining()) throw new ConnectError('service restart; reconnect', Code.Unavailable);
-      // Its turn among the sessions starting at once; a caller that leaves while waiting gives its place up.
-      const ticket = realtime.admit();
+      // Its turn among the sessions starting at once, held until its session is open; a caller that leaves
+      // while waiting gives its place up.
+      const ticket = realtime.admission.request();
       ctx.signal.addEventListener('abort', ticket.cancel, { once: true });
-      const admission = await ticket.admitted;
-      if (!admission.admitted) {
-        ctx.signal.removeEventListener('abort', ticket.cancel);
-        if (admission.reason === 'cancelled') throw new ConnectError('the client went away', Code.Canceled);
-        inAppMetrics.sessionStartRefused('stream');
-        throw new ConnectError(
-          `too many sessions starting; retry after ${admission.retryAfterMs} ms`,
-          Code.Unavailable,
-          { [RETRY_AFTER_MS]: String(admission.retryAfterMs) },
-        );
-      }
+      const queue: StreamNotificationsResponse[] = [];
+      let wake: (() => void) | null = null;
+      let overflow = false;
+      const push = (message: StreamNotificationsResponse) => {
+        if (queue.length >= MAX_QUEUED_EVENTS) overflow = true;
+        else queue.push(message);
+        wake?.();
+      };
+      let session: InboxSession;
       try {
-        yield* follow();
-      } finally {
-        ctx.signal.removeEventListener('abort', ticket.cancel);
-        ticket.cancel();
-      }
-
-      async function* follow(): AsyncGenerator<StreamNotificationsResponse> {
-        const queue: StreamNotificationsResponse[] = [];
-        let wake: (() => void) | null = null;
-        let overflow = false;
-        const push = (message: StreamNotificationsResponse) => {
-          if (queue.length >= MAX_QUEUED_EVENTS) overflow = true;
-          else queue.push(message);
-          wake?.();
-        };
-        const session = await realtime.openSession({
+        const admission = await ticket.admitted;
+        if (!admission.admitted) {
+          if (admission.reason === 'cancelled') throw new ConnectError('the client went away', Code.Canceled);
+          inAppMetrics.sessionStartRefused('stream');
+          throw new ConnectError(refusalMessage(admission.retryAfterMs), Code.Unavailable, {
+            [RETRY_AFTER_MS]: String(admission.retryAfterMs),
+          });
+        }
+        session = await realtime.openSession({
           userId,
           afterSeq: Number(req.afterSeq),
           emit: (event) => {
@@ -172,60 +164,62 @@ export function inboxHandlers({
             push(sessionEventToProto(event));
           },
         });
+      } finally {
+        ctx.signal.removeEventListener('abort', ticket.cancel);
         ticket.cancel();
-        inAppMetrics.sessionStarted('stream', (performance.now() - askedAt) / 1000);
-        // A drain on shutdown ends it at its turn (the client reconnects, elsewhere).
-        let drained = false;
-        const untrack = realtime.track(() => {
-          drained = true;
-          wake?.();
-        });
-        const heartbeat = setInterval(() => {
-          push(
-            create(StreamNotificationsResponseSchema, {
-              event: { case: 'heartbeat', value: { serverTime: timestampFromDate(now()) } },
-            }),
-          );
-        }, heartbeatMs);
-        const onAbort = () => wake?.();
-        let credentialEnded: CredentialEnd | null = null;
-        const unwatch = credentials.watch(principalOf(ctx), (why) => {
-          credentialEnded = why;
-          wake?.();
-        });
-        ctx.signal.addEventListener('abort', onAbort);
-        closing.addEventListener('abort', onAbort);
-        const streamClosed = inAppMetrics.streamOpened();
-        try {
-          for (;;) {
-            if (credentialEnded)
-              throw new ConnectError(CREDENTIAL_ENDED[credentialEnded], Code.Unauthenticated);
-            if (overflow) {
-              throw new ConnectError(
-                'the client is not reading its stream; reconnect and resume',
-                Code.ResourceExhausted,
-              );
-            }
-            const next = queue.shift();
-            if (next) {
-              yield next;
-              continue;
-            }
-            if (ctx.signal.aborted || closing.aborted || drained) return;
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-            });
-            wake = null;
+      }
+      inAppMetrics.sessionStarted('stream', (performance.now() - askedAt) / 1000);
+      // A drain on shutdown ends it at its turn (the client reconnects, elsewhere).
+      let drained = false;
+      const untrack = realtime.track(() => {
+        drained = true;
+        wake?.();
+      });
+      const heartbeat = setInterval(() => {
+        push(
+          create(StreamNotificationsResponseSchema, {
+            event: { case: 'heartbeat', value: { serverTime: timestampFromDate(now()) } },
+          }),
+        );
+      }, heartbeatMs);
+      const onAbort = () => wake?.();
+      let credentialEnded: CredentialEnd | null = null;
+      const unwatch = credentials.watch(principalOf(ctx), (why) => {
+        credentialEnded = why;
+        wake?.();
+      });
+      ctx.signal.addEventListener('abort', onAbort);
+      closing.addEventListener('abort', onAbort);
+      const streamClosed = inAppMetrics.streamOpened();
+      try {
+        for (;;) {
+          if (credentialEnded)
+            throw new ConnectError(CREDENTIAL_ENDED[credentialEnded], Code.Unauthenticated);
+          if (overflow) {
+            throw new ConnectError(
+              'the client is not reading its stream; reconnect and resume',
+              Code.ResourceExhausted,
+            );
           }
-        } finally {
-          untrack();
-          streamClosed();
-          unwatch();
-          clearInterval(heartbeat);
-          ctx.signal.removeEventListener('abort', onAbort);
-          closing.removeEventListener('abort', onAbort);
-          await session.close();
+          const next = queue.shift();
+          if (next) {
+            yield next;
+            continue;
+          }
+          if (ctx.signal.aborted || closing.aborted || drained) return;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = null;
         }
+      } finally {
+        untrack();
+        streamClosed();
+        unwatch();
+        clearInterval(heartbeat);
+        ctx.signal.removeEventListener('abort', onAbort);
+        closing.removeEventListener('abort', onAbort);
+        await session.close();
       }
     },
 

@@ -36,6 +36,16 @@ export const MAX_RETRY_AFTER_MS = 30_000;
 /** Completions the finishing rate is estimated from. */
 const RATE_WINDOW = 256;
 
+const withinBounds = (ms: number) => Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, ms));
+
+/**
+ * What a refused client is told (the WebSocket close reason, the stream's error message). The clients read
+ * the delay from the text's end, `retry after N ms`.
+ */
+export function refusalMessage(retryAfterMs: number): string {
+  return `too many sessions starting; retry after ${retryAfterMs} ms`;
+}
+
 interface Waiter {
   resolve: (admission: Admission) => void;
   timer: NodeJS.Timeout;
@@ -56,11 +66,8 @@ export function createAdmissionControl(options: AdmissionOptions): AdmissionCont
     const backlog = running + queue.length;
     // No start finished lately: nothing to estimate from; as long as one may wait.
     const drainMs = perMs > 0 ? backlog / perMs : options.maxWaitMs;
-    const base = Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, drainMs));
     // Spread over [0.5, 1.5) of it, within the bounds.
-    return Math.round(
-      Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, base * (0.5 + Math.random()))),
-    );
+    return Math.round(withinBounds(withinBounds(drainMs) * (0.5 + Math.random())));
   }
 
   function slot(): Admission {

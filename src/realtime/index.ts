@@ -15,11 +15,12 @@ import {
   markInbox,
   unreadStates,
 } from '../store/inbox.js';
-import { type AdmissionControl, type AdmissionTicket, createAdmissionControl } from './admission.js';
+import { type AdmissionControl, createAdmissionControl } from './admission.js';
 import type { Bus } from './bus.js';
 import { INBOX_PAGE, type InboxSession, openInboxSession, type SessionOptions } from './session.js';
 
 export type { Admission, AdmissionControl, AdmissionTicket } from './admission.js';
+export { refusalMessage } from './admission.js';
 export type { Bus, BusEvent, SystemEvent, WireInboxRow } from './bus.js';
 export { createMemoryBus } from './bus.js';
 export type { InboxSession, SessionEvent } from './session.js';
@@ -36,8 +37,7 @@ export interface Realtime {
   mark(userId: string, target: MarkTarget, action: MarkAction, at: Date): Promise<MarkResult>;
   /** True while the bus is away and live sessions poll PostgreSQL instead. */
   degraded(): boolean;
-  /** A session wants to start: its turn among the sessions starting at once (see admission.ts). */
-  admit(): AdmissionTicket;
+  /** Sessions starting at once: a session asks for its turn with `request()` (see admission.ts). */
   readonly admission: AdmissionControl;
   /**
    * A live connection or stream the drain ends (`end` closes it, telling the client to reconnect); call the
@@ -178,7 +178,6 @@ export function createRealtime(options: RealtimeOptions): Realtime {
   return {
     bus,
     admission,
-    admit: () => admission.request(),
     track(end) {
       // Started while the drain runs: ended at once (its turn has passed).
       if (draining) {

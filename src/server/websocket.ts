@@ -35,7 +35,13 @@ import {
 import { HeraldError, invalidArgument } from '../core/errors.js';
 import { isUuid } from '../core/ids.js';
 import type { Logger } from '../observability/logger.js';
-import type { InboxSession, Realtime, SessionEvent, SystemEvent } from '../realtime/index.js';
+import {
+  type InboxSession,
+  type Realtime,
+  refusalMessage,
+  type SessionEvent,
+  type SystemEvent,
+} from '../realtime/index.js';
 import type { InAppMetrics } from '../realtime/metrics.js';
 import type { MarkAction } from '../store/index.js';
 import { type CorsOrigins, createOriginCheck } from './cors.js';
@@ -269,13 +275,13 @@ export function attachWebSocketBridge(
     }
     // Its turn among the sessions starting at once. Given up when the server stops serving it (below), when
     // its session is live, or when it closes, whichever comes first.
-    const ticket = realtime.admit();
+    const ticket = realtime.admission.request();
     ws.once('close', ticket.cancel);
     const admission = await ticket.admitted;
     if (ws.readyState !== ws.OPEN) return;
     if (!admission.admitted) {
       deps.inAppMetrics.sessionStartRefused('websocket');
-      refuse(ws, TRY_AGAIN_LATER, `too many sessions starting; retry after ${admission.retryAfterMs} ms`);
+      refuse(ws, TRY_AGAIN_LATER, refusalMessage(admission.retryAfterMs));
       return;
     }
     const start = { release: ticket.cancel, askedAt };
