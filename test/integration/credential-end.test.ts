@@ -78,7 +78,7 @@ describe.each(engines())('credentials that end while a connection is open, on $n
   }
 
   it('ends a stream with UNAUTHENTICATED once its user token expires', async () => {
-    const token = await server.userToken('expiring-stream', { expiresIn: '2s' });
+    const token = await server.userToken('expiring-stream', { expiresIn: '3s' });
     const expiresAt = expOf(token);
     const ended = await followStream({ token }, '');
     expect([ended.code, ended.message]).toEqual([
@@ -102,7 +102,7 @@ describe.each(engines())('credentials that end while a connection is open, on $n
   });
 
   it('closes a WebSocket with 4001 once its user token expires', async () => {
-    const token = await server.userToken('expiring-ws', { expiresIn: '2s' });
+    const token = await server.userToken('expiring-ws', { expiresIn: '3s' });
     const expiresAt = expOf(token);
     const ws = openWebSocket(['herald.v1', `bearer.${token}`]);
     await ws.acked;
@@ -127,7 +127,7 @@ describe.each(engines())('credentials that end while a connection is open, on $n
     const sent = await server
       .admin()
       .send({ userId: 'ignores-close', type: 'chat.message', title: 'Hi', channels: [Channel.IN_APP] });
-    const token = await server.userToken('ignores-close', { expiresIn: '2s' });
+    const token = await server.userToken('ignores-close', { expiresIn: '3s' });
     const raw = await RawClient.connect(Number(new URL(server.url).port));
     raw.write(
       'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
